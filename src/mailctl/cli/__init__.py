@@ -1,0 +1,94 @@
+"""The `mailctl` command: a root app and one Typer app per noun."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mailctl.cli.context import AppContext
+from mailctl.errors import MailctlError
+
+
+class ErrorsToMessages(TyperGroup):
+    """Every domain error becomes one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except MailctlError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except IntegrityError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "constraint failed"
+            typer.echo(f"error: refused by the database: {reason}", err=True)
+            raise typer.Exit(1) from None
+        except OperationalError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            typer.echo(f"error: database error: {reason}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=ErrorsToMessages,
+    no_args_is_help=True,
+    help="mailctl: a self-hosted mailing service.",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", envvar="MAILCTL_CONFIG", help="Path of mailctl.toml."),
+    ] = None,
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", envvar="MAILCTL_AS", help="Act as this user (default: the first admin)."),
+    ] = None,
+) -> None:
+    """mailctl: clients, messages and mailings from the shell; a daemon and a web panel."""
+    ctx.obj = AppContext(config, as_email)
+
+
+def _register() -> None:
+    from mailctl.cli import (
+        blog,
+        clients,
+        config_cmd,
+        db_cmd,
+        mailings,
+        messages,
+        setup,
+        users,
+    )
+
+    app.add_typer(clients.app, name="client", help="Recipients: add, list, import, export.")
+    app.add_typer(messages.app, name="message", help="Messages: subject and body templates.")
+    app.add_typer(mailings.app, name="mailing", help="Mailings: schedule, send, logs, reports.")
+    app.add_typer(users.app, name="user", help="Accounts and roles.")
+    app.add_typer(blog.app, name="blog", help="Blog posts shown on the home page.")
+    app.add_typer(config_cmd.app, name="config", help="Show the effective settings.")
+    app.add_typer(db_cmd.app, name="db", help="Database migrations.")
+    setup.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="mailctl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""What every command shares: settings, the engine, the acting user, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+import typer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from mailctl.config import Settings, load_settings
+from mailctl.db import make_engine, session_scope
+from mailctl.models import User
+
+
+class AppContext:
+    def __init__(self, config_path: str | None, as_email: str | None) -> None:
+        self.config_path = config_path
+        self.as_email = as_email
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    @cached_property
+    def raw_engine(self) -> Engine:
+        """The engine without the schema check, for `init` and `db`."""
+        return make_engine(self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from mailctl.migrations import require_current
+
+        require_current(self.raw_engine)
+        return self.raw_engine
+
+    @property
+    def tz(self) -> str:
+        return self.settings.timezone
+
+    @property
+    def clock(self):  # type: ignore[no-untyped-def]
+        from mailctl.services.mailings import Clock
+
+        return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        with session_scope(self.engine, readonly=readonly) as session:
+            yield session
+
+    def actor(self, session: Session) -> User:
+        from mailctl.services.users import resolve_actor
+
+        return resolve_actor(session=session, email=self.as_email)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        obj = AppContext(None, None)
+        ctx.find_root().obj = obj
+    return obj

@@ -1,0 +1,130 @@
+"""Engine, sessions and the column types every model shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session, SQLModel, create_engine
+
+from mailctl.config import Settings
+from mailctl.errors import ConfigError, DatabaseError
+
+
+# Stable constraint names, so migrations can name what they drop on any database.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes everywhere; SQLite keeps them as naive UTC text, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
+    url_text = settings.database_url
+    try:
+        url = make_url(url_text)
+    except Exception:
+        raise ConfigError(f"database.url is not a valid database URL: {url_text!r}") from None
+    db = settings.values["database"]
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:" and create_dir:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        busy_ms = int(db["busy_timeout_ms"])
+        engine = create_engine(
+            url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}
+        )
+        _sqlite_setup(engine, busy_ms)
+        return engine
+    try:
+        return create_engine(
+            url,
+            pool_size=int(db["pool_size"]),
+            max_overflow=int(db["max_overflow"]),
+            pool_timeout=int(db["pool_timeout"]),
+            pool_recycle=int(db["pool_recycle"]),
+            # A database restart kills pooled connections; test each before use.
+            pool_pre_ping=True,
+        )
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"database driver missing ({exc.name}); install mailctl[postgres]") from None
+
+
+def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling is replaced by explicit BEGINs below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # A deferred BEGIN that later writes fails with "database is locked" at once when
+        # another writer committed in between, whatever the busy timeout. Writers take the
+        # lock up front instead; read-only scopes ask for a plain BEGIN.
+        mode = "DEFERRED" if conn.get_execution_options().get("mailctl_readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """One transaction: committed on success, rolled back on any error."""
+    bind = engine.execution_options(mailctl_readonly=True) if readonly else engine
+    session = Session(bind, expire_on_commit=False)
+    try:
+        yield session
+        # A read-only scope just closes: rollback() would expire the objects it hands back.
+        if not readonly:
+            session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]

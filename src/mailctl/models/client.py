@@ -1,0 +1,24 @@
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from mailctl.db import UTCDateTime, utcnow
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "clients"
+    __table_args__ = (
+        # email_key is lower(email), kept as a column so the unique key is plain and portable.
+        UniqueConstraint("owner_id", "email_key", name="uq_clients_owner_email"),
+        CheckConstraint("email_key = lower(email)", name="ck_clients_email_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    email: str = Field(max_length=254)
+    email_key: str = Field(max_length=254)
+    full_name: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2000)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,19 @@
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from mailctl.db import UTCDateTime, utcnow
+
+
+class Worker(SQLModel, table=True):
+    """A daemon, a run-due pass or a panel worker: its heartbeat, for `mailctl status`."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=120)
+    kind: str = Field(max_length=16)
+    hostname: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    state: str = Field(default="running", max_length=32)

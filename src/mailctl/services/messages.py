@@ -1,0 +1,86 @@
+"""Messages: a subject and a body, both templates over the client."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, select
+
+from mailctl.db import utcnow
+from mailctl.errors import Conflict
+from mailctl.models import Mailing, Message, User
+from mailctl.sending.render import MessageRenderer, Rendered, RenderClient, validate_template
+from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
+from mailctl.services.clients import get_client
+from mailctl.services.validation import clean_text
+
+SUBJECT_MAX = 255
+BODY_MAX = 200_000
+
+
+def _clean(subject: str, body: str) -> tuple[str, str]:
+    subject = clean_text(subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True)
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    validate_template(subject, field="subject")
+    validate_template(body, field="body")
+    return subject, body
+
+
+def add_message(*, session: Session, actor: User, subject: str, body: str) -> Message:
+    require_role(actor, CONTENT_ROLES, "write messages")
+    assert actor.id is not None
+    subject, body = _clean(subject, body)
+    message = Message(owner_id=actor.id, subject=subject, body=body)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def list_messages(*, session: Session, actor: User) -> Sequence[Message]:
+    require_role(actor, CONTENT_ROLES, "list messages")
+    return session.exec(owner_scope(select(Message), Message, actor).order_by(Message.id)).all()
+
+
+def get_message(*, session: Session, actor: User, message_id: int) -> Message:
+    require_role(actor, CONTENT_ROLES, "see messages")
+    return get_visible(session, Message, message_id, actor)
+
+
+def edit_message(
+    *,
+    session: Session,
+    actor: User,
+    message_id: int,
+    subject: str | None = None,
+    body: str | None = None,
+) -> Message:
+    message = get_message(session=session, actor=actor, message_id=message_id)
+    message.subject, message.body = _clean(
+        subject if subject is not None else message.subject,
+        body if body is not None else message.body,
+    )
+    message.updated_at = utcnow()
+    session.add(message)
+    return message
+
+
+def delete_message(*, session: Session, actor: User, message_id: int) -> None:
+    message = get_message(session=session, actor=actor, message_id=message_id)
+    used = session.exec(select(Mailing.id).where(Mailing.message_id == message.id)).all()
+    if used:
+        ids = ", ".join(str(i) for i in used)
+        raise Conflict(f"message {message_id} is used by mailing {ids}; delete or change those first")
+    session.delete(message)
+
+
+def preview_message(
+    *, session: Session, actor: User, message_id: int, client_id: int, from_address: str, from_name: str
+) -> Rendered:
+    message = get_message(session=session, actor=actor, message_id=message_id)
+    client = get_client(session=session, actor=actor, client_id=client_id)
+    if client.owner_id != message.owner_id:
+        raise Conflict(f"client {client_id} and message {message_id} belong to different users")
+    renderer = MessageRenderer(
+        subject=message.subject, body=message.body, from_address=from_address, from_name=from_name
+    )
+    return renderer.render(RenderClient(email=client.email, full_name=client.full_name))

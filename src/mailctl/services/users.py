@@ -1,0 +1,291 @@
+"""Accounts: creation, roles, blocking, passwords, verification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from passlib.context import CryptContext
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from mailctl.db import utcnow
+from mailctl.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from mailctl.models import Role, User
+from mailctl.services.access import OVERSIGHT_ROLES, ensure_active, require_role
+from mailctl.services.validation import clean_email, clean_text
+
+# argon2id at OWASP's recommended minimum (19 MiB, 2 passes): no length limit, no truncation.
+_hasher = CryptContext(
+    schemes=["argon2"], argon2__memory_cost=19456, argon2__rounds=2, argon2__parallelism=1
+)
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+# Verified against when the email is unknown, so both answers take the same time.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def hash_password(password: str) -> str:
+    if len(password) < PASSWORD_MIN:
+        raise Invalid(f"password must have at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise Invalid(f"password must have at most {PASSWORD_MAX} characters")
+    return _hasher.hash(password)
+
+
+def _find(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def _role(value: str) -> str:
+    try:
+        return Role(value).value
+    except ValueError:
+        raise Invalid(f"unknown role {value!r}: use user, manager, editor or admin") from None
+
+
+def _new_user(
+    session: Session, *, email: str, password: str, role: str, full_name: str, verified: bool
+) -> User:
+    address = clean_email(email).lower()
+    if _find(session, address) is not None:
+        raise Conflict(f"a user with email {address} already exists")
+    user = User(
+        email=address,
+        full_name=clean_text(full_name, field="name", max_len=200, single_line=True),
+        password_hash=hash_password(password),
+        role=_role(role),
+        is_verified=verified,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def count_users(*, session: Session) -> int:
+    return session.exec(select(func.count()).select_from(User)).one()
+
+
+def create_first_admin(*, session: Session, email: str, password: str) -> User:
+    """The admin `mailctl init` creates; only while no user exists."""
+    if count_users(session=session):
+        raise Conflict("users already exist; the first admin is created only once")
+    return _new_user(
+        session, email=email, password=password, role="admin", full_name="", verified=True
+    )
+
+
+def first_admin(*, session: Session) -> User:
+    user = session.exec(
+        select(User).where(User.role == Role.admin.value).order_by(User.id)  # type: ignore[arg-type]
+    ).first()
+    if user is None:
+        raise NotFound("no admin exists: run `mailctl init --admin EMAIL`")
+    return user
+
+
+def resolve_actor(*, session: Session, email: str | None) -> User:
+    """The user a CLI command acts as: `--as EMAIL`, else the first admin."""
+    if not email:
+        user = first_admin(session=session)
+    else:
+        found = _find(session, email)
+        if found is None:
+            raise NotFound(f"user {email} not found")
+        user = found
+    ensure_active(user)
+    return user
+
+
+def register_user(*, session: Session, email: str, password: str, full_name: str = "") -> User:
+    """Self-registration: a plain user who must verify the email before logging in."""
+    return _new_user(
+        session, email=email, password=password, role="user", full_name=full_name, verified=False
+    )
+
+
+def add_user(
+    *,
+    session: Session,
+    actor: User,
+    email: str,
+    password: str,
+    role: str = "user",
+    full_name: str = "",
+    verified: bool = True,
+) -> User:
+    require_role(actor, (Role.admin.value,), "create users")
+    return _new_user(
+        session, email=email, password=password, role=role, full_name=full_name, verified=verified
+    )
+
+
+def list_users(
+    *, session: Session, actor: User, search: str | None = None, role: str | None = None
+) -> Sequence[User]:
+    require_role(actor, OVERSIGHT_ROLES, "list users")
+    stmt = select(User).order_by(User.id)  # type: ignore[arg-type]
+    if search:
+        like = f"%{search.lower()}%"
+        stmt = stmt.where(
+            User.email.like(like) | func.lower(User.full_name).like(like)  # type: ignore[attr-defined]
+        )
+    if role:
+        stmt = stmt.where(User.role == _role(role))
+    return session.exec(stmt).all()
+
+
+def get_user(*, session: Session, actor: User, user_id: int) -> User:
+    ensure_active(actor)
+    if actor.id != user_id:
+        require_role(actor, OVERSIGHT_ROLES, "see other users")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def find_user(*, session: Session, actor: User, ref: str) -> User:
+    """A user by id or by email, for the CLI."""
+    if ref.isdigit():
+        return get_user(session=session, actor=actor, user_id=int(ref))
+    user = _find(session, ref)
+    if user is None:
+        raise NotFound(f"user {ref} not found")
+    return get_user(session=session, actor=actor, user_id=user.id or 0)
+
+
+def edit_user(
+    *,
+    session: Session,
+    actor: User,
+    user_id: int,
+    full_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    ensure_active(actor)
+    if actor.id != user_id:
+        require_role(actor, (Role.admin.value,), "edit other users")
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    if full_name is not None:
+        user.full_name = clean_text(full_name, field="name", max_len=200, single_line=True)
+    if email is not None:
+        address = clean_email(email).lower()
+        other = _find(session, address)
+        if other is not None and other.id != user.id:
+            raise Conflict(f"a user with email {address} already exists")
+        user.email = address
+    session.add(user)
+    return user
+
+
+def _guard_last_admin(session: Session, user: User, action: str) -> None:
+    if user.role != Role.admin.value:
+        return
+    admins = session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.admin.value, User.is_active == True)  # noqa: E712
+    ).one()
+    if admins <= 1:
+        raise Conflict(f"cannot {action} the last active admin")
+
+
+def set_blocked(*, session: Session, actor: User, user_id: int, blocked: bool) -> User:
+    require_role(actor, OVERSIGHT_ROLES, "block or unblock users")
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    if user.id == actor.id and blocked:
+        raise Conflict("you cannot block yourself")
+    if blocked and user.role == Role.admin.value and actor.role != Role.admin.value:
+        raise Forbidden("only an admin can block an admin")
+    if blocked and user.is_active:
+        _guard_last_admin(session, user, "block")
+        user.is_active = False
+        # Open sessions carry the old version and stop working at their next request.
+        user.session_version += 1
+    elif not blocked:
+        user.is_active = True
+    session.add(user)
+    return user
+
+
+def set_role(*, session: Session, actor: User, user_id: int, role: str) -> User:
+    require_role(actor, (Role.admin.value,), "change roles")
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    new_role = _role(role)
+    if new_role != user.role:
+        _guard_last_admin(session, user, "demote")
+        user.role = new_role
+    session.add(user)
+    return user
+
+
+def verify_user(*, session: Session, actor: User, user_id: int) -> User:
+    require_role(actor, (Role.admin.value,), "verify users by hand")
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    user.is_verified = True
+    session.add(user)
+    return user
+
+
+def set_password(
+    *,
+    session: Session,
+    actor: User,
+    user_id: int,
+    new_password: str,
+    old_password: str | None = None,
+) -> User:
+    """Users change their own (knowing the old one); admins reset anyone's."""
+    ensure_active(actor)
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    if actor.id != user_id and actor.role != Role.admin.value:
+        raise Forbidden("only an admin can set another user's password")
+    if old_password is not None and not _hasher.verify(old_password, user.password_hash):
+        raise Invalid("the current password is wrong")
+    user.password_hash = hash_password(new_password)
+    user.session_version += 1
+    session.add(user)
+    return user
+
+
+def reset_password(*, session: Session, user: User, new_password: str) -> User:
+    """Completes an emailed reset: the link was the proof, no actor involved."""
+    user.password_hash = hash_password(new_password)
+    user.session_version += 1
+    session.add(user)
+    return user
+
+
+def delete_user(*, session: Session, actor: User, user_id: int) -> None:
+    require_role(actor, (Role.admin.value,), "delete users")
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    if user.id == actor.id:
+        raise Conflict("you cannot delete yourself")
+    _guard_last_admin(session, user, "delete")
+    session.delete(user)
+
+
+def authenticate(*, session: Session, email: str, password: str) -> User:
+    """The user for these credentials; one message for every failure, constant effort."""
+    user = _find(session, email or "")
+    ok = _hasher.verify(password or "", user.password_hash if user else _DUMMY_HASH)
+    if user is None or not ok:
+        raise Unauthorized("wrong email or password")
+    if not user.is_active:
+        raise Forbidden("this account is blocked")
+    if not user.is_verified:
+        raise Forbidden("verify your email address first: follow the link we sent you")
+    user.last_login = utcnow()
+    session.add(user)
+    return user
+
+
+def find_by_email(*, session: Session, email: str) -> User | None:
+    """For flows that must not reveal whether an account exists (reset, resend)."""
+    return _find(session, email or "")
+
+
+def mark_verified(*, session: Session, user: User) -> User:
+    user.is_verified = True
+    session.add(user)
+    return user

@@ -1,0 +1,40 @@
+"""Input rules shared by every service."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailctl.errors import Invalid
+from mailctl.sending.render import check_header
+
+EMAIL_MAX = 254
+
+
+def clean_email(value: str) -> str:
+    """A syntactically valid address (no DNS look-up), domain normalised, case kept."""
+    value = (value or "").strip()
+    if not value:
+        raise Invalid("email is required")
+    try:
+        check_header(value, "email")
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise Invalid(f"invalid email {value!r}: {exc}") from None
+    except Invalid:
+        raise Invalid(f"invalid email {value!r}: contains a line break") from None
+    return result.normalized
+
+
+def clean_text(
+    value: str | None, *, field: str, max_len: int, required: bool = False, single_line: bool = False
+) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise Invalid(f"{field} must not be empty")
+    if len(value) > max_len:
+        raise Invalid(f"{field} is too long ({len(value)} characters, at most {max_len})")
+    if single_line and ("\r" in value or "\n" in value):
+        raise Invalid(f"{field} must be a single line")
+    if "\x00" in value:
+        raise Invalid(f"{field} contains a NUL character")
+    return value
