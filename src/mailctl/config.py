@@ -30,10 +30,17 @@ class Key:
 SCHEMA: dict[str, dict[str, Key]] = {
     "general": {
         "data_dir": Key(str, None, "where the database, outbox, cache and uploads live"),
-        "log_level": Key(str, "INFO", "daemon and web log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        "log_level": Key(
+            str, "INFO", "daemon and web log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+        ),
     },
     "database": {
-        "url": Key(str, None, "SQLAlchemy URL; sqlite:///PATH or postgresql+psycopg://USER:PW@HOST/DB", secret=True),
+        "url": Key(
+            str,
+            None,
+            "SQLAlchemy URL; sqlite:///PATH or postgresql+psycopg://USER:PW@HOST/DB",
+            secret=True,
+        ),
         "busy_timeout_ms": Key(int, 15000, "SQLite: how long a writer waits for the lock"),
         "pool_size": Key(int, 5, "PostgreSQL: connections kept open per process"),
         "max_overflow": Key(int, 5, "PostgreSQL: extra connections allowed under load"),
@@ -41,16 +48,27 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pool_recycle": Key(int, 1800, "PostgreSQL: seconds after which a connection is replaced"),
     },
     "delivery": {
-        "transport": Key(str, "outbox", "outbox writes .eml files; smtp talks to [smtp]", choices=("outbox", "smtp")),
+        "transport": Key(
+            str,
+            "outbox",
+            "outbox writes .eml files; smtp talks to [smtp]",
+            choices=("outbox", "smtp"),
+        ),
         "outbox_dir": Key(str, None, "folder for the outbox transport"),
         "from_address": Key(str, "mailctl@localhost", "envelope and From: address"),
         "from_name": Key(str, "mailctl", "display name in From:"),
         "batch_size": Key(int, 200, "recipients claimed at a time by one sender"),
-        "lease_seconds": Key(int, 300, "a claim not renewed for this long is taken over by another sender"),
+        "lease_seconds": Key(
+            int, 300, "a claim not renewed for this long is taken over by another sender"
+        ),
         "retry_first_seconds": Key(int, 300, "first retry of a temporary failure after this long"),
         "retry_max_seconds": Key(int, 4000, "back-off doubles up to this"),
-        "retry_lifetime_seconds": Key(int, 432000, "give up on a recipient after this long (5 days)"),
-        "attempt_deadline_seconds": Key(float, 60.0, "overall deadline for one message, whatever the server does"),
+        "retry_lifetime_seconds": Key(
+            int, 432000, "give up on a recipient after this long (5 days)"
+        ),
+        "attempt_deadline_seconds": Key(
+            float, 60.0, "overall deadline for one message, whatever the server does"
+        ),
         "circuit_breaker": Key(int, 5, "consecutive connection failures that stop a run"),
     },
     "smtp": {
@@ -58,7 +76,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key(int, 25, "25, 587 (starttls) or 465 (ssl)"),
         "security": Key(str, "none", "none, starttls or ssl", choices=("none", "starttls", "ssl")),
         "username": Key(str, "", "login, empty for none"),
-        "password": Key(str, "", "password (prefer password_file or MAILCTL_SMTP_PASSWORD)", secret=True),
+        "password": Key(
+            str, "", "password (prefer password_file or MAILCTL_SMTP_PASSWORD)", secret=True
+        ),
         "password_file": Key(str, "", "file holding the password"),
         "timeout": Key(float, 30.0, "seconds for every socket operation"),
         "local_hostname": Key(str, "localhost", "name sent in EHLO; avoids a DNS look-up"),
@@ -66,13 +86,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "scheduler": {
         "tick_seconds": Key(int, 30, "the daemon looks for due work at least this often"),
         "timezone": Key(str, None, "IANA zone for input, display and wall-clock schedules"),
-        "cron": Key(str, "* * * * *", "schedule of the crontab line installed by `mailctl crontab add`"),
+        "cron": Key(
+            str, "* * * * *", "schedule of the crontab line installed by `mailctl crontab add`"
+        ),
     },
     "web": {
         "host": Key(str, "127.0.0.1", "address the panel listens on"),
         "port": Key(int, 8000, "port the panel listens on"),
-        "base_url": Key(str, "", "public URL of the panel, used in emails (default http://HOST:PORT)"),
-        "secret_key": Key(str, "", "signs sessions and links (default: generated into the data dir)", secret=True),
+        "base_url": Key(
+            str, "", "public URL of the panel, used in emails (default http://HOST:PORT)"
+        ),
+        "secret_key": Key(
+            str, "", "signs sessions and links (default: generated into the data dir)", secret=True
+        ),
         "secret_key_file": Key(str, "", "file holding the secret key"),
         "secure_cookies": Key(bool, False, "mark the session cookie Secure (behind HTTPS)"),
         "session_max_age": Key(int, 1209600, "session lifetime in seconds (14 days)"),
@@ -166,7 +192,9 @@ class Settings:
             try:
                 value = Path(path).read_text().strip()
             except OSError as exc:
-                raise ConfigError(f"cannot read {section}.{key}_file {path}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"cannot read {section}.{key}_file {path}: {exc.strerror}"
+                ) from None
         return value
 
     def web_secret_key(self) -> str:
@@ -253,10 +281,7 @@ def load_settings(
             sources[section][key] = source
     _derived_defaults(values)
     test_period = env.get("MAILCTL_TEST_PERIOD_SECONDS")
-    return Settings(
-        values, sources, config_path, int(test_period) if test_period else None
-    )
-
+    return Settings(values, sources, config_path, int(test_period) if test_period else None)
 
 
 def _derived_defaults(values: dict[str, dict[str, Any]]) -> None:
@@ -278,7 +303,9 @@ def _derived_defaults(values: dict[str, dict[str, Any]]) -> None:
     try:
         ZoneInfo(values["scheduler"]["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"scheduler.timezone: unknown time zone {values['scheduler']['timezone']!r}") from None
+        raise ConfigError(
+            f"scheduler.timezone: unknown time zone {values['scheduler']['timezone']!r}"
+        ) from None
 
 
 def mask(section: str, key: str, value: Any) -> Any:

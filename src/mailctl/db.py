@@ -17,7 +17,6 @@ from sqlmodel import Session, SQLModel, create_engine
 from mailctl.config import Settings
 from mailctl.errors import ConfigError, DatabaseError
 
-
 # Stable constraint names, so migrations can name what they drop on any database.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -82,7 +81,9 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
             pool_pre_ping=True,
         )
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"database driver missing ({exc.name}); install mailctl[postgres]") from None
+        raise ConfigError(
+            f"database driver missing ({exc.name}); install mailctl[postgres]"
+        ) from None
 
 
 def _sqlite_setup(engine: Engine, busy_ms: int) -> None:

@@ -16,7 +16,7 @@ class ErrorsToMessages(TyperGroup):
     """Every domain error becomes one line on stderr and exit code 1, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:
-        from sqlalchemy.exc import IntegrityError, OperationalError
+        from sqlalchemy.exc import DBAPIError, IntegrityError
 
         try:
             return super().invoke(ctx)
@@ -27,8 +27,8 @@ class ErrorsToMessages(TyperGroup):
             reason = str(exc.orig).splitlines()[0] if exc.orig else "constraint failed"
             typer.echo(f"error: refused by the database: {reason}", err=True)
             raise typer.Exit(1) from None
-        except OperationalError as exc:
-            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        except DBAPIError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
             typer.echo(f"error: database error: {reason}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -54,7 +54,9 @@ def root(
     ] = None,
     as_email: Annotated[
         str | None,
-        typer.Option("--as", envvar="MAILCTL_AS", help="Act as this user (default: the first admin)."),
+        typer.Option(
+            "--as", envvar="MAILCTL_AS", help="Act as this user (default: the first admin)."
+        ),
     ] = None,
 ) -> None:
     """mailctl: clients, messages and mailings from the shell; a daemon and a web panel."""
@@ -67,6 +69,7 @@ def _register() -> None:
         clients,
         config_cmd,
         db_cmd,
+        delivery,
         mailings,
         messages,
         setup,
@@ -81,6 +84,7 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config", help="Show the effective settings.")
     app.add_typer(db_cmd.app, name="db", help="Database migrations.")
     setup.register(app)
+    delivery.register(mailings.app, app)
 
 
 _register()

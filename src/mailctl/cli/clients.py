@@ -33,7 +33,11 @@ def add(
     app_ctx = app_context(ctx)
     with app_ctx.session() as session:
         client = svc.add_client(
-            session=session, actor=app_ctx.actor(session), email=email, full_name=name, comment=comment
+            session=session,
+            actor=app_ctx.actor(session),
+            email=email,
+            full_name=name,
+            comment=comment,
         )
     note(f"added client {client.id} <{client.email}>")
     typer.echo(client.id)
@@ -42,7 +46,9 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    search: Annotated[str | None, typer.Option("--search", "-s", help="Match email, name or comment.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Match email, name or comment.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List your clients.
@@ -52,7 +58,9 @@ def list_(
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         rows = svc.list_clients(session=session, actor=app_ctx.actor(session), search=search)
-    emit_rows(records(rows, FIELDS), columns=COLUMNS, as_json=as_json, tz=app_ctx.tz, title="Clients")
+    emit_rows(
+        records(rows, FIELDS), columns=COLUMNS, as_json=as_json, tz=app_ctx.tz, title="Clients"
+    )
 
 
 @app.command("show")
@@ -114,8 +122,12 @@ def rm(
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV with header email,full_name,comment ('-' for stdin).")],
-    strict: Annotated[bool, typer.Option("--strict", help="Import nothing if any row is bad.")] = False,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with header email,full_name,comment ('-' for stdin).")
+    ],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Import nothing if any row is bad.")
+    ] = False,
 ) -> None:
     """Import clients from a UTF-8 CSV file; bad rows are reported by line number.
 
@@ -129,7 +141,9 @@ def import_(
     except OSError as exc:
         raise Invalid(f"cannot read {file}: {exc.strerror}") from None
     with app_ctx.session() as session:
-        report = svc.import_clients(session=session, actor=app_ctx.actor(session), data=data, strict=strict)
+        report = svc.import_clients(
+            session=session, actor=app_ctx.actor(session), data=data, strict=strict
+        )
     for line, reason in report.errors:
         note(f"line {line}: {reason}")
     note(f"imported {len(report.added)} clients, rejected {len(report.errors)} rows")

@@ -30,7 +30,9 @@ def upgrade(
 @app.command("downgrade")
 def downgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision, or 'base' to drop everything.")] = "-1",
+    revision: Annotated[
+        str, typer.Argument(help="Target revision, or 'base' to drop everything.")
+    ] = "-1",
 ) -> None:
     """Downgrade the database schema (data in dropped tables is lost).
 

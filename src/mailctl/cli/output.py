@@ -38,7 +38,12 @@ def _cell(value: Any, tz: str) -> str:
 
 
 def emit_rows(
-    rows: Sequence[dict[str, Any]], *, columns: Sequence[str], as_json: bool, tz: str, title: str = ""
+    rows: Sequence[dict[str, Any]],
+    *,
+    columns: Sequence[str],
+    as_json: bool,
+    tz: str,
+    title: str = "",
 ) -> None:
     if as_json:
         typer.echo(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], indent=2))
@@ -56,7 +61,9 @@ def emit_rows(
         return
     typer.echo("\t".join(columns))
     for row in rows:
-        typer.echo("\t".join(_cell(row.get(c), tz).replace("\t", " ").replace("\n", " ") for c in columns))
+        typer.echo(
+            "\t".join(_cell(row.get(c), tz).replace("\t", " ").replace("\n", " ") for c in columns)
+        )
 
 
 def emit_one(record: dict[str, Any], *, as_json: bool, tz: str) -> None:

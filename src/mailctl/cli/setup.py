@@ -53,8 +53,10 @@ def init(
     before = migrations.current_revision(engine)
     migrations.upgrade(engine)
     after = migrations.current_revision(engine)
-    note(f"database {app_ctx.settings.database_url.split('://')[0]} at revision {after}"
-         + (" (upgraded)" if before != after else " (up to date)"))
+    note(
+        f"database {app_ctx.settings.database_url.split('://')[0]} at revision {after}"
+        + (" (upgraded)" if before != after else " (up to date)")
+    )
     if admin:
         with session_scope(engine) as session:
             user = users.create_first_admin(session=session, email=admin, password=password)

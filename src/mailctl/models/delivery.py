@@ -17,7 +17,11 @@ class DeliveryState(StrEnum):
     skipped = "skipped"  # not sent on purpose (unsubscribed, client deleted)
 
 
-OPEN_STATES = (DeliveryState.pending.value, DeliveryState.sending.value, DeliveryState.deferred.value)
+OPEN_STATES = (
+    DeliveryState.pending.value,
+    DeliveryState.sending.value,
+    DeliveryState.deferred.value,
+)
 STATE_SQL = "'pending', 'sending', 'sent', 'failed', 'deferred', 'unknown', 'skipped'"
 
 

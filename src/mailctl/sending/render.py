@@ -58,7 +58,9 @@ def validate_template(text: str, *, field: str) -> None:
     try:
         _env.from_string(ast).render(client=SAMPLE, unsubscribe_url="")
     except UndefinedError as exc:
-        raise Invalid(f"{field}: {exc.message}; placeholders: client.{', client.'.join(ALLOWED_FIELDS)}") from None
+        raise Invalid(
+            f"{field}: {exc.message}; placeholders: client.{', client.'.join(ALLOWED_FIELDS)}"
+        ) from None
     except SecurityError as exc:
         raise Invalid(f"{field}: not allowed in a template: {exc}") from None
     except Exception as exc:  # a template may raise anything at render time (1/0, bad filters)
@@ -138,7 +140,7 @@ class MessageRenderer:
     def _date_header(self) -> bytes:
         now = int(time.time())
         if now != self._date_second:
-            self._date_second, self._date = now, formatdate(now, localtime=False).encode()
+            self._date_second, self._date = now, formatdate(now, usegmt=True).encode()
         return self._date
 
     def render(self, client: RenderClient, *, unsubscribe_url: str = "") -> Rendered:

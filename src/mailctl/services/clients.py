@@ -120,7 +120,9 @@ def delete_client(*, session: Session, actor: User, client_id: int) -> None:
     session.delete(get_client(session=session, actor=actor, client_id=client_id))
 
 
-def set_unsubscribed(*, session: Session, client_id: int, unsubscribed: bool = True) -> Client | None:
+def set_unsubscribed(
+    *, session: Session, client_id: int, unsubscribed: bool = True
+) -> Client | None:
     """The recipient's own choice, proven by a signed link: no actor, the client may be gone."""
     client = session.get(Client, client_id)
     if client is not None:
@@ -188,9 +190,7 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
         raise Invalid(f"line 1: not CSV: {exc}") from None
     names = [h.strip().lower() for h in header]
     if "email" not in names or any(n not in CSV_HEADER for n in names):
-        raise Invalid(
-            f"line 1: header must be email,full_name,comment (got {','.join(header)})"
-        )
+        raise Invalid(f"line 1: header must be email,full_name,comment (got {','.join(header)})")
     index = {n: i for i, n in enumerate(names)}
     while True:
         try:
@@ -206,10 +206,13 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
         if len(row) != len(names):
             yield line, f"expected {len(names)} fields, found {len(row)}"
             continue
-        yield line, (
-            row[index["email"]],
-            row[index["full_name"]] if "full_name" in index else "",
-            row[index["comment"]] if "comment" in index else "",
+        yield (
+            line,
+            (
+                row[index["email"]],
+                row[index["full_name"]] if "full_name" in index else "",
+                row[index["comment"]] if "comment" in index else "",
+            ),
         )
 
 

@@ -26,6 +26,7 @@ from mailctl.scheduling.schedule import first_run, next_run_after
 from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
+    ensure_active,
     get_visible,
     owner_scope,
     require_role,
@@ -223,7 +224,12 @@ def edit_mailing(
         else:
             after = max(now, mailing.last_run_at or now)
             mailing.next_run_at = next_run_after(
-                new_start, new_end, new_every, after, tz=clock.tz, period_seconds=clock.period_seconds
+                new_start,
+                new_end,
+                new_every,
+                after,
+                tz=clock.tz,
+                period_seconds=clock.period_seconds,
             )
             if mailing.next_run_at is not None and mailing.status == MailingStatus.finished.value:
                 mailing.status = MailingStatus.started.value
@@ -285,6 +291,8 @@ class Stats:
 
 def stats(*, session: Session, actor: User | None = None) -> Stats:
     """The home page figures: everyone's for the public page, admins and managers; own for a user."""
+    if actor is not None:
+        ensure_active(actor)  # a blocked account sees nothing, not even its own figures
     mine = actor is not None and actor.role not in OVERSIGHT_ROLES
     scope = (Mailing.owner_id == actor.id) if mine and actor is not None else True  # noqa: SIM210
     total = session.exec(select(func.count()).select_from(Mailing).where(scope)).one()

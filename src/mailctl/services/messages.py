@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Mailing, Message, User
-from mailctl.sending.render import MessageRenderer, Rendered, RenderClient, validate_template
+from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_template
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client
 from mailctl.services.validation import clean_text
@@ -19,7 +19,9 @@ BODY_MAX = 200_000
 
 
 def _clean(subject: str, body: str) -> tuple[str, str]:
-    subject = clean_text(subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True)
+    subject = clean_text(
+        subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
+    )
     body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
     validate_template(subject, field="subject")
     validate_template(body, field="body")
@@ -69,12 +71,20 @@ def delete_message(*, session: Session, actor: User, message_id: int) -> None:
     used = session.exec(select(Mailing.id).where(Mailing.message_id == message.id)).all()
     if used:
         ids = ", ".join(str(i) for i in used)
-        raise Conflict(f"message {message_id} is used by mailing {ids}; delete or change those first")
+        raise Conflict(
+            f"message {message_id} is used by mailing {ids}; delete or change those first"
+        )
     session.delete(message)
 
 
 def preview_message(
-    *, session: Session, actor: User, message_id: int, client_id: int, from_address: str, from_name: str
+    *,
+    session: Session,
+    actor: User,
+    message_id: int,
+    client_id: int,
+    from_address: str,
+    from_name: str,
 ) -> Rendered:
     message = get_message(session=session, actor=actor, message_id=message_id)
     client = get_client(session=session, actor=actor, client_id=client_id)

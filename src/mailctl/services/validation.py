@@ -26,7 +26,12 @@ def clean_email(value: str) -> str:
 
 
 def clean_text(
-    value: str | None, *, field: str, max_len: int, required: bool = False, single_line: bool = False
+    value: str | None,
+    *,
+    field: str,
+    max_len: int,
+    required: bool = False,
+    single_line: bool = False,
 ) -> str:
     value = (value or "").strip()
     if required and not value:

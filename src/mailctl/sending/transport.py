@@ -1,0 +1,335 @@
+"""Transports: an outbox folder, or SMTP that survives every kind of bad mail server.
+
+Every outcome is sorted here, once, into what the ledger needs (RFC 5321 section 4.2.1):
+2xx sent; 4xx, dropped or refused connections, timeouts and malformed replies deferred (try
+again later); 5xx failed for good; no answer after the final dot unknown (the server may
+have taken it, so it is never resent by itself).
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mailctl.config import Settings
+
+SENT, DEFERRED, FAILED, UNKNOWN = "sent", "deferred", "failed", "unknown"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    code: int | None
+    reply: str
+    # The server could not be reached or spoke nonsense: counts toward the circuit breaker.
+    connection_failure: bool = False
+
+
+class AuthRejected(Exception):
+    """The server refused our login: nothing can go out until the operator fixes it."""
+
+
+class Transport(Protocol):
+    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class OutboxTransport:
+    """Each message becomes an .eml file; nothing leaves the machine."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._seq = 0
+
+    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        self._seq += 1
+        safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)[:80]
+        name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
+        tmp = self.directory / f".{name}.tmp"
+        try:
+            envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: <{recipient}>\r\n".encode()
+            tmp.write_bytes(envelope + data)
+            tmp.rename(self.directory / name)  # atomic: readers never see half a message
+        except OSError as exc:
+            return Outcome(DEFERRED, None, f"outbox write failed: {exc.strerror}", True)
+        return Outcome(SENT, 250, f"written to outbox as {name}")
+
+    def close(self) -> None:
+        pass
+
+
+class _Watchdog:
+    """Cuts a connection whose attempt outlives its deadline.
+
+    smtplib's timeout is per read: a server dripping one byte at a time never trips it. One
+    thread per transport shuts the socket down when the armed deadline passes, which wakes
+    the blocked read with an error.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sock: socket.socket | None = None
+        self.fired = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, sock: socket.socket | None, seconds: float) -> None:
+        with self._cond:
+            self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
+            self._cond.notify()
+
+    def rearm(self, sock: socket.socket | None) -> None:
+        with self._cond:
+            self._sock = sock
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline, self._sock = None, None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self.fired, self._deadline = True, None
+                if self._sock is not None:
+                    try:
+                        self._sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+class _WatchedSMTP(smtplib.SMTP):
+    watchdog: _Watchdog | None = None
+
+    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.watchdog is not None:
+            self.watchdog.rearm(sock)
+        return sock
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    watchdog: _Watchdog | None = None
+
+    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.watchdog is not None:
+            self.watchdog.rearm(sock)
+        return sock
+
+
+def _valid_code(code: int) -> bool:
+    return 200 <= code <= 599
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return " ".join(reply.split())[:500]
+
+
+class _Malformed(Exception):
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(f"malformed reply from server (code {code}): {reply!r}"[:500])
+
+
+class SmtpTransport:
+    """One connection reused across a run's recipients, re-opened after any trouble."""
+
+    def __init__(self, settings: Settings) -> None:
+        smtp = settings.values["smtp"]
+        delivery = settings.values["delivery"]
+        self.host: str = smtp["host"]
+        self.port: int = int(smtp["port"])
+        self.security: str = smtp["security"]
+        self.username: str = smtp["username"]
+        self.password: str = settings.secret("smtp", "password")
+        self.timeout = float(smtp["timeout"])
+        self.local_hostname: str = smtp["local_hostname"]
+        self.deadline = float(delivery["attempt_deadline_seconds"])
+        self._conn: smtplib.SMTP | None = None
+        self._dirty = False  # a transaction was started and not finished: RSET first
+        self._watchdog = _Watchdog()
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if self.security == "ssl":
+            conn = _WatchedSMTPSSL(
+                local_hostname=self.local_hostname, timeout=self.timeout, context=context
+            )
+        else:
+            conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
+        conn.watchdog = self._watchdog
+        try:
+            code, reply = conn.connect(self.host, self.port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, reply)
+            code, reply = conn.ehlo()
+            if code == -1 or not _valid_code(code):
+                raise _Malformed(code, _text(reply))
+            if code != 250:
+                code, reply = conn.helo()
+                if code != 250:
+                    raise smtplib.SMTPHeloError(code, reply)
+            if self.security == "starttls":
+                conn.starttls(context=context)
+                self._watchdog.rearm(conn.sock)
+                conn.ehlo()
+            if self.username:
+                try:
+                    conn.login(self.username, self.password)
+                except smtplib.SMTPAuthenticationError as exc:
+                    raise AuthRejected(
+                        f"the mail server rejected the login: {exc.smtp_code} {_text(exc.smtp_error)}"
+                    ) from None
+        except BaseException:
+            self._drop(conn)
+            raise
+        return conn
+
+    def _drop(self, conn: smtplib.SMTP | None = None) -> None:
+        conn = conn or self._conn
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if conn is self._conn:
+            self._conn = None
+        self._dirty = False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            # Everything was already accepted; whatever QUIT answers changes nothing.
+            try:
+                self._watchdog.arm(self._conn.sock, min(self.timeout, 5.0))
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            finally:
+                self._watchdog.disarm()
+                self._drop()
+        self._watchdog.close()
+
+    # -- one message ----------------------------------------------------------------------
+
+    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
+        phase = "connect"
+        try:
+            if self._conn is not None and self._dirty:
+                code, _ = self._conn.rset()
+                if code != 250:
+                    self._drop()
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            phase = "mail"
+            self._dirty = True
+            code, reply = conn.mail(sender)
+            if code != 250:
+                return self._refused(code, reply, "MAIL FROM")
+            phase = "rcpt"
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                return self._refused(code, reply, "RCPT TO")
+            phase = "data"
+            code, reply = conn.docmd("DATA")
+            if code != 354:
+                return self._refused(code, reply, "DATA")
+            conn.send(smtplib._quote_periods(data) + b".\r\n")  # type: ignore[attr-defined]
+            phase = "final"  # from here on the server may have the message
+            code, reply = conn.getreply()
+            self._dirty = False
+            if code == 250:
+                return Outcome(SENT, code, _text(reply))
+            if not _valid_code(code):
+                self._drop()
+                return Outcome(
+                    UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
+                )
+            return self._refused(code, reply, "end of DATA")
+        except AuthRejected:
+            raise
+        except smtplib.SMTPConnectError as exc:
+            self._drop()
+            return self._temporary(
+                exc.smtp_code, f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}"
+            )
+        except _Malformed as exc:
+            self._drop()
+            return self._temporary(None, str(exc))
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            # smtplib makes up "500 Line too long" for an overlong reply: nonsense, not a refusal.
+            reason = f"{phase}: {exc.smtp_code} {_text(exc.smtp_error)}"
+            if phase == "final":
+                return Outcome(UNKNOWN, None, f"no valid reply after the message: {reason}")
+            return self._temporary(None, f"malformed reply at {reason}")
+        except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
+            self._drop()
+            reason = self._reason(exc)
+            if phase == "final":
+                return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
+            return self._temporary(None, f"{phase}: {reason}")
+        finally:
+            self._watchdog.disarm()
+
+    def _reason(self, exc: BaseException) -> str:
+        if self._watchdog.fired:
+            return f"attempt deadline of {self.deadline:g}s exceeded"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused by {self.host}:{self.port}"
+        if isinstance(exc, TimeoutError | socket.timeout) or "timed out" in str(exc):
+            return f"timed out after {self.timeout:g}s"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS failure: {exc.reason or exc}"
+        text = str(exc) or type(exc).__name__
+        return _text(text)
+
+    def _temporary(self, code: int | None, reason: str) -> Outcome:
+        return Outcome(DEFERRED, code, reason, connection_failure=True)
+
+    def _refused(self, code: int, reply: bytes | str, step: str) -> Outcome:
+        text = f"{step}: {code} {_text(reply)}"
+        if not _valid_code(code):
+            self._drop()
+            return self._temporary(None, f"malformed reply at {text}")
+        if code == 421:  # the server is closing the connection
+            self._drop()
+            return self._temporary(code, text)
+        if 400 <= code < 500:
+            return Outcome(DEFERRED, code, text)
+        return Outcome(FAILED, code, text)
+
+
+def make_transport(settings: Settings) -> Transport:
+    if settings.get("delivery", "transport") == "smtp":
+        return SmtpTransport(settings)
+    return OutboxTransport(settings.get("delivery", "outbox_dir"))

@@ -1,0 +1,179 @@
+"""Starting runs: the lifecycle step between a schedule and the delivery ledger.
+
+A run starts when a compare-and-set on `mailings.next_run_at` succeeds: whoever moves it
+from the due time to the next one (a daemon, cron's run-due, a person's `send`) inserts the
+run and its ledger rows in the same transaction. Anyone else sees zero rows updated and moves
+on, so two schedulers can never start the same run twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, func, insert, literal, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from mailctl.db import session_scope, utcnow
+from mailctl.errors import Invalid
+from mailctl.models import Client, Delivery, Mailing, MailingClient, MailingRun, MailingStatus, User
+from mailctl.models.delivery import OPEN_STATES
+from mailctl.scheduling.schedule import due_run
+from mailctl.services.mailings import Clock, refresh_status, require_sendable
+
+
+def due_mailing_ids(engine: Engine, now: datetime, mailing_id: int | None = None) -> list[int]:
+    with session_scope(engine, readonly=True) as session:
+        stmt = select(Mailing.id).where(
+            Mailing.is_enabled == True,  # noqa: E712
+            Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
+            Mailing.next_run_at <= now,  # type: ignore[operator]
+        )
+        if mailing_id is not None:
+            stmt = stmt.where(Mailing.id == mailing_id)
+        return [i for i in session.exec(stmt).all() if i is not None]
+
+
+def start_run(session: Session, mailing_id: int, *, clock: Clock, now: datetime) -> int | None:
+    """Start the due run of one mailing, if it is still due and nobody else started it."""
+    mailing = session.get(Mailing, mailing_id)
+    if mailing is None or not mailing.is_enabled or mailing.next_run_at is None:
+        return None
+    old_next = mailing.next_run_at
+    run_at, new_next = due_run(
+        mailing.start_at,
+        mailing.end_at,
+        mailing.every,
+        old_next,
+        now,
+        tz=clock.tz,
+        period_seconds=clock.period_seconds,
+    )
+    if run_at is None and new_next == old_next:
+        return None  # not due yet
+    claimed = session.execute(
+        update(Mailing)
+        .where(Mailing.id == mailing_id, Mailing.next_run_at == old_next)  # type: ignore[arg-type]
+        .values(
+            next_run_at=new_next,
+            last_run_at=run_at if run_at is not None else Mailing.last_run_at,
+            status=MailingStatus.started.value if run_at is not None else Mailing.status,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None  # another scheduler got there first
+    session.expire(mailing)
+    if run_at is None:
+        # The window closed while nothing was running: no run starts after the end.
+        refresh_status(session, mailing, now)
+        return None
+    run = MailingRun(mailing_id=mailing_id, scheduled_at=run_at, started_at=now)
+    session.add(run)
+    session.flush()
+    # One ledger row per client, written by the database in one statement, however many.
+    rows = session.execute(
+        insert(Delivery).from_select(
+            ["run_id", "mailing_id", "client_id", "email", "state", "last_reply"],
+            select(
+                literal(run.id),
+                literal(mailing_id),
+                Client.id,
+                Client.email,
+                case((Client.unsubscribed_at.is_not(None), "skipped"), else_="pending"),  # type: ignore[union-attr]
+                case((Client.unsubscribed_at.is_not(None), "the client unsubscribed"), else_=None),  # type: ignore[union-attr]
+            )
+            .select_from(MailingClient)
+            .join(Client, Client.id == MailingClient.client_id)  # type: ignore[arg-type]
+            .where(MailingClient.mailing_id == mailing_id)
+            .order_by(Client.id),
+        )
+    )
+    run.recipients = rows.rowcount  # type: ignore[attr-defined]
+    if not run.recipients:
+        run.finished_at = now
+    session.add(run)
+    return run.id
+
+
+def start_due_runs(
+    engine: Engine, *, clock: Clock, now: datetime | None = None, mailing_id: int | None = None
+) -> list[int]:
+    """Start every due run (or the one mailing's), each in its own short transaction."""
+    now = now or utcnow()
+    started = []
+    for mid in due_mailing_ids(engine, now, mailing_id):
+        with session_scope(engine) as session:
+            run_id = start_run(session, mid, clock=clock, now=now)
+        if run_id is not None:
+            started.append(run_id)
+    return started
+
+
+def bring_forward(
+    *, session: Session, actor: User, mailing_id: int, now: datetime | None = None
+) -> Mailing:
+    """ "Send now": the next run becomes due at once (its owner's or an admin's call)."""
+    mailing = require_sendable(session=session, actor=actor, mailing_id=mailing_id)
+    now = now or utcnow()
+    if mailing.next_run_at is None:
+        open_rows = session.exec(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+        ).one()
+        if not open_rows:
+            raise Invalid(f"mailing {mailing_id} has no run left to send")
+    elif mailing.next_run_at > now:
+        if mailing.end_at is not None and now >= mailing.end_at:
+            raise Invalid(f"mailing {mailing_id} has ended")
+        mailing.next_run_at = now
+        session.add(mailing)
+    return mailing
+
+
+def close_runs(
+    engine: Engine, run_ids: set[int], mailing_ids: set[int], *, now: datetime | None = None
+) -> None:
+    """After a pass: mark finished runs and move mailings to `finished` when nothing is left."""
+    now = now or utcnow()
+    with session_scope(engine) as session:
+        if mailing_ids:
+            run_ids = set(run_ids) | {
+                i
+                for i in session.exec(
+                    select(MailingRun.id).where(
+                        MailingRun.mailing_id.in_(mailing_ids),  # type: ignore[attr-defined]
+                        MailingRun.finished_at.is_(None),  # type: ignore[union-attr]
+                    )
+                ).all()
+                if i is not None
+            }
+        for run_id in sorted(run_ids):
+            run = session.get(MailingRun, run_id)
+            if run is None or run.finished_at is not None:
+                continue
+            open_rows = session.exec(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.run_id == run_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+            ).one()
+            if not open_rows:
+                run.finished_at = now
+                session.add(run)
+        for mid in mailing_ids:
+            mailing = session.get(Mailing, mid)
+            if mailing is not None:
+                refresh_status(session, mailing, now)
+
+
+def mailings_to_settle(engine: Engine, now: datetime | None = None) -> set[int]:
+    """Unfinished mailings with no run left to start (or past their end): maybe finished now."""
+    now = now or utcnow()
+    with session_scope(engine, readonly=True) as session:
+        stmt = select(Mailing.id).where(
+            Mailing.status != MailingStatus.finished.value,
+            Mailing.next_run_at.is_(None) | (Mailing.end_at <= now),  # type: ignore[union-attr,operator]
+        )
+        return {i for i in session.exec(stmt).all() if i is not None}

@@ -1,0 +1,27 @@
+"""Signed, expiring tokens for links in emails (verification, reset, unsubscribe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from mailctl.errors import Invalid
+
+
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # The purpose is the salt: a reset token can never pass as a verification token.
+    return URLSafeTimedSerializer(secret, salt=f"mailctl.{purpose}")
+
+
+def sign(secret: str, purpose: str, payload: Any) -> str:
+    return _serializer(secret, purpose).dumps(payload)
+
+
+def unsign(secret: str, purpose: str, token: str, *, max_age: int | None = None) -> Any:
+    try:
+        return _serializer(secret, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise Invalid("this link has expired") from None
+    except BadSignature:
+        raise Invalid("this link is not valid") from None

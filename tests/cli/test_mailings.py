@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from .helpers import FUTURE, LATER, USER1, as_json, fails, new_id, ok
+
+
+def test_add_list_show(cli, setup1) -> None:
+    mid, (c1, c2) = setup1["mailing"], setup1["clients"]
+    rows = as_json(cli("mailing", "list", "--json", as_=USER1))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["id"], row["status"], row["every"], row["message_id"], row["clients"]) == (
+        mid, "created", "week", setup1["message"], 2,
+    )
+    # Times are shown in the configured zone (Europe/Berlin in the fixtures).
+    assert row["start_at"] == "2030-06-01T09:00:00+02:00"
+    assert row["next_run_at"] == "2030-06-01T09:00:00+02:00"
+    table = ok(cli("mailing", "list", as_=USER1)).stdout.splitlines()
+    assert table[0].split("\t")[:6] == ["id", "status", "every", "next_run_at", "message_id", "clients"]
+    assert "2030-06-01 09:00 CEST" in table[1]
+
+    shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+    assert shown["client_ids"] == [c1, c2]
+    assert shown["end_at"] is None
+    text = ok(cli("mailing", "show", mid, as_=USER1)).stdout
+    assert f"client ids   {c1} {c2}" in text
+    assert "2030-06-01 09:00 CEST" in text
+
+
+def test_add_with_listed_clients_and_end(cli, setup1) -> None:
+    c1 = setup1["clients"][0]
+    mid = new_id(
+        cli("mailing", "add", "--message", setup1["message"], "--client", c1, "--start", FUTURE,
+            "--end", LATER, "--every", "month", as_=USER1)
+    )
+    shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+    assert shown["client_ids"] == [c1]
+    assert shown["end_at"] == "2030-12-01T09:00:00+01:00"
+
+
+def test_add_due_now_is_stored(cli, setup1) -> None:
+    result = ok(
+        cli("mailing", "add", "--message", setup1["message"], "--all-clients", "--start", "now",
+            "--every", "once", "--no-send", as_=USER1)
+    )
+    assert "added mailing" in result.stderr
+
+
+def test_status_filter(cli, setup1) -> None:
+    assert len(as_json(cli("mailing", "list", "--status", "created", "--json", as_=USER1))) == 1
+    assert as_json(cli("mailing", "list", "--status", "started", "--json", as_=USER1)) == []
+    assert as_json(cli("mailing", "list", "--status", "disabled", "--json", as_=USER1)) == []
+    fails(cli("mailing", "list", "--status", "paused", as_=USER1), "unknown status 'paused'")
+
+
+def test_edit(cli, setup1) -> None:
+    mid, (c1, _c2) = setup1["mailing"], setup1["clients"]
+    m2 = new_id(cli("message", "add", "--subject", "Second", "--body", "Two", as_=USER1))
+    ok(cli("mailing", "edit", mid, "--message", m2, "--client", c1, "--every", "day",
+           "--start", "2030-07-01 08:00", "--end", LATER, as_=USER1))
+    shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+    assert (shown["message_id"], shown["client_ids"], shown["every"]) == (m2, [c1], "day")
+    assert shown["start_at"] == "2030-07-01T08:00:00+02:00"
+    assert shown["end_at"] == "2030-12-01T09:00:00+01:00"
+    ok(cli("mailing", "edit", mid, "--no-end", "--all-clients", as_=USER1))
+    shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+    assert shown["end_at"] is None and len(shown["client_ids"]) == 2
+    fails(cli("mailing", "edit", mid, "--end", LATER, "--no-end", as_=USER1), "--no-end", code=2)
+
+
+def test_disable_enable_rm(cli, setup1) -> None:
+    mid = setup1["mailing"]
+    ok(cli("mailing", "disable", mid, as_=USER1))
+    row = as_json(cli("mailing", "list", "--status", "disabled", "--json", as_=USER1))[0]
+    assert row["status"] == "created (disabled)" and row["is_enabled"] is False
+    ok(cli("mailing", "enable", mid, as_=USER1))
+    assert as_json(cli("mailing", "show", mid, "--json", as_=USER1))["status"] == "created"
+    ok(cli("mailing", "rm", mid, as_=USER1))
+    assert as_json(cli("mailing", "list", "--json", as_=USER1)) == []
+
+
+def test_manager_sees_and_disables_but_cannot_edit(cli, setup1, snapshot) -> None:
+    mid = setup1["mailing"]
+    manager = "manager@example.com"
+    assert [r["id"] for r in as_json(cli("mailing", "list", "--json", as_=manager))] == [mid]
+    ok(cli("mailing", "show", mid, as_=manager))
+    before = snapshot()
+    fails(cli("mailing", "edit", mid, "--every", "day", as_=manager), "a manager cannot change mailings")
+    fails(cli("mailing", "rm", mid, as_=manager), "a manager cannot change mailings")
+    assert snapshot() == before
+    ok(cli("mailing", "disable", mid, as_=manager))
+    assert as_json(cli("mailing", "show", mid, "--json", as_=USER1))["is_enabled"] is False
+
+
+def test_stats(cli, setup1) -> None:
+    figures = as_json(cli("stats", "--json"))
+    assert figures == {"total_mailings": 1, "active_mailings": 0, "unique_clients": 2}
+    text = ok(cli("stats", as_=USER1)).stdout
+    assert "total mailings" in text and "unique clients" in text
