@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +107,31 @@ def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# Called after a commit with the names of the tables it changed (caches drop stale pages).
+_commit_hooks: dict[int, list[Callable[[set[str]], None]]] = {}
+
+
+def on_commit(engine: Engine, hook: Callable[[set[str]], None]) -> None:
+    _commit_hooks.setdefault(id(engine), []).append(hook)
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_flushed(session: Session, _ctx: Any) -> None:
+    touched = session.info.setdefault("touched", set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(obj, "__tablename__", None)
+        if table:
+            touched.add(table)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _collect_bulk(state: Any) -> None:
+    if state.is_update or state.is_delete or state.is_insert:
+        table = getattr(state.statement, "table", None)
+        if table is not None:
+            state.session.info.setdefault("touched", set()).add(table.name)
+
+
 @contextmanager
 def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
     """One transaction: committed on success, rolled back on any error."""
@@ -117,6 +142,10 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
         # A read-only scope just closes: rollback() would expire the objects it hands back.
         if not readonly:
             session.commit()
+            touched = session.info.pop("touched", set())
+            if touched:
+                for hook in _commit_hooks.get(id(engine), ()):
+                    hook(touched)
     except OperationalError as exc:
         session.rollback()
         raise DatabaseError(f"database error: {_first_line(exc)}") from exc

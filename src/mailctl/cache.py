@@ -1,0 +1,49 @@
+"""A disk cache shared by the panel's workers (and by every process on the host)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import diskcache
+
+from mailctl.config import Settings
+
+T = TypeVar("T")
+
+# Which cached things depend on which tables.
+TAGS_BY_TABLE = {
+    "mailings": ("stats",),
+    "mailing_clients": ("stats",),
+    "clients": ("stats",),
+    "blog_posts": ("blog",),
+}
+
+
+class Cache:
+    def __init__(self, settings: Settings) -> None:
+        self.ttl = int(settings.get("cache", "ttl_seconds"))
+        self._cache = diskcache.Cache(settings.get("cache", "dir"), tag_index=True)
+
+    def get_or_set(self, key: str, tag: str, compute: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return compute()
+        hit = self._cache.get(key, default=None)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        value = compute()
+        self._cache.set(key, value, expire=self.ttl, tag=tag)
+        return value
+
+    def invalidate(self, *tags: str) -> None:
+        for tag in tags:
+            self._cache.evict(tag)
+
+    def on_tables_changed(self, tables: set[str]) -> None:
+        self.invalidate(*{tag for t in tables for tag in TAGS_BY_TABLE.get(t, ())})
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def raw(self) -> Any:
+        return self._cache

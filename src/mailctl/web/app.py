@@ -1,0 +1,84 @@
+"""create_app(settings): the panel as a Starlette app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import xstatic.pkg.bootstrap as bootstrap
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from mailctl.cache import Cache
+from mailctl.config import Settings
+from mailctl.db import make_engine, on_commit
+from mailctl.errors import MailctlError
+from mailctl.migrations import require_current
+from mailctl.web.pages import make_templates, render
+from mailctl.web.security import LoginRequired, login_redirect
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MailctlError)
+    return render(request, "error.html", status_code=exc.http_status, message=str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    return login_redirect(request)
+
+
+def create_app(settings: Settings) -> Starlette:
+    from mailctl.web.views import routes
+
+    engine = make_engine(settings)
+    require_current(engine)
+    cache = Cache(settings)
+    on_commit(engine, cache.on_tables_changed)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        worker = getattr(app.state, "worker", None)
+        if worker is not None:
+            worker.shutdown()
+        cache.close()
+        engine.dispose()
+
+    app = Starlette(
+        routes=[
+            *routes(),
+            Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.web_secret_key(),
+                session_cookie="mailctl_session",
+                max_age=int(settings.get("web", "session_max_age")),
+                same_site="lax",
+                https_only=bool(settings.get("web", "secure_cookies")),
+            )
+        ],
+        exception_handlers={
+            MailctlError: _domain_error,
+            HTTPException: _http_error,
+            LoginRequired: _login_required,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.cache = cache
+    app.state.templates = make_templates()
+    return app

@@ -1,0 +1,82 @@
+"""What every view uses: templates, database work off the event loop, flashes, redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jinja2
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.templating import Jinja2Templates
+
+from mailctl.db import session_scope
+from mailctl.timeutil import fmt
+from mailctl.web.security import csrf_token
+
+T = TypeVar("T")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def make_templates() -> Jinja2Templates:
+    # Autoescape every template, whatever its extension (Starlette's default skips some).
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    return Jinja2Templates(env=env)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+    tz = settings.timezone
+    context.setdefault("user", request.scope.get("user"))
+    base = {
+        "request": request,
+        "csrf_token": csrf_token(request),
+        "flashes": request.session.pop("flashes", []),
+        "when": lambda value: fmt(value, tz),
+        "tz": tz,
+    }
+    return request.app.state.templates.TemplateResponse(
+        request, template, {**base, **context}, status_code=status_code
+    )
+
+
+def flash(request: Request, message: str, kind: str = "success") -> None:
+    request.session.setdefault("flashes", [])
+    request.session["flashes"] = [*request.session["flashes"], [kind, message]]
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def db(request: Request, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    """Run `work(session)` in one transaction on a worker thread, off the event loop."""
+
+    def run() -> T:
+        with session_scope(request.app.state.engine, readonly=readonly) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+def page_args(request: Request, per_page: int = 25) -> tuple[int, int, int]:
+    """(page, limit, offset) from ?page=N, tolerant of nonsense."""
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        page = 1
+    return page, per_page, (page - 1) * per_page
+
+
+def int_or_404(value: Any) -> int:
+    from mailctl.errors import NotFound
+
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NotFound("not found") from None

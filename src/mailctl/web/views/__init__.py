@@ -1,0 +1,17 @@
+"""Every route of the panel, one module per area."""
+
+from __future__ import annotations
+
+import importlib
+
+from starlette.routing import BaseRoute
+
+AREAS = ("public", "accounts", "clients", "messages", "mailings", "manager", "editor")
+
+
+def routes() -> list[BaseRoute]:
+    collected: list[BaseRoute] = []
+    for area in AREAS:
+        module = importlib.import_module(f"mailctl.web.views.{area}")
+        collected.extend(module.routes)
+    return collected

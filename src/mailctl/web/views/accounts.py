@@ -1,0 +1,5 @@
+"""accounts pages (being written)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

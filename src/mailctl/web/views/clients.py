@@ -1,0 +1,5 @@
+"""clients pages (being written)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,5 @@
+"""messages pages (being written)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []
