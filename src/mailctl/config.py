@@ -321,3 +321,38 @@ def mask(section: str, key: str, value: Any) -> Any:
         except Exception:
             return "****"
     return "****"
+
+
+def example_toml() -> str:
+    """mailctl.toml.example, written from SCHEMA so it always documents every key."""
+    derived = {
+        ("general", "data_dir"): "the user data dir, e.g. ~/.local/share/mailctl",
+        ("database", "url"): "sqlite:///<data_dir>/mailctl.db",
+        ("delivery", "outbox_dir"): "<data_dir>/outbox",
+        ("scheduler", "timezone"): "the system's zone",
+        ("cache", "dir"): "<data_dir>/cache",
+    }
+    lines = [
+        "# mailctl configuration. Every key is optional; the value shown is the default.",
+        "# Found by --config PATH, else $MAILCTL_CONFIG, else ./mailctl.toml, else the user",
+        "# config dir (~/.config/mailctl/mailctl.toml), else /etc/mailctl/mailctl.toml.",
+        "# Every key can be overridden by the environment variable named beside it.",
+    ]
+    for section, keys in SCHEMA.items():
+        lines += ["", f"[{section}]"]
+        for key, spec in keys.items():
+            choices = f" ({', '.join(spec.choices)})" if spec.choices else ""
+            lines.append(f"# {spec.help}{choices}; env {env_name(section, key)}")
+            if (section, key) in derived:
+                lines.append(f"# default: {derived[section, key]}")
+                lines.append(f"# {key} = ...")
+            else:
+                value = spec.default
+                if isinstance(value, bool):
+                    shown = "true" if value else "false"
+                elif isinstance(value, str):
+                    shown = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                else:
+                    shown = str(value)
+                lines.append(f"# {key} = {shown}")
+    return "\n".join(lines) + "\n"

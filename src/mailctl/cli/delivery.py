@@ -175,6 +175,12 @@ def retry(
         note(f"mailing {mailing_id}: {_summary_line(summary)}")
 
 
+def send_due(app_ctx: AppContext) -> Summary:
+    from mailctl.scheduling.passes import run_pass
+
+    return run_pass(app_ctx.engine, app_ctx.settings, worker=new_worker_id("cli"))
+
+
 def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Run one pass: start due runs, send them and due retries, print a summary.
 
@@ -183,10 +189,7 @@ def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: * * * * * mailctl run-due >> /var/log/mailctl.log 2>&1
     """
-    from mailctl.scheduling.passes import run_pass
-
-    app_ctx = app_context(ctx)
-    summary = run_pass(app_ctx.engine, app_ctx.settings, worker=new_worker_id("run-due"))
+    summary = send_due(app_context(ctx))
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:

@@ -87,3 +87,26 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("stats")(stats)
+    app.command("demo")(demo)
+
+
+def demo(ctx: typer.Context) -> None:
+    """Set up an empty database with demo users, clients, messages, mailings and posts.
+
+    The mailings that are due go out at once through the configured transport (the outbox
+    folder by default: nothing leaves the machine).
+
+    Example: mailctl demo
+    """
+    from mailctl.cli.delivery import send_due
+    from mailctl.services.demo import seed_demo
+
+    app_ctx = app_context(ctx)
+    migrations.upgrade(app_ctx.raw_engine)
+    with app_ctx.session() as session:
+        result = seed_demo(session=session, clock=app_ctx.clock)
+    send_due(app_ctx)
+    note("demo data created; log in with any of these (password: " + result.password + "):")
+    for email, role in result.logins:
+        note(f"  {role:<8} {email}")
+    stats(ctx, as_json=False)
