@@ -40,12 +40,28 @@ def setup1(cli, users):  # type: ignore[no-untyped-def]
     c1 = new_id(cli("client", "add", "ann@example.com", "--name", "Ann Lee", as_=USER1))
     c2 = new_id(cli("client", "add", "bob@example.com", "--name", "Bob", as_=USER1))
     m = new_id(
-        cli("message", "add", "--subject", "Hi {{ client.first_name }}", "--body", "Hello", as_=USER1)
+        cli(
+            "message",
+            "add",
+            "--subject",
+            "Hi {{ client.first_name }}",
+            "--body",
+            "Hello",
+            as_=USER1,
+        )
     )
     ml = new_id(
         cli(
-            "mailing", "add", "--message", m, "--all-clients", "--start", FUTURE,
-            "--every", "week", as_=USER1,
+            "mailing",
+            "add",
+            "--message",
+            m,
+            "--all-clients",
+            "--start",
+            FUTURE,
+            "--every",
+            "week",
+            as_=USER1,
         )
     )
     return {"clients": [c1, c2], "message": m, "mailing": ml}

@@ -29,5 +29,3 @@ def fails(result: Any, text: str, code: int = 1) -> Any:
 
 def new_id(result: Any) -> int:
     return int(ok(result).stdout.strip())
-
-

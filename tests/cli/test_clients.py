@@ -6,9 +6,13 @@ from .helpers import USER1, as_json, fails, new_id, ok
 
 
 def test_add_list_show_edit_rm(cli, users) -> None:
-    cid = new_id(cli("client", "add", "Ann@Example.com", "--name", "Ann Lee", "--comment", "expo", as_=USER1))
+    cid = new_id(
+        cli("client", "add", "Ann@Example.com", "--name", "Ann Lee", "--comment", "expo", as_=USER1)
+    )
     rows = as_json(cli("client", "list", "--json", as_=USER1))
-    assert [(r["id"], r["email"], r["full_name"]) for r in rows] == [(cid, "Ann@example.com", "Ann Lee")]
+    assert [(r["id"], r["email"], r["full_name"]) for r in rows] == [
+        (cid, "Ann@example.com", "Ann Lee")
+    ]
     table = ok(cli("client", "list", as_=USER1)).stdout.splitlines()
     assert table[0].split("\t")[:3] == ["id", "email", "full_name"]
     assert "Ann Lee" in table[1]
@@ -23,12 +27,16 @@ def test_add_list_show_edit_rm(cli, users) -> None:
 
 def test_import_export(cli, users, tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
-    src.write_text("email,full_name,comment\na@example.com,A One,x\nb@example.com,B Two,\n", encoding="utf-8")
+    src.write_text(
+        "email,full_name,comment\na@example.com,A One,x\nb@example.com,B Two,\n", encoding="utf-8"
+    )
     ok(cli("client", "import", src, as_=USER1))
     out = tmp_path / "out.csv"
     ok(cli("client", "export", out, as_=USER1))
     assert out.read_text().splitlines() == [
-        "email,full_name,comment", "a@example.com,A One,x", "b@example.com,B Two,",
+        "email,full_name,comment",
+        "a@example.com,A One,x",
+        "b@example.com,B Two,",
     ]
     assert ok(cli("client", "export", as_=USER1)).stdout == out.read_text()
 
@@ -38,7 +46,9 @@ def test_import_broken_rows_by_line(cli, users, tmp_path: Path) -> None:
     src.write_text("email,full_name,comment\na@example.com,A,\nnot-an-email,B,\nc@example.com\n")
     result = fails(cli("client", "import", src, as_=USER1), "line 3: invalid email")
     assert "line 4: expected 3 fields, found 1" in result.stderr
-    assert [r["email"] for r in as_json(cli("client", "list", "--json", as_=USER1))] == ["a@example.com"]
+    assert [r["email"] for r in as_json(cli("client", "list", "--json", as_=USER1))] == [
+        "a@example.com"
+    ]
 
 
 def test_import_strict_imports_nothing(cli, users, tmp_path: Path, snapshot) -> None:

@@ -9,13 +9,24 @@ def test_add_list_show(cli, setup1) -> None:
     assert len(rows) == 1
     row = rows[0]
     assert (row["id"], row["status"], row["every"], row["message_id"], row["clients"]) == (
-        mid, "created", "week", setup1["message"], 2,
+        mid,
+        "created",
+        "week",
+        setup1["message"],
+        2,
     )
     # Times are shown in the configured zone (Europe/Berlin in the fixtures).
     assert row["start_at"] == "2030-06-01T09:00:00+02:00"
     assert row["next_run_at"] == "2030-06-01T09:00:00+02:00"
     table = ok(cli("mailing", "list", as_=USER1)).stdout.splitlines()
-    assert table[0].split("\t")[:6] == ["id", "status", "every", "next_run_at", "message_id", "clients"]
+    assert table[0].split("\t")[:6] == [
+        "id",
+        "status",
+        "every",
+        "next_run_at",
+        "message_id",
+        "clients",
+    ]
     assert "2030-06-01 09:00 CEST" in table[1]
 
     shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
@@ -29,8 +40,21 @@ def test_add_list_show(cli, setup1) -> None:
 def test_add_with_listed_clients_and_end(cli, setup1) -> None:
     c1 = setup1["clients"][0]
     mid = new_id(
-        cli("mailing", "add", "--message", setup1["message"], "--client", c1, "--start", FUTURE,
-            "--end", LATER, "--every", "month", as_=USER1)
+        cli(
+            "mailing",
+            "add",
+            "--message",
+            setup1["message"],
+            "--client",
+            c1,
+            "--start",
+            FUTURE,
+            "--end",
+            LATER,
+            "--every",
+            "month",
+            as_=USER1,
+        )
     )
     shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
     assert shown["client_ids"] == [c1]
@@ -39,8 +63,19 @@ def test_add_with_listed_clients_and_end(cli, setup1) -> None:
 
 def test_add_due_now_is_stored(cli, setup1) -> None:
     result = ok(
-        cli("mailing", "add", "--message", setup1["message"], "--all-clients", "--start", "now",
-            "--every", "once", "--no-send", as_=USER1)
+        cli(
+            "mailing",
+            "add",
+            "--message",
+            setup1["message"],
+            "--all-clients",
+            "--start",
+            "now",
+            "--every",
+            "once",
+            "--no-send",
+            as_=USER1,
+        )
     )
     assert "added mailing" in result.stderr
 
@@ -55,8 +90,24 @@ def test_status_filter(cli, setup1) -> None:
 def test_edit(cli, setup1) -> None:
     mid, (c1, _c2) = setup1["mailing"], setup1["clients"]
     m2 = new_id(cli("message", "add", "--subject", "Second", "--body", "Two", as_=USER1))
-    ok(cli("mailing", "edit", mid, "--message", m2, "--client", c1, "--every", "day",
-           "--start", "2030-07-01 08:00", "--end", LATER, as_=USER1))
+    ok(
+        cli(
+            "mailing",
+            "edit",
+            mid,
+            "--message",
+            m2,
+            "--client",
+            c1,
+            "--every",
+            "day",
+            "--start",
+            "2030-07-01 08:00",
+            "--end",
+            LATER,
+            as_=USER1,
+        )
+    )
     shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
     assert (shown["message_id"], shown["client_ids"], shown["every"]) == (m2, [c1], "day")
     assert shown["start_at"] == "2030-07-01T08:00:00+02:00"
@@ -84,7 +135,10 @@ def test_manager_sees_and_disables_but_cannot_edit(cli, setup1, snapshot) -> Non
     assert [r["id"] for r in as_json(cli("mailing", "list", "--json", as_=manager))] == [mid]
     ok(cli("mailing", "show", mid, as_=manager))
     before = snapshot()
-    fails(cli("mailing", "edit", mid, "--every", "day", as_=manager), "a manager cannot change mailings")
+    fails(
+        cli("mailing", "edit", mid, "--every", "day", as_=manager),
+        "a manager cannot change mailings",
+    )
     fails(cli("mailing", "rm", mid, as_=manager), "a manager cannot change mailings")
     assert snapshot() == before
     ok(cli("mailing", "disable", mid, as_=manager))

@@ -6,7 +6,11 @@ from .helpers import USER1, as_json, fails, new_id, ok
 
 
 def test_message_commands(cli, users, tmp_path: Path) -> None:
-    mid = new_id(cli("message", "add", "--subject", "Hi {{ client.full_name }}", "--body", "Hello", as_=USER1))
+    mid = new_id(
+        cli(
+            "message", "add", "--subject", "Hi {{ client.full_name }}", "--body", "Hello", as_=USER1
+        )
+    )
     rows = as_json(cli("message", "list", "--json", as_=USER1))
     assert [(r["id"], r["subject"]) for r in rows] == [(mid, "Hi {{ client.full_name }}")]
     assert ok(cli("message", "list", as_=USER1)).stdout.splitlines()[0].startswith("id\tsubject")
@@ -15,7 +19,18 @@ def test_message_commands(cli, users, tmp_path: Path) -> None:
 
     body = tmp_path / "body.txt"
     body.write_text("Dear {{ client.first_name }},\nnews.\n", encoding="utf-8")
-    ok(cli("message", "edit", mid, "--subject", "News for {{ client.full_name }}", "--body-file", body, as_=USER1))
+    ok(
+        cli(
+            "message",
+            "edit",
+            mid,
+            "--subject",
+            "News for {{ client.full_name }}",
+            "--body-file",
+            body,
+            as_=USER1,
+        )
+    )
     shown = as_json(cli("message", "show", mid, "--json", as_=USER1))
     assert shown["subject"] == "News for {{ client.full_name }}"
     assert shown["body"].startswith("Dear {{ client.first_name }},")
@@ -40,8 +55,15 @@ def test_body_and_body_file_are_exclusive(cli, users, tmp_path: Path, snapshot) 
     fails(cli("message", "add", "--subject", "S", as_=USER1), "--body", code=2)
     body = tmp_path / "b.txt"
     body.write_text("x")
-    fails(cli("message", "add", "--subject", "S", "--body", "x", "--body-file", body, as_=USER1), "--body", code=2)
-    fails(cli("message", "add", "--subject", "S", "--body-file", tmp_path / "nope.txt", as_=USER1), "cannot read")
+    fails(
+        cli("message", "add", "--subject", "S", "--body", "x", "--body-file", body, as_=USER1),
+        "--body",
+        code=2,
+    )
+    fails(
+        cli("message", "add", "--subject", "S", "--body-file", tmp_path / "nope.txt", as_=USER1),
+        "cannot read",
+    )
     assert snapshot() == before
 
 

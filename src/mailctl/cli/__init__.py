@@ -15,6 +15,30 @@ from mailctl.errors import MailctlError
 class ErrorsToMessages(TyperGroup):
     """Every domain error becomes one line on stderr and exit code 1, never a traceback."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        # Usage errors as one line too, instead of a framed multi-line box.
+        from typer import Abort
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            result = exc.exit_code
+        except UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            result = exc.exit_code
+        except ClickException as exc:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            result = exc.exit_code
+        except Abort:
+            typer.echo("aborted", err=True)
+            result = 1
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -74,6 +98,7 @@ def _register() -> None:
         messages,
         setup,
         users,
+        web_cmd,
     )
 
     app.add_typer(clients.app, name="client", help="Recipients: add, list, import, export.")
@@ -84,7 +109,12 @@ def _register() -> None:
     app.add_typer(config_cmd.app, name="config", help="Show the effective settings.")
     app.add_typer(db_cmd.app, name="db", help="Database migrations.")
     setup.register(app)
+    web_cmd.register(app)
     delivery.register(mailings.app, app)
+    from mailctl.cli import crontab_cmd, daemon_cmd
+
+    daemon_cmd.register(app)
+    app.add_typer(crontab_cmd.app, name="crontab", help="The cron line that runs `run-due`.")
 
 
 _register()

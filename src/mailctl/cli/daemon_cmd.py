@@ -1,0 +1,149 @@
+"""`mailctl daemon` (the scheduler) and `mailctl status` (what it is doing)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from mailctl.cli.context import app_context
+from mailctl.cli.output import JsonOpt
+from mailctl.timeutil import fmt
+
+# journald reads a leading <N> as the syslog priority of the line.
+_PRIORITY = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join(super().format(record).splitlines())
+        return f"<{_PRIORITY.get(record.levelno, 6)}>{line}"
+
+
+def setup_logging(level: str) -> None:
+    """One line per event on stdout; journald adds its own timestamps, a terminal gets ours."""
+    handler = logging.StreamHandler(sys.stdout)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # APScheduler logs every job run and Alembic every schema check at INFO; only their
+    # warnings interest an operator.
+    for name in ("apscheduler", "alembic"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+
+
+def daemon(
+    ctx: typer.Context,
+    tick: Annotated[
+        int | None,
+        typer.Option(
+            "--tick", min=1, help="Seconds between checks (default scheduler.tick_seconds)."
+        ),
+    ] = None,
+) -> None:
+    """Run the scheduler: send due runs and retries by themselves until stopped.
+
+    Wakes at the next due time or every scheduler.tick_seconds. SIGTERM or Ctrl-C finishes
+    the message in flight, releases claims and exits 0. Safe beside cron and other daemons.
+
+    Example: mailctl daemon
+    """
+    from mailctl.scheduling.daemon import Daemon
+
+    app_ctx = app_context(ctx)
+    settings = app_ctx.settings
+    if tick is not None:
+        settings = settings.with_overrides("scheduler", tick_seconds=tick)
+    setup_logging(str(settings.get("general", "log_level")))
+    # The raw engine: a database that is down or not initialised yet is waited for, not fatal.
+    code = Daemon(app_ctx.raw_engine, settings).run()
+    raise typer.Exit(code)
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the daemons' heartbeats, the next due runs and the recipients still waiting.
+
+    A daemon whose heartbeat is older than three ticks is marked stale (died or hangs).
+
+    Example: mailctl status --json
+    """
+    from mailctl.scheduling import heartbeat
+
+    app_ctx = app_context(ctx)
+    tz = app_ctx.tz
+    report = heartbeat.status(
+        app_ctx.engine, tick_seconds=float(app_ctx.settings.get("scheduler", "tick_seconds"))
+    )
+    if as_json:
+        typer.echo(json.dumps(_jsonable(report.as_dict()), indent=2))
+        return
+    now = report.now
+    out: list[str] = ["daemons:"]
+    for w in report.workers:
+        flag = "  STALE: no heartbeat for three ticks" if w["stale"] else ""
+        out.append(
+            f"  {w['id']}  pid {w['pid']}  {w['state']}  last seen {fmt(w['seen_at'], tz)} "
+            f"({_ago((now - w['seen_at']).total_seconds())}){flag}"
+        )
+    if not report.workers:
+        out.append("  none has recorded a heartbeat (cron's run-due does not record one)")
+    out.append("next runs:")
+    for r in report.next_runs:
+        flag = "  overdue: is a daemon or cron running?" if r["overdue"] else ""
+        out.append(f"  mailing {r['mailing_id']}  {fmt(r['next_run_at'], tz)}  {r['every']}{flag}")
+    if not report.next_runs:
+        out.append("  none scheduled")
+    out.append("waiting recipients:")
+    for m in report.waiting:
+        counts = ", ".join(f"{s} {m[s]}" for s in heartbeat.WAITING_STATES if m[s])
+        retry = f" (next retry {fmt(m['next_retry_at'], tz)})" if m["next_retry_at"] else ""
+        out.append(f"  mailing {m['mailing_id']}: {counts}{retry}")
+    totals = report.totals
+    out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in heartbeat.WAITING_STATES))
+    if totals["unknown"]:
+        out.append(
+            "  unknown: a sender stopped mid-message; check, then"
+            " `mailctl mailing retry ID --unknown`"
+        )
+    typer.echo("\n".join(out))
+
+
+def register(root: typer.Typer) -> None:
+    root.command("daemon")(daemon)
+    root.command("status")(status)

@@ -1,0 +1,46 @@
+"""`mailctl web`: serve the panel with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mailctl.cli.context import app_context
+from mailctl.cli.output import note
+
+
+def web(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default: the web.host setting).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default: the web.port setting).")
+    ] = None,
+) -> None:
+    """Serve the web panel (accounts, clients, mailings, blog) with uvicorn.
+
+    Example: mailctl web --host 0.0.0.0 --port 8080
+    """
+    import uvicorn  # lazy: the rest of the CLI starts without it
+
+    from mailctl.web.app import create_app
+
+    settings = app_context(ctx).settings
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if overrides:
+        settings = settings.with_overrides("web", **overrides)
+    app = create_app(settings)
+    bind_host, bind_port = settings.get("web", "host"), int(settings.get("web", "port"))
+    note(f"mailctl panel on http://{bind_host}:{bind_port} (links in emails use {settings.base_url()})")
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level=str(settings.get("general", "log_level")).lower(),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("web")(web)
