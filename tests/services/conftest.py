@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import Engine
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from mailctl.db import session_scope, utcnow
@@ -73,8 +73,12 @@ def world(engine: Engine, password_hash: str) -> World:
                 email_key=f"client-of-{name}@example.com",
                 full_name=f"Client of {name}",
             )
-            message = Message(owner_id=user.id, subject=f"Free {name}", body="Hi {{ client.full_name }}")
-            used = Message(owner_id=user.id, subject=f"Used {name}", body="News for {{ client.email }}")
+            message = Message(
+                owner_id=user.id, subject=f"Free {name}", body="Hi {{ client.full_name }}"
+            )
+            used = Message(
+                owner_id=user.id, subject=f"Used {name}", body="News for {{ client.email }}"
+            )
             s.add_all([client, message, used])
             s.flush()
             assert client.id and message.id and used.id

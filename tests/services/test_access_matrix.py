@@ -171,7 +171,9 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "find_user": lambda c: users.find_user(**c.kw(), ref="subject@example.com"),
     "edit_user": lambda c: users.edit_user(**c.kw(), user_id=c.subject_id, full_name="Renamed"),
     "edit_self": lambda c: users.edit_user(**c.kw(), user_id=c.actor.id or 0, full_name="Me"),
-    "add_user": lambda c: users.add_user(**c.kw(), email="fresh@example.com", password=NEW_PASSWORD),
+    "add_user": lambda c: users.add_user(
+        **c.kw(), email="fresh@example.com", password=NEW_PASSWORD
+    ),
     "block_user": lambda c: users.set_blocked(**c.kw(), user_id=c.subject_id, blocked=True),
     "unblock_user": lambda c: users.set_blocked(**c.kw(), user_id=c.subject_id, blocked=False),
     "set_role": lambda c: users.set_role(**c.kw(), user_id=c.subject_id, role="editor"),
@@ -288,9 +290,13 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
     kw: dict[str, Any] = {"session": session, "actor": other, "start": _start()}
     before = snapshot(session)
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
-        mailings.add_mailing(**kw, message_id=world.messages["owner"], client_ids=[world.clients["other"]])
+        mailings.add_mailing(
+            **kw, message_id=world.messages["owner"], client_ids=[world.clients["other"]]
+        )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
-        mailings.add_mailing(**kw, message_id=world.messages["other"], client_ids=[world.clients["owner"]])
+        mailings.add_mailing(
+            **kw, message_id=world.messages["other"], client_ids=[world.clients["owner"]]
+        )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.edit_mailing(
             session=session,

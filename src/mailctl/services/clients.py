@@ -193,14 +193,16 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
         raise Invalid(f"line 1: header must be email,full_name,comment (got {','.join(header)})")
     index = {n: i for i, n in enumerate(names)}
     while True:
+        # A row is reported by the line it starts on: a quoted field may span lines, and an
+        # unclosed quote runs on to the end of the file.
+        line = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, f"broken CSV: {exc}"
+            yield line, f"broken CSV: {exc}"
             continue
-        line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):

@@ -53,6 +53,8 @@ def _every(value: str) -> str:
 
 
 def _check_times(start: datetime, end: datetime | None, now: datetime, *, new: bool) -> None:
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise Invalid("times need a time zone")
     if new and start < now - PAST_GRACE:
         raise Invalid("the start is in the past; use 'now' to send at once")
     if end is not None:
@@ -204,18 +206,27 @@ def edit_mailing(
 ) -> Mailing:
     mailing = _editable(session, actor, mailing_id)
     now = now or utcnow()
-    if message_id is not None:
-        mailing.message_id = _message_of(session, actor, mailing.owner_id, message_id).id or 0
-    if client_ids is not None or all_clients:
-        ids = _pick_clients(session, mailing.owner_id, client_ids, all_clients)
+    # Every check before the first change, so a refusal leaves the mailing as it was.
+    schedule_changed = start is not None or end is not None or clear_end or every is not None
+    new_start = start or mailing.start_at
+    new_end = None if clear_end else (end or mailing.end_at)
+    new_every = _every(every) if every is not None else mailing.every
+    if schedule_changed:
+        _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
+    message = (
+        _message_of(session, actor, mailing.owner_id, message_id) if message_id is not None else None
+    )
+    ids = (
+        _pick_clients(session, mailing.owner_id, client_ids, all_clients)
+        if client_ids is not None or all_clients
+        else None
+    )
+    if message is not None:
+        mailing.message_id = message.id or 0
+    if ids is not None:
         session.exec(delete(MailingClient).where(MailingClient.mailing_id == mailing.id))  # type: ignore[call-overload]
         session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
-    schedule_changed = start is not None or end is not None or clear_end or every is not None
     if schedule_changed:
-        new_start = start or mailing.start_at
-        new_end = None if clear_end else (end or mailing.end_at)
-        new_every = _every(every) if every is not None else mailing.every
-        _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
         if mailing.status == MailingStatus.created.value:
             mailing.next_run_at = first_run(

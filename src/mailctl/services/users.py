@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from passlib.context import CryptContext
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from mailctl.models import Role, User
+from mailctl.models import Mailing, Role, User
 from mailctl.services.access import OVERSIGHT_ROLES, ensure_active, require_role
 from mailctl.services.validation import clean_email, clean_text
 
@@ -148,7 +148,11 @@ def find_user(*, session: Session, actor: User, ref: str) -> User:
     """A user by id or by email, for the CLI."""
     if ref.isdigit():
         return get_user(session=session, actor=actor, user_id=int(ref))
+    ensure_active(actor)
     user = _find(session, ref)
+    if user is None or user.id != actor.id:
+        # Checked before "not found" so that a plain user cannot probe which emails have accounts.
+        require_role(actor, OVERSIGHT_ROLES, "see other users")
     if user is None:
         raise NotFound(f"user {ref} not found")
     return get_user(session=session, actor=actor, user_id=user.id or 0)
@@ -179,7 +183,8 @@ def edit_user(
 
 
 def _guard_last_admin(session: Session, user: User, action: str) -> None:
-    if user.role != Role.admin.value:
+    # A blocked admin is not one of the active admins this guard protects.
+    if user.role != Role.admin.value or not user.is_active:
         return
     admins = session.exec(
         select(func.count())
@@ -262,6 +267,9 @@ def delete_user(*, session: Session, actor: User, user_id: int) -> None:
     if user.id == actor.id:
         raise Conflict("you cannot delete yourself")
     _guard_last_admin(session, user, "delete")
+    # Mailings first: their message link is RESTRICT, which PostgreSQL checks row by row while
+    # cascading from the user, so the order of that cascade must not matter.
+    session.exec(delete(Mailing).where(Mailing.owner_id == user.id))  # type: ignore[call-overload]
     session.delete(user)
 
 

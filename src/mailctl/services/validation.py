@@ -8,6 +8,7 @@ from mailctl.errors import Invalid
 from mailctl.sending.render import check_header
 
 EMAIL_MAX = 254
+LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode
 
 
 def clean_email(value: str) -> str:
@@ -22,6 +23,11 @@ def clean_email(value: str) -> str:
         raise Invalid(f"invalid email {value!r}: {exc}") from None
     except Invalid:
         raise Invalid(f"invalid email {value!r}: contains a line break") from None
+    if len(result.local_part.encode()) > LOCAL_PART_MAX:
+        raise Invalid(
+            f"invalid email {value!r}: the part before the @-sign is longer than "
+            f"{LOCAL_PART_MAX} characters"
+        )
     return result.normalized
 
 
