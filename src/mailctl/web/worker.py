@@ -1,0 +1,105 @@
+"""The panel's in-process background sender: "send now" and due new mailings run here.
+
+A request only queues the mailing and returns; SMTP never runs on the event loop or holds a
+request open. The database claims (compare-and-set on the run, leases on ledger rows) keep
+this pool, the daemon and cron's run-due from ever sending a client the same run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+
+from mailctl.config import Settings
+from mailctl.scheduling.passes import run_pass
+from mailctl.sending.engine import Summary, new_worker_id
+
+log = logging.getLogger(__name__)
+THREADS = 2
+_create_lock = threading.Lock()
+
+
+class BackgroundSender:
+    def __init__(self, engine: Engine, settings: Settings, *, threads: int = THREADS) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailctl-web-send")
+        # Mailings queued but not started yet: a second click joins the queued pass.
+        self._queued: dict[int, Future[Summary | None]] = {}
+        self._futures: set[Future[Summary | None]] = set()
+
+    def submit(self, mailing_id: int) -> Future[Summary | None] | None:
+        """Queue one pass over the mailing; None once shutting down."""
+        with self._lock:
+            if self._stop.is_set():
+                return None
+            queued = self._queued.get(mailing_id)
+            if queued is not None:
+                return queued
+            future = self._pool.submit(self._run, mailing_id)
+            self._queued[mailing_id] = future
+            self._futures.add(future)
+            future.add_done_callback(self._forget)
+            return future
+
+    def _forget(self, future: Future[Summary | None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+            for mid, queued in list(self._queued.items()):
+                if queued is future:
+                    del self._queued[mid]
+
+    def _run(self, mailing_id: int) -> Summary | None:
+        with self._lock:
+            self._queued.pop(mailing_id, None)
+        if self._stop.is_set():
+            return None
+        try:
+            return run_pass(
+                self.engine,
+                self.settings,
+                worker=new_worker_id("web"),
+                mailing_id=mailing_id,
+                stop=self._stop,
+            )
+        except Exception:
+            # A failed pass must not take the panel down; what was left stays in the ledger
+            # for the daemon, cron or the next click.
+            log.exception("background send of mailing %s failed", mailing_id)
+            return None
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._futures)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued pass is done (tests, shutdown); False on timeout."""
+        with self._lock:
+            pending = list(self._futures)
+        _done, not_done = wait_all(pending, timeout=timeout)
+        return not not_done
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        # The stop event makes a running sender finish its current message and release its
+        # claims; queued passes are dropped (their rows stay pending for the scheduler).
+        self._stop.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def worker_of(app: Starlette) -> BackgroundSender:
+    """The app's sender pool, started on first use."""
+    worker = getattr(app.state, "worker", None)
+    if worker is None:
+        with _create_lock:
+            worker = getattr(app.state, "worker", None)
+            if worker is None:
+                worker = BackgroundSender(app.state.engine, app.state.settings)
+                app.state.worker = worker
+    return worker  # type: ignore[no-any-return]

@@ -1,0 +1,752 @@
+"""The user pages end to end: forms, CSV import, previews, mailings sent by the background
+worker, the attempts log, the SVG chart, and escaping of everything a user typed."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from html import unescape
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from mailctl.db import session_scope, utcnow
+from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, MailingRun, Message
+from mailctl.timeutil import to_local
+from mailctl.web.chart import localise, outcome_svg
+from mailctl.web.worker import BackgroundSender
+
+from .conftest import outbox, post_form
+from .user_helpers import World, as_role, wait_for, world_fixture  # noqa: F401
+
+XSS = "<script>alert(1)</script>"
+
+
+def _ids(engine: Engine, model: Any, **where: Any) -> list[int]:
+    with session_scope(engine, readonly=True) as s:
+        stmt = select(model.id)
+        for name, value in where.items():
+            stmt = stmt.where(getattr(model, name) == value)
+        return list(s.exec(stmt).all())
+
+
+def _states(engine: Engine, mailing_id: int) -> dict[str, int]:
+    with session_scope(engine, readonly=True) as s:
+        rows = s.exec(
+            select(Delivery.state, func.count())
+            .where(Delivery.mailing_id == mailing_id)
+            .group_by(Delivery.state)
+        ).all()
+        return dict(rows)
+
+
+def _svg(page: str) -> ET.Element:
+    match = re.search(r"<svg.*?</svg>", page, re.S)
+    assert match, "no inline SVG"
+    return ET.fromstring(match.group(0))
+
+
+# -- dashboard ------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_own_figures_and_recent_mailings(client: TestClient, world: World) -> None:
+    as_role(client, world, "owner")
+    page = client.get("/dashboard").text
+    assert 'data-stat="1">1<' in page  # the owner's one mailing, not the other user's
+    assert f'href="/mailings/{world.mailing_id}"' in page
+    assert f'href="/mailings/{world.other_mailing_id}"' not in page
+    as_role(client, world, "manager")
+    page = client.get("/dashboard").text
+    assert 'data-stat="1">2<' in page
+    assert "/mailings/new" not in page
+    as_role(client, world, "editor")
+    assert "/editor/posts" in client.get("/dashboard").text
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+def test_add_edit_delete_client_through_forms(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    as_role(client, world, "owner")
+    form = client.get("/clients/new")
+    assert 'name="csrf_token"' in form.text
+    response = post_form(
+        client,
+        "/clients/new",
+        {"email": "New@Example.com", "full_name": "New One", "comment": "hi"},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/clients"
+    listing = client.get("/clients").text
+    assert "New@example.com" in listing and "Added client" in listing
+    (new_id,) = _ids(engine, Client, email="New@example.com")
+
+    # Errors come back on the form with what was typed.
+    dup = post_form(client, "/clients/new", {"email": "new@example.com", "full_name": "Again"})
+    assert dup.status_code == 409
+    assert "already exists" in dup.text and 'value="Again"' in dup.text
+    bad = post_form(client, "/clients/new", {"email": "not-an-email", "full_name": "X"})
+    assert bad.status_code == 400 and "invalid email" in bad.text
+
+    edit = client.get(f"/clients/{new_id}/edit")
+    assert 'value="New@example.com"' in edit.text
+    response = post_form(
+        client,
+        f"/clients/{new_id}/edit",
+        {"email": "renamed@example.com", "full_name": "Renamed", "comment": ""},
+    )
+    assert response.status_code == 303
+    clash = post_form(
+        client,
+        f"/clients/{new_id}/edit",
+        {"email": "client-of-owner@example.com", "full_name": "Renamed", "comment": ""},
+    )
+    assert clash.status_code == 409 and "already exists" in clash.text
+    with session_scope(engine, readonly=True) as s:
+        assert s.get(Client, new_id).full_name == "Renamed"  # type: ignore[union-attr]
+
+    assert post_form(client, f"/clients/{new_id}/delete").status_code == 303
+    assert _ids(engine, Client, id=new_id) == []
+
+
+def test_client_search_paging_and_unsubscribed_state(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    with session_scope(engine) as s:
+        owner_id = world.users["owner"].id
+        for i in range(30):
+            address = f"bulk{i:02d}@example.com"
+            s.add(
+                Client(owner_id=owner_id, email=address, email_key=address, full_name=f"Bulk {i}")
+            )
+        gone = s.get(Client, world.client_id)
+        assert gone is not None
+        gone.unsubscribed_at = utcnow()
+        s.add(gone)
+    as_role(client, world, "owner")
+    first = client.get("/clients").text
+    assert "(31)" in first
+    assert first.count("/edit") == 25
+    assert "page=2" in first
+    second = client.get("/clients?page=2").text
+    assert second.count("/edit") == 6
+    assert "unsubscribed" in first  # the owner's first client
+    found = client.get("/clients?q=BULK0").text
+    assert found.count("/edit") == 10 and "(10)" in found
+    assert 'value="BULK0"' in found
+    assert "client-of-other" not in client.get("/clients?q=client-of").text
+    assert "No client matches" in client.get("/clients?q=nobody").text
+    assert client.get("/clients?page=nonsense").status_code == 200
+
+
+def test_csv_import_reports_bad_rows_by_line(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    as_role(client, world, "owner")
+    data = (
+        b"email,full_name,comment\n"
+        b"one@example.com,One,first\n"
+        b"not-an-email,Bad,\n"
+        b"client-of-owner@example.com,Dup,\n"
+        b"two@example.com,Two\n"
+        b"three@example.com,Three,third\n"
+    )
+    response = post_form(client, "/clients/import", files={"file": ("c.csv", data, "text/csv")})
+    assert response.status_code == 200
+    text = response.text
+    assert "Imported 2 clients; 3 rows skipped" in text
+    table = text[text.index('id="import-errors"') :]
+    rows = re.findall(r"<tr><td>(\d+)</td><td[^>]*>(.*?)</td></tr>", table, re.S)
+    assert [int(line) for line, _ in rows] == [3, 4, 5]
+    assert "invalid email" in rows[0][1]
+    assert "already exists" in rows[1][1]
+    assert "expected 3 fields" in rows[2][1]
+    assert _ids(engine, Client, email="one@example.com")
+    assert _ids(engine, Client, email="three@example.com")
+
+
+def test_csv_import_strict_and_broken_files(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    as_role(client, world, "owner")
+    before = len(_ids(engine, Client))
+    strict = post_form(
+        client,
+        "/clients/import",
+        {"strict": "1"},
+        files={"file": ("c.csv", b"email\nok@example.com\nbad\n", "text/csv")},
+    )
+    assert strict.status_code == 400 and "nothing imported" in strict.text
+    latin = post_form(
+        client, "/clients/import", files={"file": ("c.csv", "email\nä@x.de\n".encode("latin-1"))}
+    )
+    assert latin.status_code == 400 and "not UTF-8" in latin.text
+    empty = post_form(client, "/clients/import", files={"file": ("c.csv", b"")})
+    assert empty.status_code == 400 and "choose a CSV file" in empty.text
+    header = post_form(client, "/clients/import", files={"file": ("c.csv", b"name\nx\n")})
+    assert header.status_code == 400 and "header" in header.text
+    assert len(_ids(engine, Client)) == before
+
+
+def test_client_export(client: TestClient, world: World) -> None:
+    as_role(client, world, "owner")
+    response = client.get("/clients/export.csv")
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.splitlines() == [
+        "email,full_name,comment",
+        "client-of-owner@example.com,Client of owner,",
+    ]
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def test_messages_add_edit_preview_delete(client: TestClient, world: World, engine: Engine) -> None:
+    as_role(client, world, "owner")
+    response = post_form(
+        client,
+        "/messages/new",
+        {"subject": "Hi {{ client.first_name }}", "body": "Dear {{ client.full_name }},\nnews."},
+    )
+    assert response.status_code == 303
+    message_id = int(response.headers["location"].rsplit("/", 1)[1])
+    page = client.get(response.headers["location"]).text
+    assert "Hi Client" in page  # the preview, for the first client
+    assert "Dear Client of owner," in page
+    assert "Hi {{ client.first_name }}" in page  # the template itself
+
+    bad = post_form(client, "/messages/new", {"subject": "Hi {{ client.age }}", "body": "x"})
+    assert bad.status_code == 400 and "placeholder" in bad.text
+    assert 'value="Hi {{ client.age }}"' in bad.text
+    empty = post_form(client, "/messages/new", {"subject": "", "body": "x"})
+    assert empty.status_code == 400 and "subject must not be empty" in empty.text
+
+    response = post_form(
+        client, f"/messages/{message_id}/edit", {"subject": "Changed", "body": "New body"}
+    )
+    assert response.status_code == 303
+    with session_scope(engine, readonly=True) as s:
+        assert s.get(Message, message_id).subject == "Changed"  # type: ignore[union-attr]
+    assert "Changed" in client.get("/messages").text
+
+    # A message in use cannot go; a free one can.
+    refused = post_form(client, f"/messages/{world.used_message_id}/delete")
+    assert refused.status_code == 303
+    assert "is used by mailing" in client.get(refused.headers["location"]).text
+    assert _ids(engine, Message, id=world.used_message_id)
+    assert post_form(client, f"/messages/{message_id}/delete").status_code == 303
+    assert not _ids(engine, Message, id=message_id)
+
+
+def test_preview_for_a_chosen_client(client: TestClient, world: World, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        second = Client(
+            owner_id=world.users["owner"].id or 0,
+            email="zoe@example.com",
+            email_key="zoe@example.com",
+            full_name="Zoe Zed",
+        )
+        s.add(second)
+        s.flush()
+        second_id = second.id
+    as_role(client, world, "owner")
+    page = client.get(f"/messages/{world.message_id}?client={second_id}").text
+    assert "Hi Zoe Zed" in page
+    assert f'<option value="{second_id}" selected>' in page
+
+
+# -- mailings -------------------------------------------------------------------------------
+
+
+def _local(dt: Any, tz: str = "Europe/Berlin") -> str:
+    return to_local(dt, tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_add_future_mailing_through_form(client: TestClient, world: World, engine: Engine) -> None:
+    as_role(client, world, "owner")
+    form = client.get(f"/mailings/new?message={world.message_id}").text
+    assert 'type="datetime-local"' in form
+    assert f'<option value="{world.message_id}" selected>' in form
+    assert "Free other" not in form and "client-of-other" not in form
+    response = post_form(
+        client,
+        "/mailings/new",
+        {
+            "message_id": str(world.message_id),
+            "client_ids": [str(world.client_id)],
+            "start": "2031-03-01T09:30",
+            "end": "2031-12-01T09:30",
+            "every": "month",
+        },
+    )
+    assert response.status_code == 303, response.text
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    detail = client.get(response.headers["location"])
+    assert "starts by itself" in detail.text
+    assert "2031-03-01 09:30 CET" in detail.text  # the schedule in the configured zone
+    assert "Monthly" in detail.text
+    assert 'http-equiv="refresh"' not in detail.text and "refresh" not in detail.headers
+    with session_scope(engine, readonly=True) as s:
+        mailing = s.get(Mailing, mailing_id)
+        assert mailing is not None
+        assert mailing.start_at.isoformat() == "2031-03-01T08:30:00+00:00"
+        assert mailing.status == "created"
+
+
+def test_mailing_form_errors_keep_the_values(client: TestClient, world: World) -> None:
+    as_role(client, world, "owner")
+    base = {"message_id": str(world.message_id), "client_ids": [str(world.client_id)]}
+    cases = [
+        ({"start": "2031-03-01T09:30", "end": "2031-02-01T09:30"}, "the end must be after"),
+        ({"start": "2020-01-01T09:30"}, "in the past"),
+        ({"start": "yesterday-ish"}, "cannot read time"),
+        ({"message_id": ""}, "choose a message"),
+        ({"client_ids": []}, "at least one client"),
+        ({"every": "hourly"}, "unknown periodicity"),
+        ({"message_id": str(world.other_message_id)}, "not found"),
+        ({"client_ids": [str(world.other_client_id)]}, "not found"),
+    ]
+    for change, text in cases:
+        response = post_form(client, "/mailings/new", {**base, "every": "once", **change})
+        assert response.status_code == 400, change
+        assert text in response.text, (change, response.text)
+        assert "Free other" not in response.text
+    again = post_form(
+        client, "/mailings/new", {**base, "start": "2031-03-01T09:30", "end": "2031-02-01T09:30"}
+    )
+    assert 'value="2031-03-01T09:30"' in again.text
+
+
+def test_due_mailing_is_sent_at_once_by_the_worker(
+    client: TestClient, world: World, engine: Engine, settings: Any
+) -> None:
+    as_role(client, world, "owner")
+    response = post_form(
+        client,
+        "/mailings/new",
+        {"message_id": str(world.message_id), "all_clients": "1", "start": "", "every": "once"},
+    )
+    assert response.status_code == 303
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert wait_for(lambda: _states(engine, mailing_id).get("sent") == 1)
+    assert client.app.state.worker.wait(timeout=10)  # type: ignore[attr-defined]
+    assert any(
+        m["To"].addresses[0].addr_spec == "client-of-owner@example.com" for m in outbox(settings)
+    )
+    detail = client.get(f"/mailings/{mailing_id}").text
+    assert "sending has started" in detail
+    assert re.search(r'data-state="sent">.*?<strong>1</strong>', detail)
+    assert 'id="runs"' in detail
+
+
+def test_send_now_runs_in_the_background(
+    client: TestClient, world: World, engine: Engine, settings: Any
+) -> None:
+    with session_scope(engine) as s:
+        owner_id = world.users["owner"].id or 0
+        for i in range(5):
+            address = f"reader{i}@example.com"
+            c = Client(owner_id=owner_id, email=address, email_key=address, full_name=f"R {i}")
+            s.add(c)
+    as_role(client, world, "owner")
+    post_form(
+        client,
+        f"/mailings/{world.mailing_id}/edit",
+        {
+            "message_id": str(world.used_message_id),
+            "all_clients": "1",
+            "start": "",
+            "end": "",
+            "every": "week",
+        },
+    )
+    response = post_form(client, f"/mailings/{world.mailing_id}/send")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/mailings/{world.mailing_id}"
+    assert wait_for(lambda: _states(engine, world.mailing_id).get("sent") == 6)
+    assert client.app.state.worker.wait(timeout=10)  # type: ignore[attr-defined]
+    assert len(outbox(settings)) == 6
+    detail = client.get(f"/mailings/{world.mailing_id}").text
+    assert "Sending has started" in detail
+    assert "started" in detail
+    assert 'http-equiv="refresh"' not in detail  # nothing left open
+    svg = _svg(detail)
+    assert svg.tag.endswith("svg")
+    # the attempts log shows them
+    log = client.get(f"/mailings/{world.mailing_id}/attempts").text
+    assert log.count('<td class="text-break">reader') == 5
+    csv_text = client.get(f"/mailings/{world.mailing_id}/attempts.csv").text
+    assert csv_text.splitlines()[0].startswith("attempted_at,run_id,email,status")
+    assert len(csv_text.splitlines()) == 7
+
+
+def test_send_now_refused_when_disabled(client: TestClient, world: World, engine: Engine) -> None:
+    as_role(client, world, "owner")
+    assert post_form(client, f"/mailings/{world.mailing_id}/disable").status_code == 303
+    detail = client.get(f"/mailings/{world.mailing_id}").text
+    assert "created (disabled)" in detail
+    assert "disabled" in client.get("/mailings?status=disabled").text
+    response = post_form(client, f"/mailings/{world.mailing_id}/send")
+    assert response.status_code == 303
+    assert "enable it first" in client.get(response.headers["location"]).text
+    assert _states(engine, world.mailing_id) == {}
+    assert getattr(client.app.state, "worker", None) is None  # nothing was queued
+
+
+def test_progress_page_reloads_while_rows_are_open(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(MailingRun).values(
+                id=50, mailing_id=world.mailing_id, scheduled_at=now, started_at=now, recipients=1
+            )
+        )
+        conn.execute(
+            insert(Delivery).values(
+                run_id=50,
+                mailing_id=world.mailing_id,
+                client_id=world.client_id,
+                email="client-of-owner@example.com",
+                state="pending",
+            )
+        )
+    as_role(client, world, "owner")
+    busy = client.get(f"/mailings/{world.mailing_id}")
+    assert '<meta http-equiv="refresh" content="3">' in busy.text
+    assert busy.headers["refresh"] == "3"
+    assert re.search(r'data-state="pending">.*?<strong>1</strong>', busy.text)
+    with engine.begin() as conn:
+        conn.execute(Delivery.__table__.update().values(state="sent"))  # type: ignore[attr-defined]
+    done = client.get(f"/mailings/{world.mailing_id}")
+    assert 'http-equiv="refresh"' not in done.text and "refresh" not in done.headers
+    assert re.search(r'data-state="sent">.*?<strong>1</strong>', done.text)
+
+
+def test_edit_mailing_keeps_a_passed_start(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    # Started a while ago: saving the form unchanged must not complain that the start passed.
+    past = utcnow() - timedelta(days=3)
+    with session_scope(engine) as s:
+        mailing = s.get(Mailing, world.mailing_id)
+        assert mailing is not None
+        mailing.start_at, mailing.status = past, "started"
+        mailing.last_run_at, mailing.next_run_at = past, past + timedelta(days=7)
+        s.add(mailing)
+    as_role(client, world, "owner")
+    form = client.get(f"/mailings/{world.mailing_id}/edit").text
+    assert f'value="{_local(past)}"' in form
+    response = post_form(
+        client,
+        f"/mailings/{world.mailing_id}/edit",
+        {
+            "message_id": str(world.used_message_id),
+            "client_ids": [str(world.client_id)],
+            "start": _local(past),
+            "end": "2031-01-01T00:00",
+            "every": "day",
+        },
+    )
+    assert response.status_code == 303, response.text
+    with session_scope(engine, readonly=True) as s:
+        mailing = s.get(Mailing, world.mailing_id)
+        assert mailing is not None
+        assert mailing.every == "day" and mailing.end_at is not None
+    bad = post_form(
+        client,
+        f"/mailings/{world.mailing_id}/edit",
+        {
+            "message_id": str(world.used_message_id),
+            "client_ids": [str(world.client_id)],
+            "start": _local(past),
+            "end": "2020-01-01T00:00",
+            "every": "day",
+        },
+    )
+    assert bad.status_code == 400 and "end" in bad.text
+
+
+def test_manager_disables_and_enables_from_the_list(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    as_role(client, world, "manager")
+    response = post_form(
+        client, f"/mailings/{world.other_mailing_id}/disable", {"next": "/mailings"}
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/mailings"
+    page = client.get("/mailings").text
+    assert "created (disabled)" in page
+    assert post_form(client, f"/mailings/{world.other_mailing_id}/enable").status_code == 303
+    # an outside `next` is never followed
+    response = post_form(
+        client, f"/mailings/{world.other_mailing_id}/disable", {"next": "https://evil.example/"}
+    )
+    assert response.headers["location"] == "/dashboard"
+    refused = post_form(client, f"/mailings/{world.other_mailing_id}/edit", {"every": "day"})
+    assert refused.status_code == 403
+
+
+def test_mailing_list_status_filter_and_paging(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    with session_scope(engine) as s:
+        for i in range(30):
+            start = utcnow() + timedelta(days=2 + i)
+            s.add(
+                Mailing(
+                    owner_id=world.users["owner"].id or 0,
+                    message_id=world.used_message_id,
+                    start_at=start,
+                    next_run_at=start,
+                    status="finished" if i % 10 == 0 else "created",
+                )
+            )
+    as_role(client, world, "owner")
+    first = client.get("/mailings").text
+    assert first.count('<td><a href="/mailings/') == 25
+    assert "Next &raquo;" in first and "page=2" in first
+    second = client.get("/mailings?page=2").text
+    assert second.count('<td><a href="/mailings/') == 6
+    finished = client.get("/mailings?status=finished").text
+    assert finished.count('<td><a href="/mailings/') == 3
+    assert client.get("/mailings?status=bogus").status_code == 400
+
+
+# -- attempts log ---------------------------------------------------------------------------
+
+
+def _fill_log(engine: Engine, mailing_id: int, n: int) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(MailingRun).values(
+                id=70, mailing_id=mailing_id, scheduled_at=now, started_at=now, recipients=1
+            )
+        )
+        delivery = conn.execute(
+            insert(Delivery).values(
+                run_id=70,
+                mailing_id=mailing_id,
+                client_id=None,
+                email="x@example.com",
+                state="sent",
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "delivery_id": delivery,
+                    "mailing_id": mailing_id,
+                    "run_id": 70,
+                    "email": f"r{i:03d}@example.com",
+                    "attempted_at": now - timedelta(minutes=n - i),
+                    "status": "failed" if i % 4 == 0 else "sent",
+                    "smtp_code": 550 if i % 4 == 0 else 250,
+                    "response": "550 no such user" if i % 4 == 0 else "250 ok",
+                }
+                for i in range(n)
+            ],
+        )
+
+
+def _emails(page: str) -> list[str]:
+    return re.findall(r'<td class="text-break">(r\d{3}@example\.com)</td>', page)
+
+
+def _link(page: str, rel: str) -> str | None:
+    match = re.search(rf'rel="{rel}" href="([^"]+)"', page)
+    return unescape(match.group(1)) if match else None
+
+
+def test_attempts_log_pages_and_filters(client: TestClient, world: World, engine: Engine) -> None:
+    _fill_log(engine, world.mailing_id, 120)
+    as_role(client, world, "owner")
+    url = f"/mailings/{world.mailing_id}/attempts"
+    first = client.get(url).text
+    assert "(120)" in first and "Page 1 of 3" in first
+    page1 = _emails(first)
+    assert page1[:2] == ["r119@example.com", "r118@example.com"] and len(page1) == 50
+    older = _link(first, "next")
+    assert older is not None and "before=" in older
+    second = client.get(older).text
+    page2 = _emails(second)
+    assert page2[0] == "r069@example.com" and len(page2) == 50 and "Page 2 of 3" in second
+    third = client.get(_link(second, "next")).text  # type: ignore[arg-type]
+    assert len(_emails(third)) == 20 and _emails(third)[-1] == "r000@example.com"
+    assert _link(third, "next") is None
+    back = client.get(_link(third, "prev")).text  # type: ignore[arg-type]
+    assert _emails(back) == page2
+    # a plain ?page=N link works by offset, in the same order
+    assert _emails(client.get(f"{url}?page=2").text) == page2
+    assert _emails(client.get(f"{url}?page=9").text) == []
+    # the status filter, kept across pages
+    failed = client.get(f"{url}?status=failed").text
+    assert "(30)" in failed and len(_emails(failed)) == 30
+    assert all(int(e[1:4]) % 4 == 0 for e in _emails(failed))
+    assert "550 no such user" in failed
+    assert client.get(f"{url}?status=nonsense").status_code == 400
+    # a broken cursor is the first page, not an error
+    assert _emails(client.get(f"{url}?before=garbage").text) == page1
+
+
+def test_attempts_pager_keeps_status(client: TestClient, world: World, engine: Engine) -> None:
+    _fill_log(engine, world.mailing_id, 240)
+    as_role(client, world, "owner")
+    first = client.get(f"/mailings/{world.mailing_id}/attempts?status=failed").text
+    older = _link(first, "next")
+    assert older is not None and "status=failed" in older
+    assert all(int(e[1:4]) % 4 == 0 for e in _emails(client.get(older).text))
+
+
+# -- chart ----------------------------------------------------------------------------------
+
+
+def test_chart_is_valid_svg_with_a_legend() -> None:
+    series = [
+        ("2030-01-01 10:00", {"sent": 5, "failed": 1, "deferred": 0, "unknown": 0, "skipped": 0}),
+        ("2030-01-01 11:00", {"sent": 2, "failed": 0, "deferred": 3, "unknown": 1, "skipped": 1}),
+    ]
+    svg = ET.fromstring(str(outcome_svg(series)))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert svg.tag == f"{ns}svg"
+    texts = [t.text for t in svg.iter(f"{ns}text")]
+    for status in ("sent", "failed", "deferred", "unknown", "skipped"):
+        assert status in texts  # the legend
+    assert "2030-01-01 10:00" in texts
+    bars = [r for r in svg.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
+    assert len(bars) == 6  # one segment per non-zero count
+    heights = {r.find(f"{ns}title").text: float(r.get("height")) for r in bars}  # type: ignore[union-attr,arg-type]
+    assert heights["2030-01-01 10:00: 5 sent"] > heights["2030-01-01 10:00: 1 failed"]
+
+
+def test_chart_escapes_text_and_handles_no_data() -> None:
+    hostile = [(XSS + ' & "q"', {"sent": 1, "<b>odd</b>": 2})]
+    markup = str(outcome_svg(hostile, title=XSS))
+    assert "<script>" not in markup and "<b>" not in markup
+    svg = ET.fromstring(markup)  # still well-formed XML
+    texts = "".join(svg.itertext())
+    assert XSS in texts and "<b>odd</b>" in texts
+    empty = ET.fromstring(str(outcome_svg([])))
+    assert "No attempts yet" in "".join(empty.itertext())
+
+
+def test_chart_labels_in_local_time() -> None:
+    series = [("2030-07-01 10:00", {"sent": 1}), ("2030-07-02", {"sent": 1})]
+    assert [label for label, _ in localise(series, "Europe/Berlin")] == [
+        "2030-07-01 12:00",
+        "2030-07-02",
+    ]
+
+
+def test_chart_on_the_detail_page(client: TestClient, world: World, engine: Engine) -> None:
+    _fill_log(engine, world.mailing_id, 40)
+    as_role(client, world, "owner")
+    svg = _svg(client.get(f"/mailings/{world.mailing_id}").text)
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = [t.text or "" for t in svg.iter(f"{ns}title")]
+    assert sum(int(t.split(": ")[1].split()[0]) for t in titles if ": " in t) == 40
+
+
+# -- escaping -------------------------------------------------------------------------------
+
+
+def test_script_in_user_input_is_escaped_everywhere(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    as_role(client, world, "owner")
+    assert (
+        post_form(
+            client,
+            "/clients/new",
+            {"email": "x@example.com", "full_name": XSS, "comment": XSS},
+        ).status_code
+        == 303
+    )
+    response = post_form(
+        client, "/messages/new", {"subject": XSS, "body": XSS + " {{ client.full_name }}"}
+    )
+    assert response.status_code == 303
+    message_id = int(response.headers["location"].rsplit("/", 1)[1])
+    (client_id,) = _ids(engine, Client, email="x@example.com")
+    response = post_form(
+        client,
+        "/mailings/new",
+        {
+            "message_id": str(message_id),
+            "client_ids": [str(client_id)],
+            "start": "2031-01-01T10:00",
+        },
+    )
+    assert response.status_code == 303
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    # an error page that echoes input
+    bad = post_form(client, "/clients/new", {"email": XSS, "full_name": XSS})
+    pages = {
+        "/clients": client.get("/clients").text,
+        "/clients?q": client.get("/clients", params={"q": XSS}).text,
+        "edit client": client.get(f"/clients/{client_id}/edit").text,
+        "/messages": client.get("/messages").text,
+        "message": client.get(f"/messages/{message_id}?client={client_id}").text,
+        "edit message": client.get(f"/messages/{message_id}/edit").text,
+        "/mailings": client.get("/mailings").text,
+        "mailing": client.get(f"/mailings/{mailing_id}").text,
+        "edit mailing": client.get(f"/mailings/{mailing_id}/edit").text,
+        "new mailing": client.get("/mailings/new").text,
+        "bad client form": bad.text,
+    }
+    for name, page in pages.items():
+        assert "<script>" not in page, name
+        assert "&lt;script&gt;" in page, name
+    assert f"{'&lt;script&gt;alert(1)&lt;/script&gt;'} Client" not in pages["message"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;script&gt;" in pages["message"]  # preview
+
+
+def test_script_in_log_and_last_error_is_escaped(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    _fill_log(engine, world.mailing_id, 2)
+    with engine.begin() as conn:
+        conn.execute(DeliveryAttempt.__table__.update().values(response=XSS))  # type: ignore[attr-defined]
+        conn.execute(Mailing.__table__.update().values(last_error=XSS))  # type: ignore[attr-defined]
+    as_role(client, world, "owner")
+    for url in (f"/mailings/{world.mailing_id}", f"/mailings/{world.mailing_id}/attempts"):
+        page = client.get(url).text
+        assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# -- the background worker ------------------------------------------------------------------
+
+
+def test_worker_coalesces_queued_passes_and_stops(engine: Engine, settings: Any) -> None:
+    worker = BackgroundSender(engine, settings, threads=1)
+    try:
+        first = worker.submit(10_000)
+        assert first is not None
+        assert worker.wait(timeout=10)
+        assert first.result() is not None  # a pass that found nothing to do
+    finally:
+        worker.shutdown()
+    assert worker.submit(10_000) is None  # refused once stopped
+    assert not worker.busy()
+
+
+def test_app_shutdown_stops_the_worker(settings: Any, engine: Engine, world: World) -> None:
+    from mailctl.web.app import create_app
+
+    from .conftest import logged_in
+
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as browser:
+        logged_in(browser, "owner@example.com")
+        post_form(browser, f"/mailings/{world.mailing_id}/send")
+        worker = app.state.worker
+    assert worker.submit(world.mailing_id) is None
+    assert not worker.busy()
