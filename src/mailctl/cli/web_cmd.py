@@ -13,10 +13,12 @@ from mailctl.cli.output import note
 def web(
     ctx: typer.Context,
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default: the web.host setting).")
+        str | None,
+        typer.Option("--host", help="Address to listen on (default: the web.host setting)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port to listen on (default: the web.port setting).")
+        int | None,
+        typer.Option("--port", help="Port to listen on (default: the web.port setting)."),
     ] = None,
 ) -> None:
     """Serve the web panel (accounts, clients, mailings, blog) with uvicorn.
@@ -33,7 +35,8 @@ def web(
         settings = settings.with_overrides("web", **overrides)
     app = create_app(settings)
     bind_host, bind_port = settings.get("web", "host"), int(settings.get("web", "port"))
-    note(f"mailctl panel on http://{bind_host}:{bind_port} (links in emails use {settings.base_url()})")
+    note(f"mailctl panel on http://{bind_host}:{bind_port}")
+    note(f"links in emails point at {settings.base_url()} (set web.base_url to change it)")
     uvicorn.run(
         app,
         host=bind_host,
