@@ -96,6 +96,7 @@ def _register() -> None:
         delivery,
         mailings,
         messages,
+        serve_cmd,
         setup,
         users,
         web_cmd,
@@ -110,6 +111,7 @@ def _register() -> None:
     app.add_typer(db_cmd.app, name="db", help="Database migrations.")
     setup.register(app)
     web_cmd.register(app)
+    serve_cmd.register(app)
     delivery.register(mailings.app, app)
     from mailctl.cli import crontab_cmd, daemon_cmd
 
