@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes everywhere; SQLite keeps them as naive UTC text, PostgreSQL as timestamptz."""
+    """Aware UTC datetimes everywhere: naive UTC text in SQLite, timestamptz in PostgreSQL."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -71,7 +72,7 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
         _sqlite_setup(engine, busy_ms)
         return engine
     try:
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=int(db["pool_size"]),
             max_overflow=int(db["max_overflow"]),
@@ -84,6 +85,31 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
         raise ConfigError(
             f"database driver missing ({exc.name}); install mailctl[postgres]"
         ) from None
+    _close_when_dropped(engine)
+    return engine
+
+
+def _close_when_dropped(engine: Engine) -> None:
+    # An engine dropped without dispose() (a CLI command, a test's app) would leave its open
+    # connections to the garbage collector, which psycopg reports as a ResourceWarning. Keep
+    # only the libpq handles (nothing that refers back to the engine) and close them with it.
+    handles: list[Any] = []
+
+    @event.listens_for(engine, "connect")
+    def _track(dbapi_conn: Any, _record: Any) -> None:
+        pgconn = getattr(dbapi_conn, "pgconn", None)
+        if pgconn is not None:
+            from psycopg import pq
+
+            handles[:] = [h for h in handles if h.status != pq.ConnStatus.BAD]
+            handles.append(pgconn)
+
+    weakref.finalize(engine, _finish_all, handles)
+
+
+def _finish_all(handles: list[Any]) -> None:
+    for pgconn in handles:
+        pgconn.finish()
 
 
 def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
@@ -130,6 +156,12 @@ def _collect_bulk(state: Any) -> None:
         table = getattr(state.statement, "table", None)
         if table is not None:
             state.session.info.setdefault("touched", set()).add(table.name)
+
+
+def unnoticed(session: Session, table: str) -> None:
+    """Keep this transaction's writes to `table` from the commit hooks (a counter that is never
+    part of a cached page must not empty the cache on every hit)."""
+    session.info.get("touched", set()).discard(table)
 
 
 @contextmanager

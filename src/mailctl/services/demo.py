@@ -22,8 +22,23 @@ DEMO_LOGINS = (
     ("editor@demo.example", "editor"),
 )
 NAMES = (
-    "Olga Petrova", "Ivan Sidorov", "Marie Curie", "Ada Lovelace", "Jean Dupont",
-    "Zoë Müller", "Li Wei", "Sam Taylor", "Ana García", "Yuki Tanaka",
+    "Olga Petrova",
+    "Ivan Sidorov",
+    "Marie Curie",
+    "Ada Lovelace",
+    "Jean Dupont",
+    "Zoë Müller",
+    "Li Wei",
+    "Sam Taylor",
+    "Ana García",
+    "Yuki Tanaka",
+)
+
+POSTS = (
+    ("Why we built mailctl", "A mailing service you run yourself, from the shell or the browser."),
+    ("Five tips for better newsletters", "Write for one reader. Keep it short. Send on time."),
+    ("Deliverability without the magic", "Every attempt is logged with the server's answer."),
+    ("Scheduling that respects your clock", "Daily runs keep their local time across DST."),
 )
 
 
@@ -41,9 +56,13 @@ class DemoResult:
 def seed_demo(*, session: Session, clock: Clock) -> DemoResult:
     if users.count_users(session=session):
         raise Conflict("the database already has users; demo data goes into an empty one")
-    admin = users.create_first_admin(session=session, email=DEMO_LOGINS[0][0], password=DEMO_PASSWORD)
+    admin = users.create_first_admin(
+        session=session, email=DEMO_LOGINS[0][0], password=DEMO_PASSWORD
+    )
     people = {
-        email: users.add_user(session=session, actor=admin, email=email, password=DEMO_PASSWORD, role=role)
+        email: users.add_user(
+            session=session, actor=admin, email=email, password=DEMO_PASSWORD, role=role
+        )
         for email, role in DEMO_LOGINS[1:]
     }
     now = utcnow()
@@ -74,24 +93,33 @@ def seed_demo(*, session: Session, clock: Clock) -> DemoResult:
             body="Hello {{ client.first_name }},\n\nhere is what happened this week.\n",
         )
         first = mailings.add_mailing(
-            session=session, actor=owner, message_id=welcome.id or 0, start=now,
-            client_ids=[i for i in ids if i is not None], clock=clock, now=now,
+            session=session,
+            actor=owner,
+            message_id=welcome.id or 0,
+            start=now,
+            client_ids=[i for i in ids if i is not None],
+            clock=clock,
+            now=now,
         )
         due.append(first.id or 0)
         mailings.add_mailing(
-            session=session, actor=owner, message_id=digest.id or 0, every="week",
-            start=now + timedelta(days=1), end=now + timedelta(days=90),
-            all_clients=True, clock=clock, now=now,
+            session=session,
+            actor=owner,
+            message_id=digest.id or 0,
+            every="week",
+            start=now + timedelta(days=1),
+            end=now + timedelta(days=90),
+            all_clients=True,
+            clock=clock,
+            now=now,
         )
     editor = people["editor@demo.example"]
-    for i, (title, text) in enumerate(
-        (
-            ("Why we built mailctl", "A mailing service you run yourself, from the shell or the browser."),
-            ("Five tips for better newsletters", "Write for one reader. Keep it short. Send on a schedule."),
-            ("Deliverability without the magic", "Every attempt is logged with the mail server's answer."),
-            ("Scheduling that respects your clock", "Daily runs keep their local time across DST changes."),
+    for i, (title, text) in enumerate(POSTS):
+        blog.add_post(
+            session=session,
+            actor=editor,
+            title=title,
+            content=text,
+            published_at=now - timedelta(days=i),
         )
-    ):
-        blog.add_post(session=session, actor=editor, title=title, content=text,
-                      published_at=now - timedelta(days=i))
     return DemoResult(logins=DEMO_LOGINS, password=DEMO_PASSWORD, due_mailing_ids=due)

@@ -213,9 +213,9 @@ def edit_mailing(
     new_every = _every(every) if every is not None else mailing.every
     if schedule_changed:
         _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
-    message = (
-        _message_of(session, actor, mailing.owner_id, message_id) if message_id is not None else None
-    )
+    message = None
+    if message_id is not None:
+        message = _message_of(session, actor, mailing.owner_id, message_id)
     ids = (
         _pick_clients(session, mailing.owner_id, client_ids, all_clients)
         if client_ids is not None or all_clients
@@ -301,7 +301,7 @@ class Stats:
 
 
 def stats(*, session: Session, actor: User | None = None) -> Stats:
-    """The home page figures: everyone's for the public page, admins and managers; own for a user."""
+    """The home page figures: everyone's for the public page, admins and managers; a user's own."""
     if actor is not None:
         ensure_active(actor)  # a blocked account sees nothing, not even its own figures
     mine = actor is not None and actor.role not in OVERSIGHT_ROLES

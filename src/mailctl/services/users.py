@@ -253,6 +253,14 @@ def set_password(
     return user
 
 
+def end_sessions(*, session: Session, actor: User) -> None:
+    """Log the actor out everywhere: every open session carries the old version."""
+    user = session.get(User, actor.id)
+    if user is not None:
+        user.session_version += 1
+        session.add(user)
+
+
 def reset_password(*, session: Session, user: User, new_password: str) -> User:
     """Completes an emailed reset: the link was the proof, no actor involved."""
     user.password_hash = hash_password(new_password)

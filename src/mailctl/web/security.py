@@ -32,14 +32,19 @@ async def checked_form(request: Request, *, max_part_size: int = 1024 * 1024) ->
     sent = form.get(CSRF_FIELD)
     expected = request.session.get("csrf")
     if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
-        raise HTTPException(403, "the form has expired or was not sent by this site; reload and try again")
+        await form.close()  # uploaded parts live in temp files until closed
+        raise HTTPException(
+            403, "the form has expired or was not sent by this site; reload and try again"
+        )
     return form
 
 
 def login(request: Request, user: User) -> None:
     # A fresh session at login: nothing from before (fixation) survives.
     request.session.clear()
-    request.session.update({"uid": user.id, "sv": user.session_version, "csrf": secrets.token_urlsafe(32)})
+    request.session.update(
+        {"uid": user.id, "sv": user.session_version, "csrf": secrets.token_urlsafe(32)}
+    )
 
 
 def logout(request: Request) -> None:

@@ -1,5 +1,178 @@
-"""public pages (being written)."""
+"""Public pages: home with figures, the blog, uploaded images, unsubscribe links."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mailctl.db import session_scope, unnoticed
+from mailctl.errors import Invalid, NotFound
+from mailctl.models import BlogPost, Client
+from mailctl.services import blog, clients, mailings
+from mailctl.tokens import unsign
+from mailctl.web.pages import db, int_or_404, page_args, render
+from mailctl.web.security import current_user
+
+PER_PAGE = 10
+EXCERPT = 280
+# Names come from blog.store_image: 32 hex digits and the extension of the detected type.
+UPLOAD_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$")
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class PostCard:
+    """What the cached pages keep of a post: never its view count, which changes every hit."""
+
+    id: int
+    title: str
+    content: str
+    image: str | None
+    published_at: datetime | None
+
+    @property
+    def excerpt(self) -> str:
+        text = " ".join(self.content.split())
+        return text if len(text) <= EXCERPT else text[:EXCERPT].rsplit(" ", 1)[0] + "…"
+
+    @property
+    def paragraphs(self) -> list[str]:
+        text = self.content.replace("\r\n", "\n")
+        return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def card(post: BlogPost) -> PostCard:
+    return PostCard(
+        id=post.id or 0,
+        title=post.title,
+        content=post.content,
+        image=post.image,
+        published_at=post.published_at,
+    )
+
+
+async def cached(request: Request, key: str, tag: str, compute: Any) -> Any:
+    """A value from the shared cache, computed in its own read-only transaction on a miss."""
+    state = request.app.state
+
+    def fill() -> Any:
+        with session_scope(state.engine, readonly=True) as session:
+            return compute(session)
+
+    return await run_in_threadpool(state.cache.get_or_set, key, tag, fill)
+
+
+def _figures(session: Session) -> dict[str, int]:
+    stats = mailings.stats(session=session, actor=None)
+    return {
+        "total_mailings": stats.total_mailings,
+        "active_mailings": stats.active_mailings,
+        "unique_clients": stats.unique_clients,
+    }
+
+
+def _random_cards(session: Session) -> list[PostCard]:
+    return [card(p) for p in blog.random_published(session=session, count=3)]
+
+
+async def home(request: Request) -> Response:
+    await current_user(request)
+    figures = await cached(request, "home:figures", "stats", _figures)
+    posts = await cached(request, "home:posts", "blog", _random_cards)
+    return render(request, "public/home.html", figures=figures, posts=posts)
+
+
+async def blog_list(request: Request) -> Response:
+    await current_user(request)
+    page, limit, offset = page_args(request, PER_PAGE)
+
+    def compute(session: Session) -> tuple[list[PostCard], bool]:
+        # One more than a page tells whether a next page exists, without a COUNT.
+        rows = blog.published_posts(session=session, limit=limit + 1, offset=offset)
+        return [card(p) for p in rows[:limit]], len(rows) > limit
+
+    posts, has_next = await cached(request, f"blog:list:{page}", "blog", compute)
+    if page > 1 and not posts:
+        raise NotFound("there is no such page of the blog")
+    return render(request, "public/blog_list.html", posts=posts, page=page, has_next=has_next)
+
+
+def _count_view(session: Session, post_id: int) -> int:
+    views = blog.count_view(session=session, post_id=post_id)
+    # The counter is never part of a cached page, so this write must not drop the blog cache
+    # (otherwise every view would empty it).
+    unnoticed(session, "blog_posts")
+    return views
+
+
+async def blog_post(request: Request) -> Response:
+    await current_user(request)
+    post_id = int_or_404(request.path_params["post_id"])
+    # Counted first: an unknown or unpublished post is a 404 before anything is cached.
+    views = await db(request, lambda s: _count_view(s, post_id))
+    post = await cached(
+        request,
+        f"blog:post:{post_id}",
+        "blog",
+        lambda s: card(blog.published_post(session=s, post_id=post_id)),
+    )
+    return render(request, "public/blog_post.html", post=post, views=views)
+
+
+async def upload(request: Request) -> Response:
+    name = str(request.path_params["name"])
+    match = UPLOAD_NAME.match(name)
+    if not match:
+        raise NotFound("no such image")
+    path = request.app.state.settings.uploads_dir / name
+    if not path.is_file():
+        raise NotFound("no such image")
+    return FileResponse(
+        path,
+        media_type=IMAGE_TYPES[match.group(1)],
+        headers={
+            # The type is the one detected at upload; browsers must not guess another (HTML).
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
+def _client_id(request: Request) -> int:
+    settings = request.app.state.settings
+    # No max_age: an unsubscribe link in an old message must keep working.
+    payload = unsign(settings.web_secret_key(), "unsubscribe", request.path_params["token"])
+    if not isinstance(payload, int):
+        raise Invalid("this link is not valid")
+    return payload
+
+
+async def unsubscribe(request: Request) -> Response:
+    await current_user(request)
+    client_id = _client_id(request)
+    if request.method == "GET":
+        found = await db(request, lambda s: s.get(Client, client_id), readonly=True)
+        email = found.email if found is not None else None
+        return render(request, "public/unsubscribe.html", done=False, email=email)
+    # RFC 8058 one-click: a mail provider POSTs "List-Unsubscribe=One-Click" with no cookie
+    # and no CSRF token; the signed link is the proof, and the action is only ever harmless.
+    await db(request, lambda s: clients.set_unsubscribed(session=s, client_id=client_id))
+    return render(request, "public/unsubscribe.html", done=True, email=None)
+
+
+routes: list[BaseRoute] = [
+    Route("/", home, name="home"),
+    Route("/blog", blog_list, name="blog"),
+    Route("/blog/{post_id}", blog_post, name="blog_post"),
+    Route("/uploads/{name}", upload, name="upload"),
+    Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"], name="unsubscribe"),
+]
