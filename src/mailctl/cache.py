@@ -20,6 +20,21 @@ TAGS_BY_TABLE = {
 }
 
 
+def tags_for(tables: set[str]) -> set[str]:
+    return {tag for t in tables for tag in TAGS_BY_TABLE.get(t, ())}
+
+
+def drop_for_tables(settings: Settings, tables: set[str]) -> None:
+    """For processes without a cache of their own (the CLI): open it only when needed."""
+    tags = tags_for(tables)
+    if tags:
+        cache = Cache(settings)
+        try:
+            cache.invalidate(*tags)
+        finally:
+            cache.close()
+
+
 class Cache:
     def __init__(self, settings: Settings) -> None:
         self.ttl = int(settings.get("cache", "ttl_seconds"))
@@ -40,7 +55,7 @@ class Cache:
             self._cache.evict(tag)
 
     def on_tables_changed(self, tables: set[str]) -> None:
-        self.invalidate(*{tag for t in tables for tag in TAGS_BY_TABLE.get(t, ())})
+        self.invalidate(*tags_for(tables))
 
     def close(self) -> None:
         self._cache.close()

@@ -171,3 +171,16 @@ def test_home_posts_follow_blog_changes(app, client) -> None:
     assert "Fresh news" not in client.get("/").text
     _published(app.state.engine, "Fresh news")
     assert "Fresh news" in client.get("/").text
+
+
+def test_a_mailing_added_from_the_cli_drops_the_cached_home_figures(client, cli) -> None:
+    """The CLI is another process in real life; its commits evict the same disk cache."""
+    first = _figure(client.get("/").text, "total-mailings")
+    assert _figure(client.get("/").text, "total-mailings") == first  # now served from the cache
+    assert cli("client", "add", "cli-client@example.com").exit_code == 0
+    assert cli("message", "add", "--subject", "Hi", "--body", "Hello").exit_code == 0
+    added = cli(
+        "mailing", "add", "--message", "1", "--all-clients", "--start", "+1d", "--every", "once"
+    )
+    assert added.exit_code == 0, added.output
+    assert _figure(client.get("/").text, "total-mailings") == first + 1

@@ -27,7 +27,13 @@ class AppContext:
     @cached_property
     def raw_engine(self) -> Engine:
         """The engine without the schema check, for `init` and `db`."""
-        return make_engine(self.settings)
+        from mailctl.cache import drop_for_tables
+        from mailctl.db import on_commit
+
+        engine = make_engine(self.settings)
+        # A change from the shell shows on the panel at once, not after the cache lifetime.
+        on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+        return engine
 
     @cached_property
     def engine(self) -> Engine:
