@@ -3,7 +3,8 @@
 Every outcome is sorted here, once, into what the ledger needs (RFC 5321 section 4.2.1):
 2xx sent; 4xx, dropped or refused connections, timeouts and malformed replies deferred (try
 again later); 5xx failed for good; no answer after the final dot unknown (the server may
-have taken it, so it is never resent by itself).
+have taken it, so it is never resent by itself). A connection *reset* after the final dot is
+deferred: the server discarded bytes it never read, so it never saw the end of the message.
 """
 
 from __future__ import annotations
@@ -81,17 +82,27 @@ class _Watchdog:
         self._sock: socket.socket | None = None
         self.fired = False
         self._closed = False
+        self._wake_at: float | None = None  # when the thread's current wait ends; None: never
         self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
         self._thread.start()
 
     def arm(self, sock: socket.socket | None, seconds: float) -> None:
         with self._cond:
             self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
-            self._cond.notify()
+            # Waking the thread for every message costs two context switches; a thread that
+            # will wake up before this deadline anyway re-reads it then.
+            if self._wake_at is None or self._wake_at > self._deadline:
+                self._cond.notify()
 
     def rearm(self, sock: socket.socket | None) -> None:
         with self._cond:
             self._sock = sock
+            if self.fired and sock is not None:
+                # The deadline passed while no socket existed (a slow connect): cut it now.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def disarm(self) -> None:
         with self._cond:
@@ -107,10 +118,12 @@ class _Watchdog:
         with self._cond:
             while not self._closed:
                 if self._deadline is None:
+                    self._wake_at = None
                     self._cond.wait()
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
+                    self._wake_at = self._deadline
                     self._cond.wait(left)
                     continue
                 self.fired, self._deadline = True, None
@@ -139,6 +152,18 @@ class _WatchedSMTPSSL(smtplib.SMTP_SSL):
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
         return sock
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """smtplib wraps socket errors in SMTPServerDisconnected; look at what it wrapped."""
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if isinstance(seen, ConnectionResetError):
+            return True
+        if seen is None:
+            break
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _valid_code(code: int) -> bool:
@@ -205,9 +230,8 @@ class SmtpTransport:
                 try:
                     conn.login(self.username, self.password)
                 except smtplib.SMTPAuthenticationError as exc:
-                    raise AuthRejected(
-                        f"the mail server rejected the login: {exc.smtp_code} {_text(exc.smtp_error)}"
-                    ) from None
+                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                    raise AuthRejected(f"the mail server rejected the login: {answer}") from None
         except BaseException:
             self._drop(conn)
             raise
@@ -240,20 +264,18 @@ class SmtpTransport:
     # -- one message ----------------------------------------------------------------------
 
     def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
         phase = "connect"
         try:
-            if self._conn is not None and self._dirty:
-                code, _ = self._conn.rset()
-                if code != 250:
-                    self._drop()
-            if self._conn is None:
-                self._conn = self._connect()
+            code, reply = self._begin(sender)
             conn = self._conn
+            assert conn is not None
             phase = "mail"
-            self._dirty = True
-            code, reply = conn.mail(sender)
             if code != 250:
+                if code == 530:  # "authentication required": a setup problem, not the recipient's
+                    raise AuthRejected(f"the mail server requires a login: {code} {_text(reply)}")
                 return self._refused(code, reply, "MAIL FROM")
             phase = "rcpt"
             code, reply = conn.rcpt(recipient)
@@ -276,6 +298,7 @@ class SmtpTransport:
                 )
             return self._refused(code, reply, "end of DATA")
         except AuthRejected:
+            self._drop()
             raise
         except smtplib.SMTPConnectError as exc:
             self._drop()
@@ -295,11 +318,47 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
             self._drop()
             reason = self._reason(exc)
+            if phase == "final" and _was_reset(exc) and not self._watchdog.fired:
+                # A reset, not a close: the server threw away bytes it had not read, so it
+                # never saw the final dot. (A server that read everything and then died
+                # closes with a FIN instead, and that stays unknown.)
+                return self._temporary(
+                    None, "data: the server reset the connection before the end of the message"
+                )
+            if phase == "final":
+                return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
+            return self._temporary(None, f"{phase}: {reason}")
+        except Exception as exc:  # a bug or a library surprise must not end the run
+            self._drop()
+            reason = f"unexpected {type(exc).__name__}: {_text(str(exc))}"
             if phase == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
             return self._temporary(None, f"{phase}: {reason}")
         finally:
             self._watchdog.disarm()
+            if self._watchdog.fired:
+                # The watchdog cut this socket, maybe just after a reply: never reuse it.
+                self._drop()
+
+    def _begin(self, sender: str) -> tuple[int, bytes]:
+        """MAIL FROM on a ready connection; a reused one that has gone stale is replaced once."""
+        if self._conn is not None:
+            try:
+                if self._dirty:
+                    code, _ = self._conn.rset()
+                    if code != 250:
+                        raise smtplib.SMTPServerDisconnected("RSET refused")
+                    self._dirty = False
+                self._dirty = True
+                return self._conn.mail(sender)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                # The server closed an idle connection: nothing of this message was sent.
+                if self._watchdog.fired:
+                    raise
+                self._drop()
+        self._conn = self._connect()
+        self._dirty = True
+        return self._conn.mail(sender)
 
     def _reason(self, exc: BaseException) -> str:
         if self._watchdog.fired:
