@@ -245,6 +245,7 @@ class _Session:
             f"250-127.0.0.1 greets {arg}",
             "250-SIZE 10485760",
             "250-8BITMIME",
+            *(["250-PIPELINING"] if self.server.pipelining else []),
             "250-ENHANCEDSTATUSCODES",
             "250 AUTH PLAIN LOGIN",
         )
@@ -417,8 +418,10 @@ class FaultServer:
         reject: set[str] | None = None,
         down_for: float = 0.0,
         delay: float = 5.0,
+        pipelining: bool = True,
     ) -> None:
         self._check(scenario)
+        self.pipelining = pipelining  # advertise PIPELINING (RFC 2920) in the EHLO reply
         self.host: str = "127.0.0.1"
         self.port: int = 0
         self.messages: list[tuple[str, list[str], bytes]] = []

@@ -78,6 +78,21 @@ TEMPORARY = [
     pytest.param("421_greeting", {}, "greeting: 421 4.3.2", 421, id="421_greeting"),
     pytest.param("451_rcpt", {}, "RCPT TO: 451 4.3.0 temporary local problem", 451, id="451"),
     pytest.param("452_rcpt", {}, "RCPT TO: 452 4.5.3 too many recipients", 452, id="452"),
+    # The same refusals from a server without PIPELINING: commands go one by one.
+    pytest.param(
+        "garbage_mail",
+        {"pipelining": False},
+        "malformed reply at MAIL FROM: 25",
+        None,
+        id="garbage_mail-one-by-one",
+    ),
+    pytest.param(
+        "451_rcpt",
+        {"pipelining": False},
+        "RCPT TO: 451 4.3.0 temporary local problem",
+        451,
+        id="451-one-by-one",
+    ),
 ]
 
 
@@ -121,11 +136,12 @@ def test_slow_greeting_within_the_timeout_is_fine(
     assert set(states(engine, mailing_id).values()) == {"sent"}
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_550_for_some_recipients_fails_only_those(
-    engine, fault, smtp_settings, make_mailing
+    engine, fault, smtp_settings, make_mailing, pipelining
 ) -> None:
     bad = {"r1@example.com", "r3@example.com"}
-    server = fault("550_some", reject=bad)
+    server = fault("550_some", reject=bad, pipelining=pipelining)
     settings = smtp_settings(server.port)
     emails = rcpts(5)
     mailing_id = make_mailing(emails)

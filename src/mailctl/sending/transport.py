@@ -269,22 +269,28 @@ class SmtpTransport:
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
         phase = "connect"
         try:
-            code, reply = self._begin(sender)
+            mail, rcpt, data_reply = self._begin(sender, recipient)
             conn = self._conn
             assert conn is not None
             phase = "mail"
-            if code != 250:
-                if code == 530:  # "authentication required": a setup problem, not the recipient's
-                    raise AuthRejected(f"the mail server requires a login: {code} {_text(reply)}")
-                return self._refused(code, reply, "MAIL FROM")
-            phase = "rcpt"
-            code, reply = conn.rcpt(recipient)
-            if code not in (250, 251):
-                return self._refused(code, reply, "RCPT TO")
+            failed: tuple[tuple[int, bytes], str] | None = None
+            if mail[0] != 250:
+                if mail[0] == 530:  # "authentication required": setup, not the recipient's fault
+                    raise AuthRejected(f"the mail server requires a login: 530 {_text(mail[1])}")
+                failed = (mail, "MAIL FROM")
+            elif rcpt is None or rcpt[0] not in (250, 251):
+                phase = "rcpt"
+                failed = (rcpt or (-1, b"no reply"), "RCPT TO")
+            elif data_reply is None or data_reply[0] != 354:
+                phase = "data"
+                failed = (data_reply or (-1, b"no reply"), "DATA")
+            if failed is not None:
+                if data_reply is not None and data_reply[0] == 354:
+                    # A pipelined DATA accepted after a refusal: never feed it a message.
+                    self._drop()
+                (code, reply), step = failed
+                return self._refused(code, reply, step)
             phase = "data"
-            code, reply = conn.docmd("DATA")
-            if code != 354:
-                return self._refused(code, reply, "DATA")
             conn.send(smtplib._quote_periods(data) + b".\r\n")  # type: ignore[attr-defined]
             phase = "final"  # from here on the server may have the message
             code, reply = conn.getreply()
@@ -340,8 +346,11 @@ class SmtpTransport:
                 # The watchdog cut this socket, maybe just after a reply: never reuse it.
                 self._drop()
 
-    def _begin(self, sender: str) -> tuple[int, bytes]:
-        """MAIL FROM on a ready connection; a reused one that has gone stale is replaced once."""
+    def _begin(
+        self, sender: str, recipient: str
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes] | None, tuple[int, bytes] | None]:
+        """The envelope on a ready connection; a reused one that has gone stale is replaced
+        once (nothing of this message reached a server that had already hung up)."""
         if self._conn is not None:
             try:
                 if self._dirty:
@@ -350,15 +359,33 @@ class SmtpTransport:
                         raise smtplib.SMTPServerDisconnected("RSET refused")
                     self._dirty = False
                 self._dirty = True
-                return self._conn.mail(sender)
+                return self._envelope(self._conn, sender, recipient)
             except (smtplib.SMTPServerDisconnected, OSError):
-                # The server closed an idle connection: nothing of this message was sent.
                 if self._watchdog.fired:
                     raise
                 self._drop()
         self._conn = self._connect()
         self._dirty = True
-        return self._conn.mail(sender)
+        return self._envelope(self._conn, sender, recipient)
+
+    @staticmethod
+    def _envelope(
+        conn: smtplib.SMTP, sender: str, recipient: str
+    ) -> tuple[tuple[int, bytes], tuple[int, bytes] | None, tuple[int, bytes] | None]:
+        """MAIL, RCPT and DATA: in one write when the server offers PIPELINING (RFC 2920),
+        else one by one, stopping at the first refusal. Addresses were validated when saved,
+        so smtplib's slow address re-parsing is skipped."""
+        commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
+        if conn.does_esmtp and conn.has_extn("pipelining"):
+            conn.send("".join(f"{c}\r\n" for c in commands))
+            return conn.getreply(), conn.getreply(), conn.getreply()
+        mail = conn.docmd(commands[0])
+        if mail[0] != 250:
+            return mail, None, None
+        rcpt = conn.docmd(commands[1])
+        if rcpt[0] not in (250, 251):
+            return mail, rcpt, None
+        return mail, rcpt, conn.docmd(commands[2])
 
     def _reason(self, exc: BaseException) -> str:
         if self._watchdog.fired:
