@@ -229,13 +229,13 @@ def test_known_placeholders_are_accepted(session: Session, owner: Any, template:
         ("Hello {{ name }}", "unknown placeholder name"),
         ("{{ user.email }}", "unknown placeholder user"),
         # unknown attributes of the client
-        ("{{ client.password }}", "password"),
+        ("{{ client.password }}", "unknown placeholder client.password"),
         ("{{ client.owner_id }}", "owner_id"),
         ("{{ client.fullname }}", "fullname"),
         # syntax errors
         ("{{ client.full_name ", "template error at line 1"),
         ("{% if client.email %}open", "template error"),
-        ("{{ client.email | no_such_filter }}", "template error: No filter named"),
+        ("{{ client.email | no_such_filter }}", "template error at line 1: No filter named"),
         ("{% if client.email is no_such_test %}x{% endif %}", "No test named"),
         ("line one\n{% for %}", "template error at line 2"),
         # sandbox escapes

@@ -66,6 +66,9 @@ class HeaderInjection(Invalid):
     pass
 
 
+_MISSING_ATTR = re.compile(r"has no attribute '([^']*)'")
+
+
 def validate_template(text: str, *, field: str, header: bool | None = None) -> None:
     """Refuse a subject or body that would fail to render for a client.
 
@@ -74,22 +77,22 @@ def validate_template(text: str, *, field: str, header: bool | None = None) -> N
     """
     if header is None:
         header = field == "subject"
+    allowed = f"client.{', client.'.join(ALLOWED_FIELDS)}"
     try:
         ast = _env.parse(text)
-    except TemplateSyntaxError as exc:
+        # Compiling (which this does) also checks that every filter and test exists.
+        unknown = meta.find_undeclared_variables(ast) - {"client", "unsubscribe_url"}
+    except TemplateSyntaxError as exc:  # TemplateAssertionError (unknown filter) is one too
         raise Invalid(f"{field}: template error at line {exc.lineno}: {exc.message}") from None
-    unknown = meta.find_undeclared_variables(ast) - {"client", "unsubscribe_url"}
     if unknown:
         names = ", ".join(sorted(unknown))
-        raise Invalid(
-            f"{field}: unknown placeholder {names}; use client.{', client.'.join(ALLOWED_FIELDS)}"
-        )
+        raise Invalid(f"{field}: unknown placeholder {names}; use {allowed}")
     try:
         rendered = _env.from_string(ast).render(client=SAMPLE, unsubscribe_url="")
     except UndefinedError as exc:
-        raise Invalid(
-            f"{field}: {exc.message}; placeholders: client.{', client.'.join(ALLOWED_FIELDS)}"
-        ) from None
+        missing = _MISSING_ATTR.search(exc.message or "")
+        what = f"unknown placeholder client.{missing.group(1)}" if missing else exc.message
+        raise Invalid(f"{field}: {what}; use {allowed}") from None
     except SecurityError as exc:
         raise Invalid(f"{field}: not allowed in a template: {exc}") from None
     except Exception as exc:  # a template may raise anything at render time (1/0, bad filters)

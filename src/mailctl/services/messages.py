@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jinja2 import TemplateError
 from sqlmodel import Session, select
 
 from mailctl.db import utcnow
-from mailctl.errors import Conflict, Invalid
+from mailctl.errors import Conflict
 from mailctl.models import Mailing, Message, User
 from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_template
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
@@ -24,18 +23,9 @@ def _clean(subject: str, body: str) -> tuple[str, str]:
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
     body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
-    _check_template(subject, field="subject")
-    _check_template(body, field="body")
+    validate_template(subject, field="subject")
+    validate_template(body, field="body")
     return subject, body
-
-
-def _check_template(text: str, *, field: str) -> None:
-    try:
-        validate_template(text, field=field)
-    except TemplateError as exc:
-        # validate_template lets compile-time errors (an unknown filter or test) escape from
-        # its placeholder scan; they are the user's mistake, not a crash.
-        raise Invalid(f"{field}: template error: {exc.message}") from None
 
 
 def add_message(*, session: Session, actor: User, subject: str, body: str) -> Message:
