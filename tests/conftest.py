@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -95,12 +95,18 @@ def make_user(engine: Engine) -> Callable[..., object]:
 
     counter = iter(range(1, 10_000))
 
-    def make(role: str = "user", *, email: str | None = None, active: bool = True,
-             verified: bool = True) -> User:
+    def make(
+        role: str = "user", *, email: str | None = None, active: bool = True, verified: bool = True
+    ) -> User:
         address = email or f"{role}{next(counter)}@example.com"
         with session_scope(engine) as s:
-            user = User(email=address, role=role, is_active=active, is_verified=verified,
-                        password_hash=hash_password(PASSWORD))
+            user = User(
+                email=address,
+                role=role,
+                is_active=active,
+                is_verified=verified,
+                password_hash=hash_password(PASSWORD),
+            )
             s.add(user)
             s.flush()
             s.refresh(user)
@@ -124,7 +130,9 @@ class Cli:
 def cli(engine: Engine) -> Cli:
     """The CLI on an initialised database whose first admin is admin@example.com."""
     runner = Cli()
-    result = runner("init", "--admin", "admin@example.com", "--password-stdin", input=PASSWORD + "\n")
+    result = runner(
+        "init", "--admin", "admin@example.com", "--password-stdin", input=PASSWORD + "\n"
+    )
     assert result.exit_code == 0, result.output
     return runner
 

@@ -183,7 +183,7 @@ def test_subject_with_newline(cli, setup1, before) -> None:
 def test_unknown_placeholder(cli, setup1, before) -> None:
     fails(
         cli("message", "add", "--subject", "S", "--body", "{{ client.password }}", as_=USER1),
-        "has no attribute 'password'; placeholders: client.email",
+        "body: unknown placeholder client.password; use client.email",
     )
     fails(
         cli("message", "add", "--subject", "{{ user.email }}", "--body", "B", as_=USER1),

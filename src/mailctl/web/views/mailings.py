@@ -29,6 +29,8 @@ from mailctl.web.security import checked_form, require_user, safe_next
 from mailctl.web.worker import worker_of
 
 PER_PAGE = 25
+# Past this many attempts the log says "more than" instead of counting every row per page.
+LOG_COUNT_CAP = 10_000
 LOG_PAGE = 50
 STATUSES = ("created", "started", "finished", "disabled")
 EVERY = (("once", "Once"), ("day", "Daily"), ("week", "Weekly"), ("month", "Monthly"))
@@ -449,25 +451,34 @@ async def mailing_attempts(request: Request) -> Response:
     def work(session: Session) -> dict[str, Any]:
         mailing = svc.get_mailing(session=session, actor=user, mailing_id=mailing_id)
         total = reports.count_attempts(
-            session=session, actor=user, mailing_id=mailing_id, status=status
+            session=session, actor=user, mailing_id=mailing_id, status=status, cap=LOG_COUNT_CAP
         )
         rows = reports.list_attempts(
             session=session,
             actor=user,
             mailing_id=mailing_id,
             status=status,
-            limit=limit,
+            limit=limit + 1,  # one more tells whether the next page exists
             offset=offset,
             older_than=older,
             newer_than=newer,
         )
-        return {"mailing": mailing, "total": total, "attempts": rows}
+        return {"mailing": mailing, "total": total, "attempts": list(rows)}
 
     data = await db(request, work, readonly=True)
-    rows = data["attempts"]
-    pages = max(1, math.ceil(data["total"] / LOG_PAGE))
-    if newer is not None and len(rows) < LOG_PAGE:
+    rows, extra = data["attempts"], len(data["attempts"]) > LOG_PAGE
+    if newer is not None:
+        # Fetched upwards from the cursor: the extra row is the newest one, in front.
+        rows = rows[1:] if extra else rows
+        has_older, at_newest = True, not extra
+    else:
+        rows = rows[:LOG_PAGE]
+        has_older, at_newest = extra, page == 1
+    if at_newest:
         page = 1  # back at the newest rows: the page count restarts there
+    data["attempts"] = rows
+    capped = data["total"] > LOG_COUNT_CAP
+    pages = None if capped else max(1, math.ceil(data["total"] / LOG_PAGE))
     params = {"status": status} if status else {}
     links = {
         "newest": {**params} if page > 1 else None,
@@ -475,7 +486,7 @@ async def mailing_attempts(request: Request) -> Response:
         if rows and page > 1
         else None,
         "older": {**params, "before": cursor_of(rows[-1]), "page": page + 1}
-        if rows and page < pages
+        if rows and has_older
         else None,
     }
     return render(
@@ -486,6 +497,8 @@ async def mailing_attempts(request: Request) -> Response:
         statuses=LOG_STATUSES,
         page=page,
         pages=pages,
+        capped=capped,
+        count_cap=LOG_COUNT_CAP,
         links=links,
     )
 
