@@ -1,0 +1,190 @@
+"""A real panel (`python -m mailctl serve`) on a free port, and headless Chromium to drive it.
+
+The server runs in a subprocess on the test's own database and data dir (the environment the
+autouse `mailctl_env` fixture prepared), so the browser sees exactly what a user would: uvicorn,
+the in-process sender, the outbox transport writing .eml files.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
+ADMIN = "admin@example.com"
+MANAGER = "manager@example.com"
+EDITOR = "editor@example.com"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Panel:
+    base_url: str
+    data_dir: Path
+    log: Path
+
+    @property
+    def outbox(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def errors(self) -> list[str]:
+        """Lines of the server's log that report an error (it logs at WARNING and above)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line for line in lines if "Traceback" in line or "ERROR" in line]
+
+    def newest_mail(self, to: str, after: float, timeout: float = 15.0) -> EmailMessage:
+        """The newest .eml addressed to `to` written after `after` (a time.time())."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            files = [p for p in self.outbox.glob("*.eml") if p.stat().st_mtime >= after - 1]
+            for path in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True):
+                message = email.message_from_bytes(
+                    path.read_bytes(),
+                    policy=email.policy.default,  # type: ignore[arg-type]
+                )
+                if to in str(message.get("To", "")):
+                    return message  # type: ignore[return-value]
+            time.sleep(0.1)
+        raise AssertionError(f"no email to {to} in {self.outbox} after {timeout}s")
+
+
+def link_in(message: EmailMessage, prefix: str) -> str:
+    """The first absolute URL in the message's text whose path starts with prefix."""
+    body = message.get_body(preferencelist=("plain", "html"))
+    assert body is not None, "the email has no text part"
+    text = body.get_content()
+    match = re.search(r"https?://[^/\s\"'<>]+" + re.escape(prefix) + r"[^\s\"'<>]*", text)
+    assert match, f"no {prefix} link in: {text}"
+    return match.group(0)
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mailctl", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"mailctl {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the panel exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the panel did not answer on {url}:\n{log.read_text()}")
+
+
+@pytest.fixture
+def panel(mailctl_env: Path, tmp_path: Path) -> Iterator[Panel]:
+    """`mailctl serve` on the test database, with an admin, a manager and an editor."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "MAILCTL_WEB_HOST": "127.0.0.1",
+            "MAILCTL_WEB_PORT": str(port),
+            "MAILCTL_WEB_BASE_URL": base_url,
+            "MAILCTL_SCHEDULER_TICK_SECONDS": "2",
+            "MAILCTL_GENERAL_LOG_LEVEL": "WARNING",
+        }
+    )
+    _cli(env, "init", "--admin", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
+    for address, role in ((MANAGER, "manager"), (EDITOR, "editor")):
+        _cli(env, "user", "add", address, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailctl", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(proc, base_url + "/", log)
+        yield Panel(base_url=base_url, data_dir=mailctl_env, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright's sync API."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def shoot() -> Any:
+    """shoot(page, "name"): a full-page PNG under artifacts/screenshots/ (kept by CI)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
