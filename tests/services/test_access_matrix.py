@@ -75,6 +75,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "set_password":     (FB,   FB,   FB,     FB,    OK,   FB),
     "set_own_password": (OK,   OK,   OK,     OK,    OK,   FB),
     "delete_user":      (FB,   FB,   FB,     FB,    OK,   FB),
+    # Ending one's own sessions (logout) is harmless, so even a blocked account may.
+    "end_sessions":     (OK,   OK,   OK,     OK,    OK,   OK),
 
     "add_post":         (FB,   FB,   FB,     OK,    OK,   FB),
     "list_posts":       (FB,   FB,   FB,     OK,    OK,   FB),
@@ -185,6 +187,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), user_id=c.actor.id or 0, new_password=NEW_PASSWORD
     ),
     "delete_user": lambda c: users.delete_user(**c.kw(), user_id=c.subject_id),
+    "end_sessions": lambda c: users.end_sessions(**c.kw()),
     "add_post": lambda c: blog.add_post(**c.kw(), title="New", content="Text"),
     "list_posts": lambda c: blog.list_posts(**c.kw()),
     "get_post": lambda c: blog.get_post(**c.kw(), post_id=c.w.post),
