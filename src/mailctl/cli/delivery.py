@@ -44,7 +44,12 @@ def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
     from mailctl.services.runs import bring_forward, start_due_runs
 
     with app_ctx.session() as session:
-        bring_forward(session=session, actor=app_ctx.actor(session), mailing_id=mailing_id)
+        bring_forward(
+            session=session,
+            actor=app_ctx.actor(session),
+            mailing_id=mailing_id,
+            clock=app_ctx.clock,
+        )
     started = start_due_runs(app_ctx.engine, clock=app_ctx.clock, mailing_id=mailing_id)
     with app_ctx.session(readonly=True) as session:
         total = reports.open_count(session=session, mailing_id=mailing_id)

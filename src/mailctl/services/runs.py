@@ -18,7 +18,7 @@ from mailctl.db import session_scope, utcnow
 from mailctl.errors import Invalid
 from mailctl.models import Client, Delivery, Mailing, MailingClient, MailingRun, MailingStatus, User
 from mailctl.models.delivery import OPEN_STATES
-from mailctl.scheduling.schedule import due_run
+from mailctl.scheduling.schedule import due_run, next_run_after
 from mailctl.services.mailings import Clock, refresh_status, require_sendable
 
 
@@ -34,21 +34,28 @@ def due_mailing_ids(engine: Engine, now: datetime, mailing_id: int | None = None
         return [i for i in session.exec(stmt).all() if i is not None]
 
 
-def start_run(session: Session, mailing_id: int, *, clock: Clock, now: datetime) -> int | None:
-    """Start the due run of one mailing, if it is still due and nobody else started it."""
+def start_run(
+    session: Session, mailing_id: int, *, clock: Clock, now: datetime, early: bool = False
+) -> int | None:
+    """Start the due run of one mailing, if it is still due and nobody else started it.
+
+    With `early`, a next run that is not due yet starts now instead ("send now"), and the
+    schedule goes on from the occurrence after it: that occurrence is not sent a second time.
+    """
     mailing = session.get(Mailing, mailing_id)
     if mailing is None or not mailing.is_enabled or mailing.next_run_at is None:
         return None
     old_next = mailing.next_run_at
-    run_at, new_next = due_run(
-        mailing.start_at,
-        mailing.end_at,
-        mailing.every,
-        old_next,
-        now,
-        tz=clock.tz,
-        period_seconds=clock.period_seconds,
-    )
+    schedule = (mailing.start_at, mailing.end_at, mailing.every)
+    if early and old_next > now:
+        run_at: datetime | None = now
+        new_next = next_run_after(
+            *schedule, old_next, tz=clock.tz, period_seconds=clock.period_seconds
+        )
+    else:
+        run_at, new_next = due_run(
+            *schedule, old_next, now, tz=clock.tz, period_seconds=clock.period_seconds
+        )
     if run_at is None and new_next == old_next:
         return None  # not due yet
     claimed = session.execute(
@@ -112,11 +119,18 @@ def start_due_runs(
 
 
 def bring_forward(
-    *, session: Session, actor: User, mailing_id: int, now: datetime | None = None
+    *,
+    session: Session,
+    actor: User,
+    mailing_id: int,
+    clock: Clock = Clock(),
+    now: datetime | None = None,
 ) -> Mailing:
-    """ "Send now": the next run becomes due at once (its owner's or an admin's call)."""
+    """"Send now": the owner's (or an admin's) call to start the next run at once."""
     mailing = require_sendable(session=session, actor=actor, mailing_id=mailing_id)
     now = now or utcnow()
+    if mailing.end_at is not None and now >= mailing.end_at:
+        raise Invalid(f"mailing {mailing_id} has ended")
     if mailing.next_run_at is None:
         open_rows = session.exec(
             select(func.count())
@@ -126,10 +140,8 @@ def bring_forward(
         if not open_rows:
             raise Invalid(f"mailing {mailing_id} has no run left to send")
     elif mailing.next_run_at > now:
-        if mailing.end_at is not None and now >= mailing.end_at:
-            raise Invalid(f"mailing {mailing_id} has ended")
-        mailing.next_run_at = now
-        session.add(mailing)
+        start_run(session, mailing_id, clock=clock, now=now, early=True)
+        session.refresh(mailing)
     return mailing
 
 
