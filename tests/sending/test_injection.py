@@ -232,3 +232,29 @@ def test_injected_subject_or_address_in_the_database_sends_nothing(
     (row,) = ledger(engine, other).values()
     assert row["state"] == "failed"
     assert "recipient address contains a line break" in row["last_reply"]
+
+
+def test_a_non_ascii_address_in_the_ledger_fails_only_that_recipient(
+    engine, sink: Sink, smtp_settings, make_mailing
+) -> None:
+    """An address stored in Unicode (before addresses were kept in ASCII form) must not look
+    like a connection failure: the others go out, and the circuit breaker stays shut."""
+    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.mailings import Clock
+    from mailctl.services.runs import start_due_runs
+
+    settings = smtp_settings(sink.port, delivery_circuit_breaker=1)
+    mailing_id = make_mailing(["ann@example.com", "old@example.com", "bob@example.com"])
+    assert start_due_runs(engine, clock=Clock())
+    with session_scope(engine) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.email == "old@example.com")  # type: ignore[arg-type]
+            .values(email="old@bücher.de")
+        )
+    summary = run_pass(engine, settings, worker="test")
+    assert (summary.sent, summary.failed, summary.stopped) == (2, 1, None)
+    assert sorted(sink.handler.rcpts()) == ["ann@example.com", "bob@example.com"]
+    row = ledger(engine, mailing_id)["old@bücher.de"]
+    assert row["state"] == "failed"
+    assert row["last_reply"] == "refused before sending: the address is not ASCII"

@@ -415,3 +415,9 @@ def test_preview_renders_for_one_client(session: Session, world: World) -> None:
     )
     assert rendered.body == "Hi Client of owner"
     assert b"To: Client of owner <client-of-owner@example.com>" in rendered.data
+
+
+def test_an_internationalised_domain_is_kept_in_its_ascii_form() -> None:
+    from mailctl.services.validation import clean_email
+
+    assert clean_email("user@bücher.de") == "user@xn--bcher-kva.de"

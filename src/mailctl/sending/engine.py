@@ -525,6 +525,10 @@ class Sender:
             return Outcome(SKIPPED, None, "the client was deleted before sending")
         if row.unsubscribed:
             return Outcome(SKIPPED, None, "the client unsubscribed")
+        if not row.email.isascii():
+            # Stored before addresses were kept in ASCII form: no server would take it, and
+            # trying would look like a connection failure to the circuit breaker.
+            return Outcome(FAILED, None, "refused before sending: the address is not ASCII")
         try:
             rendered = self._renderer(row).render(
                 RenderClient(email=row.email, full_name=row.full_name or ""),

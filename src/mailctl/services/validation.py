@@ -28,7 +28,8 @@ def clean_email(value: str) -> str:
             f"invalid email {value!r}: the part before the @-sign is longer than "
             f"{LOCAL_PART_MAX} characters"
         )
-    return result.normalized
+    # The ASCII form (an internationalised domain in punycode) is what SMTP and headers carry.
+    return result.ascii_email or result.normalized
 
 
 def clean_text(
