@@ -227,3 +227,7 @@ def test_unknown_acting_user(cli, before) -> None:
 def test_usage_errors_exit_2(cli, before) -> None:
     fails(cli("client", "show", "abc", as_=USER1), "Invalid value for 'client_id'", code=2)
     fails(cli("mailing", "add", "--message", "1", as_=USER1), "Missing option", code=2)
+
+
+def test_an_id_too_big_for_the_database_is_one_line(cli) -> None:
+    fails(cli("client", "show", "99999999999999999999"), "out of range")

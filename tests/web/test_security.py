@@ -419,3 +419,19 @@ def test_blog_fields_are_escaped_everywhere(client, engine, make_user) -> None:
     )
     assert saved.status_code == 303
     _escaped(client.get("/editor/posts").text)  # the flash names the title
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/blog/99999999999999999999",
+        "/mailings/99999999999999999999",
+        "/clients/99999999999999999999/edit",
+        "/messages/99999999999999999999",
+        "/mailings/1/attempts?before=2026-01-01T00:00:00%2B00:00_99999999999999999999",
+    ],
+)
+def test_ids_too_big_for_the_database_are_not_found(client, make_user, path: str) -> None:
+    user = make_user("user")
+    logged_in(client, user.email)
+    assert client.get(path).status_code == 404

@@ -55,6 +55,9 @@ class ErrorsToMessages(TyperGroup):
             reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc).splitlines()[0]
             typer.echo(f"error: database error: {reason}", err=True)
             raise typer.Exit(1) from None
+        except OverflowError:
+            typer.echo("error: a number is out of range (no such id)", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None

@@ -34,6 +34,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
 
 
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    # A number too big for the database in a path or form: nothing by that id exists.
+    return render(request, "error.html", status_code=404, message="not found")
+
+
 async def _login_required(request: Request, exc: Exception) -> Response:
     return login_redirect(request)
 
@@ -74,10 +79,12 @@ def create_app(settings: Settings) -> Starlette:
             MailctlError: _domain_error,
             HTTPException: _http_error,
             LoginRequired: _login_required,
+            OverflowError: _out_of_range,
         },
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.secret_key = settings.web_secret_key()  # signs and checks emailed links
     app.state.engine = engine
     app.state.cache = cache
     app.state.templates = make_templates()

@@ -73,10 +73,16 @@ def page_args(request: Request, per_page: int = 25) -> tuple[int, int, int]:
     return page, per_page, (page - 1) * per_page
 
 
+MAX_ID = 2**63
+
+
 def int_or_404(value: Any) -> int:
     from mailctl.errors import NotFound
 
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise NotFound("not found") from None
+    if not 0 < number < MAX_ID:  # the database cannot even look up a bigger number
+        raise NotFound("not found")
+    return number
