@@ -201,16 +201,29 @@ class Settings:
         key = self.secret("web", "secret_key")
         if key:
             return key
-        # No key configured: keep one in the data dir so sessions survive restarts.
+        # No key configured: keep one in the data dir so sessions survive restarts. Written
+        # to a temp file and linked into place, so a second process starting at the same
+        # moment reads either no file or the whole key, never an empty one.
         path = self.data_dir / "secret_key"
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
+        for _ in range(2):
+            try:
+                key = path.read_text().strip()
+            except FileNotFoundError:
+                key = ""
+            if key:
+                return key
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
-            return path.read_text().strip()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won: read its key
+            finally:
+                tmp.unlink()
+        raise ConfigError(f"the secret key file {path} is empty; delete it or set web.secret_key")
 
     def base_url(self) -> str:
         url = str(self.values["web"]["base_url"]).rstrip("/")
