@@ -38,8 +38,13 @@ def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
 ) -> None:
     from mailctl.scheduling.passes import run_pass
 
+    # A row in flight is leased for twice the attempt deadline: 1 s here, so 2 s in all.
     settings = smtp_settings(
-        slow_sink.port, delivery_lease_seconds=2, delivery_batch_size=40, smtp_timeout=5
+        slow_sink.port,
+        delivery_lease_seconds=2,
+        delivery_attempt_deadline_seconds=1,
+        delivery_batch_size=40,
+        smtp_timeout=5,
     )
     emails = [f"c{i:03d}@example.com" for i in range(CLIENTS)]
     mailing_id = make_mailing(emails)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -79,6 +79,9 @@ class Summary:
 class Policy:
     batch_size: int
     lease: timedelta
+    # How long a row may stay `sending`: the whole attempt deadline, twice, so that a send
+    # that is still within its deadline is never taken for a dead sender's.
+    in_flight: timedelta
     retry_first: float
     retry_max: float
     lifetime: timedelta
@@ -94,6 +97,9 @@ class Policy:
         return cls(
             batch_size=int(d["batch_size"]),
             lease=timedelta(seconds=int(d["lease_seconds"])),
+            in_flight=timedelta(
+                seconds=max(int(d["lease_seconds"]), 2 * float(d["attempt_deadline_seconds"]))
+            ),
             retry_first=float(d["retry_first_seconds"]),
             retry_max=float(d["retry_max_seconds"]),
             lifetime=timedelta(seconds=int(d["retry_lifetime_seconds"])),
@@ -197,9 +203,18 @@ class _Statements:
             dialect,
         )
         self.mark.defaults.update(p_pending="pending", p_deferred="deferred")
+        # Only while the row is still ours, or was given up as `unknown` by someone who
+        # thought we had died (then our late answer is the truth). A row re-queued by an
+        # operator or claimed by another sender is theirs now.
         self.outcome = _Prepared(
             update(DT)
-            .where(D.id == bindparam("p_id"))
+            .where(
+                D.id == bindparam("p_id"),
+                or_(
+                    D.claimed_by == bindparam("p_worker"),
+                    and_(D.state == bindparam("p_unknown"), D.claimed_by.is_(None)),
+                ),
+            )
             .values(
                 state=bindparam("p_state"),
                 attempts=bindparam("p_attempts"),
@@ -213,6 +228,8 @@ class _Statements:
             ),
             dialect,
         )
+        self.outcome.defaults.update(p_unknown=UNKNOWN)
+        self.exists = _Prepared(select(D.id).where(D.id == bindparam("p_id")), dialect)
         self.log = _Prepared(
             insert(A).values(
                 delivery_id=bindparam("p_id"),
@@ -384,6 +401,7 @@ def _record(
     policy: Policy,
     now: datetime,
     statements: _Statements | None = None,
+    worker: str = "",
 ) -> str:
     """Write one attempt's outcome to the ledger and the log; returns the final state."""
     statements = statements or _Statements(conn.dialect)
@@ -399,8 +417,9 @@ def _record(
             reply = f"gave up after {attempts} attempts: {outcome.reply}"
         else:
             next_at = now + policy.backoff(attempts)
-    statements.outcome.run(
+    updated = statements.outcome.run(
         cursor,
+        p_worker=worker,
         p_id=row.id,
         p_state=status,
         p_attempts=attempts,
@@ -410,6 +429,12 @@ def _record(
         p_reply=reply,
         p_next=next_at,
     )
+    if not updated:
+        # The row was taken over or deleted (its mailing with it): the attempt still goes in
+        # the log while its row exists; the ledger row is left to whoever holds it now.
+        statements.exists.run(cursor, p_id=row.id)
+        if cursor.fetchone() is None:
+            return status
     statements.log.run(
         cursor,
         p_id=row.id,
@@ -435,7 +460,7 @@ def _mark_sending(
     # Compare-and-set: if our lease ran out and another sender took the row, leave it alone.
     statements = statements or _Statements(conn.dialect)
     count = statements.mark.run(
-        _cursor(conn), p_id=row_id, p_worker=worker, p_lease=now + policy.lease
+        _cursor(conn), p_id=row_id, p_worker=worker, p_lease=now + policy.in_flight
     )
     return count == 1
 
@@ -573,18 +598,30 @@ class Sender:
                 break
             prepared = self._prepare(row)
             now = utcnow()
-            with conn.begin():
+            try:
+                with conn.begin():
+                    if pending is not None:
+                        self._finish(conn, *pending, summary, now)
+                    if time.monotonic() - last_renew > renew_every:
+                        _renew(conn, self.worker, self.policy, now)
+                        last_renew = time.monotonic()
+                    if isinstance(prepared, Outcome):
+                        self._finish(conn, row, prepared, summary, now)
+                        marked = False
+                    else:
+                        marked = _mark_sending(
+                            conn, row.id, self.worker, self.policy, now, self._statements
+                        )
+            except DBAPIError:
+                # The last outcome rode on this transaction: a message that certainly went
+                # out must not end up `unknown` because the next row could not be marked.
                 if pending is not None:
-                    self._finish(conn, *pending, summary, now)
-                    pending = None
-                if time.monotonic() - last_renew > renew_every:
-                    _renew(conn, self.worker, self.policy, now)
-                    last_renew = time.monotonic()
-                if isinstance(prepared, Outcome):
-                    self._finish(conn, row, prepared, summary, now)
-                    continue
-                if not _mark_sending(conn, row.id, self.worker, self.policy, now, self._statements):
-                    continue
+                    with conn.begin():
+                        self._finish(conn, *pending, summary, utcnow())
+                raise
+            pending = None
+            if not marked:
+                continue
             try:
                 outcome = self.transport.send(
                     sender=self.policy.from_address, recipient=row.email, data=prepared
@@ -619,7 +656,7 @@ class Sender:
     def _finish(
         self, conn: Connection, row: _Row, outcome: Outcome, summary: Summary, now: datetime
     ) -> None:
-        status = _record(conn, row, outcome, self.policy, now, self._statements)
+        status = _record(conn, row, outcome, self.policy, now, self._statements, self.worker)
         summary.count(status)
         summary.mailings.add(row.mailing_id)
         summary.runs.add(row.run_id)
