@@ -86,7 +86,8 @@ def send(
 ) -> None:
     """Send a mailing's due run now; a run not yet due is brought forward.
 
-    Exit code 0 when the pass completed, even if some recipients failed.
+    Exit code 0 when the pass completed, even if some recipients failed; 1 when it paused
+    because the mail server refused mailctl's login (nothing can go out until that is fixed).
 
     Example: mailctl mailing send 4
     """
@@ -94,6 +95,8 @@ def send(
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     note(f"mailing {mailing_id}: {_summary_line(summary)}")
+    if summary.paused:
+        raise typer.Exit(1)
 
 
 def logs(

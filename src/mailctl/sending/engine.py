@@ -60,6 +60,11 @@ class Summary:
     mailings: set[int] = field(default_factory=set)
     runs: set[int] = field(default_factory=set)
 
+    @property
+    def paused(self) -> bool:
+        """Stopped because the server refused our login: the operator must act."""
+        return bool(self.stopped and self.stopped.startswith("paused:"))
+
     def count(self, status: str) -> None:
         setattr(self, status, getattr(self, status) + 1)
 
