@@ -134,11 +134,13 @@ def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
 
 
 # Called after a commit with the names of the tables it changed (caches drop stale pages).
-_commit_hooks: dict[int, list[Callable[[set[str]], None]]] = {}
+# Kept on the engine itself: a module-level registry would keep every engine (and its open
+# connections) alive for good, and hand a dead engine's hooks to a new one with the same id().
+_HOOKS = "_mailctl_commit_hooks"
 
 
 def on_commit(engine: Engine, hook: Callable[[set[str]], None]) -> None:
-    _commit_hooks.setdefault(id(engine), []).append(hook)
+    engine.__dict__.setdefault(_HOOKS, []).append(hook)
 
 
 @event.listens_for(Session, "after_flush")
@@ -176,7 +178,7 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
             session.commit()
             touched = session.info.pop("touched", set())
             if touched:
-                for hook in _commit_hooks.get(id(engine), ()):
+                for hook in engine.__dict__.get(_HOOKS, ()):
                     hook(touched)
     except OperationalError as exc:
         session.rollback()

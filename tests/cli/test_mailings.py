@@ -150,3 +150,26 @@ def test_stats(cli, setup1) -> None:
     assert figures == {"total_mailings": 1, "active_mailings": 0, "unique_clients": 2}
     text = ok(cli("stats", as_=USER1)).stdout
     assert "total mailings" in text and "unique clients" in text
+
+
+def test_list_counts_each_mailings_clients(cli, setup1) -> None:
+    c1 = setup1["clients"][0]
+    one = new_id(
+        cli(
+            "mailing",
+            "add",
+            "--message",
+            setup1["message"],
+            "--client",
+            c1,
+            "--start",
+            FUTURE,
+            "--every",
+            "day",
+            as_=USER1,
+        )
+    )
+    rows = as_json(cli("mailing", "list", "--json", as_=USER1))
+    assert [(r["id"], r["clients"]) for r in rows] == [(setup1["mailing"], 2), (one, 1)]
+    shown = as_json(cli("mailing", "show", one, "--json", as_=USER1))
+    assert (shown["clients"], shown["client_ids"]) == (1, [c1])

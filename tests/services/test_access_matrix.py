@@ -43,6 +43,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "delete_client":    (OK,   NF,   FB,     FB,    OK,   FB),
     "import_clients":   (OK,   OK,   FB,     FB,    OK,   FB),
     "export_clients":   (OK,   OK,   FB,     FB,    OK,   FB),
+    "check_may_add":    (OK,   OK,   FB,     FB,    OK,   FB),
+    "check_may_import": (OK,   OK,   FB,     FB,    OK,   FB),
 
     "add_message":      (OK,   OK,   FB,     FB,    OK,   FB),
     "list_messages":    (OK,   OK,   FB,     FB,    OK,   FB),
@@ -50,6 +52,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "edit_message":     (OK,   NF,   FB,     FB,    OK,   FB),
     "delete_message":   (OK,   NF,   FB,     FB,    OK,   FB),
     "preview_message":  (OK,   NF,   FB,     FB,    OK,   FB),
+    "preview_clients":  (OK,   NF,   FB,     FB,    OK,   FB),
+    "check_may_write":  (OK,   OK,   FB,     FB,    OK,   FB),
 
     "add_mailing":      (OK,   OK,   FB,     FB,    OK,   FB),
     "list_mailings":    (OK,   OK,   OK,     FB,    OK,   FB),
@@ -60,8 +64,15 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "enable_mailing":   (OK,   NF,   OK,     FB,    OK,   FB),
     "require_sendable": (OK,   NF,   FB,     FB,    OK,   FB),
     "stats":            (OK,   OK,   OK,     OK,    OK,   FB),
+    "list_mailing_rows": (OK,  OK,   OK,     FB,    OK,   FB),
+    "recent_mailings":  (OK,   OK,   OK,     FB,    OK,   FB),
+    "get_mailing_row":  (OK,   NF,   OK,     FB,    OK,   FB),
+    "mailing_form_choices": (OK, OK, FB,     FB,    OK,   FB),
+    "new_mailing_form": (OK,   OK,   FB,     FB,    OK,   FB),
+    "edit_mailing_form": (OK,  NF,   FB,     FB,    OK,   FB),
 
     "list_users":       (FB,   FB,   OK,     FB,    OK,   FB),
+    "count_users_visible": (FB, FB,  OK,     FB,    OK,   FB),
     "get_user":         (FB,   FB,   OK,     FB,    OK,   FB),
     "get_self":         (OK,   OK,   OK,     OK,    OK,   FB),
     "find_user":        (FB,   FB,   OK,     FB,    OK,   FB),
@@ -80,6 +91,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
 
     "add_post":         (FB,   FB,   FB,     OK,    OK,   FB),
     "list_posts":       (FB,   FB,   FB,     OK,    OK,   FB),
+    "count_posts":      (FB,   FB,   FB,     OK,    OK,   FB),
+    "check_may_manage": (FB,   FB,   FB,     OK,    OK,   FB),
     "get_post":         (FB,   FB,   FB,     OK,    OK,   FB),
     "edit_post":        (FB,   FB,   FB,     OK,    OK,   FB),
     "publish_post":     (FB,   FB,   FB,     OK,    OK,   FB),
@@ -126,6 +139,8 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "delete_client": lambda c: clients.delete_client(**c.kw(), client_id=c.w.clients[c.target]),
     "import_clients": lambda c: clients.import_clients(**c.kw(), data=CSV),
     "export_clients": lambda c: clients.export_clients(**c.kw()),
+    "check_may_add": lambda c: clients.check_may_add(actor=c.actor),
+    "check_may_import": lambda c: clients.check_may_import(actor=c.actor),
     "add_message": lambda c: messages.add_message(**c.kw(), subject="S", body="B"),
     "list_messages": lambda c: messages.list_messages(**c.kw()),
     "get_message": lambda c: messages.get_message(**c.kw(), message_id=c.w.messages[c.target]),
@@ -142,6 +157,10 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         from_address="noreply@example.com",
         from_name="Shop",
     ),
+    "preview_clients": lambda c: messages.preview_clients(
+        **c.kw(), message_id=c.w.messages[c.target]
+    ),
+    "check_may_write": lambda c: messages.check_may_write(actor=c.actor),
     "add_mailing": lambda c: mailings.add_mailing(
         **c.kw(),
         message_id=c.w.messages[c.role],
@@ -167,7 +186,20 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), mailing_id=c.w.mailings[c.target]
     ),
     "stats": lambda c: mailings.stats(**c.kw()),
+    "list_mailing_rows": lambda c: mailings.list_mailing_rows(**c.kw()),
+    "recent_mailings": lambda c: mailings.recent_mailings(**c.kw(), count=100),
+    "get_mailing_row": lambda c: mailings.get_mailing_row(
+        **c.kw(), mailing_id=c.w.mailings[c.target]
+    ),
+    "mailing_form_choices": lambda c: mailings.mailing_form_choices(
+        **c.kw(), owner_id=c.w.users[c.target].id or 0
+    ),
+    "new_mailing_form": lambda c: mailings.new_mailing_form(**c.kw()),
+    "edit_mailing_form": lambda c: mailings.edit_mailing_form(
+        **c.kw(), mailing_id=c.w.mailings[c.target]
+    ),
     "list_users": lambda c: users.list_users(**c.kw()),
+    "count_users_visible": lambda c: users.count_users_visible(**c.kw()),
     "get_user": lambda c: users.get_user(**c.kw(), user_id=c.subject_id),
     "get_self": lambda c: users.get_user(**c.kw(), user_id=c.actor.id or 0),
     "find_user": lambda c: users.find_user(**c.kw(), ref="subject@example.com"),
@@ -190,6 +222,8 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "end_sessions": lambda c: users.end_sessions(**c.kw()),
     "add_post": lambda c: blog.add_post(**c.kw(), title="New", content="Text"),
     "list_posts": lambda c: blog.list_posts(**c.kw()),
+    "count_posts": lambda c: blog.count_posts(**c.kw()),
+    "check_may_manage": lambda c: blog.check_may_manage(actor=c.actor),
     "get_post": lambda c: blog.get_post(**c.kw(), post_id=c.w.post),
     "edit_post": lambda c: blog.edit_post(**c.kw(), post_id=c.w.post, title="Edited"),
     "publish_post": lambda c: blog.publish_post(**c.kw(), post_id=c.w.post),
@@ -234,6 +268,21 @@ def _check_visibility(c: Ctx, op: str, result: Any) -> None:
         assert result == (1 if c.role in ("owner", "other") else len(c.w.clients))
     elif op == "list_users":
         assert len(result) == len(c.w.users)
+    elif op == "count_users_visible":
+        assert result == len(c.w.users)
+    elif op in ("list_mailing_rows", "recent_mailings"):
+        found = [r.mailing for r in result] if op == "list_mailing_rows" else result
+        owners = {m.owner_id for m in found}
+        if c.role in ("owner", "other"):
+            assert owners == {me}
+        else:
+            assert owner in owners and len(owners) > 1
+    elif op == "mailing_form_choices":
+        # The target owner's choices, never anyone else's; nothing at all for another user.
+        messages_, clients_ = result
+        mine = {owner} if c.role in ("owner", "admin") else set()
+        assert {m.owner_id for m in messages_} == mine
+        assert {x.owner_id for x in clients_} == mine
 
 
 @pytest.mark.parametrize(("role", "op", "expected"), CASES)

@@ -34,29 +34,30 @@ def _local(value: datetime | None, tz: str) -> datetime | None:
     return to_local(value, tz) if value is not None else None
 
 
-def _record(session: Session, mailing: Mailing, tz: str, *, detail: bool = False) -> dict[str, Any]:
-    client_ids = svc.mailing_client_ids(session=session, mailing=mailing)
-    row: dict[str, Any] = {
+def _record(mailing: Mailing, tz: str, clients: int) -> dict[str, Any]:
+    return {
         "id": mailing.id,
         "status": svc.display_status(mailing),
         "every": mailing.every,
         "next_run_at": _local(mailing.next_run_at, tz),
         "message_id": mailing.message_id,
-        "clients": len(client_ids),
+        "clients": clients,
         "start_at": _local(mailing.start_at, tz),
         "end_at": _local(mailing.end_at, tz),
         "is_enabled": mailing.is_enabled,
         "owner_id": mailing.owner_id,
     }
-    if detail:
-        row |= {
-            "client_ids": client_ids,
-            "last_run_at": _local(mailing.last_run_at, tz),
-            "last_error": mailing.last_error,
-            "created_at": _local(mailing.created_at, tz),
-            "updated_at": _local(mailing.updated_at, tz),
-        }
-    return row
+
+
+def _detail(session: Session, mailing: Mailing, tz: str) -> dict[str, Any]:
+    client_ids = svc.mailing_client_ids(session=session, mailing=mailing)
+    return _record(mailing, tz, len(client_ids)) | {
+        "client_ids": client_ids,
+        "last_run_at": _local(mailing.last_run_at, tz),
+        "last_error": mailing.last_error,
+        "created_at": _local(mailing.created_at, tz),
+        "updated_at": _local(mailing.updated_at, tz),
+    }
 
 
 def _when(app_ctx: AppContext, text: str | None) -> datetime | None:
@@ -133,7 +134,9 @@ def list_(
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         mailings = svc.list_mailings(session=session, actor=app_ctx.actor(session), status=status)
-        rows = [_record(session, m, app_ctx.tz) for m in mailings]
+        # One grouped count for the whole list, not every mailing's client ids.
+        counts = svc.client_counts(session=session, mailing_ids=[m.id or 0 for m in mailings])
+        rows = [_record(m, app_ctx.tz, counts.get(m.id or 0, 0)) for m in mailings]
     emit_rows(rows, columns=COLUMNS, as_json=as_json, tz=app_ctx.tz, title="Mailings")
 
 
@@ -148,7 +151,7 @@ def show(ctx: typer.Context, mailing_id: MailingId, as_json: JsonOpt = False) ->
         mailing = svc.get_mailing(
             session=session, actor=app_ctx.actor(session), mailing_id=mailing_id
         )
-        record = _record(session, mailing, app_ctx.tz, detail=True)
+        record = _detail(session, mailing, app_ctx.tz)
     if not as_json:
         record["client_ids"] = " ".join(str(i) for i in record["client_ids"])
     emit_one(record, as_json=as_json, tz=app_ctx.tz)

@@ -74,14 +74,37 @@ def add_post(
     return post
 
 
-def list_posts(*, session: Session, actor: User) -> Sequence[BlogPost]:
-    """Every post, drafts included: the editor's view."""
+def check_may_manage(*, actor: User) -> None:
+    """Forbidden unless the actor may manage blog posts (checked before an upload is read)."""
     require_role(actor, EDITOR_ROLES, "manage blog posts")
-    return session.exec(select(BlogPost).order_by(BlogPost.id.desc())).all()  # type: ignore[union-attr]
+
+
+def list_posts(
+    *, session: Session, actor: User, limit: int | None = None, offset: int = 0
+) -> Sequence[BlogPost]:
+    """Every post, drafts included, newest first: the editor's view."""
+    check_may_manage(actor=actor)
+    stmt = select(BlogPost).order_by(BlogPost.id.desc())  # type: ignore[union-attr]
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    return session.exec(stmt).all()
+
+
+def count_posts(*, session: Session, actor: User) -> int:
+    """How many posts `list_posts` shows, drafts included."""
+    check_may_manage(actor=actor)
+    return session.exec(select(func.count()).select_from(BlogPost)).one()
+
+
+def post_state(post: BlogPost, now: datetime | None = None) -> str:
+    """draft (no publication time), scheduled (a time to come) or published."""
+    if post.published_at is None:
+        return "draft"
+    return "scheduled" if post.published_at > (now or utcnow()) else "published"
 
 
 def get_post(*, session: Session, actor: User, post_id: int) -> BlogPost:
-    require_role(actor, EDITOR_ROLES, "manage blog posts")
+    check_may_manage(actor=actor)
     post = session.get(BlogPost, post_id)
     if post is None:
         raise NotFound(f"blog post {post_id} not found")

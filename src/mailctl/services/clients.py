@@ -15,6 +15,7 @@ from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, User
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.validation import clean_email, clean_text
+from mailctl.tokens import unsign
 
 CSV_HEADER = ("email", "full_name", "comment")
 
@@ -34,10 +35,20 @@ def _taken(session: Session, owner_id: int, email: str, exclude: int | None = No
     return session.exec(stmt).first() is not None
 
 
+def check_may_add(*, actor: User) -> None:
+    """Forbidden unless the actor may add clients (the form is not even shown otherwise)."""
+    require_role(actor, CONTENT_ROLES, "add clients")
+
+
+def check_may_import(*, actor: User) -> None:
+    """Forbidden unless the actor may import clients (checked before an upload is read)."""
+    require_role(actor, CONTENT_ROLES, "import clients")
+
+
 def add_client(
     *, session: Session, actor: User, email: str, full_name: str = "", comment: str = ""
 ) -> Client:
-    require_role(actor, CONTENT_ROLES, "add clients")
+    check_may_add(actor=actor)
     address, name, note = _clean(email, full_name, comment)
     assert actor.id is not None
     if _taken(session, actor.id, address):
@@ -57,9 +68,14 @@ def list_clients(
     search: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    owner_id: int | None = None,
 ) -> Sequence[Client]:
+    """The clients the actor may see, optionally only one owner's (an admin picking for a
+    message or a mailing of that owner)."""
     require_role(actor, CONTENT_ROLES, "list clients")
     stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(Client.id)
+    if owner_id is not None:
+        stmt = stmt.where(Client.owner_id == owner_id)
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     return session.exec(stmt).all()
@@ -131,6 +147,25 @@ def set_unsubscribed(
     return client
 
 
+def _unsubscribing(secret: str, token: str) -> int:
+    # No max_age: an unsubscribe link in an old message must keep working. The token is
+    # sign(secret, "unsubscribe", client_id), made by sending/engine.py.
+    payload = unsign(secret, "unsubscribe", token)
+    if not isinstance(payload, int):
+        raise Invalid("this link is not valid")
+    return payload
+
+
+def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client | None:
+    """The client an unsubscribe link is for (None once deleted); Invalid for a forged link."""
+    return session.get(Client, _unsubscribing(secret, token))
+
+
+def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
+    """Follow an unsubscribe link: the signed link is the proof, no actor involved."""
+    return set_unsubscribed(session=session, client_id=_unsubscribing(secret, token))
+
+
 @dataclass
 class ImportReport:
     added: list[Client] = field(default_factory=list)
@@ -144,7 +179,7 @@ def import_clients(
 
     With strict, one bad row rejects the whole file and nothing is written.
     """
-    require_role(actor, CONTENT_ROLES, "import clients")
+    check_may_import(actor=actor)
     assert actor.id is not None
     try:
         text = data.decode("utf-8-sig")
@@ -152,7 +187,8 @@ def import_clients(
         raise Invalid(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV") from None
     report = ImportReport()
     rows = _csv_rows(text)
-    seen: set[str] = set()
+    # One query for the owner's addresses, not one per row; `seen` grows with the file.
+    seen = set(session.exec(select(Client.email_key).where(Client.owner_id == actor.id)).all())
     for line, row in rows:
         if isinstance(row, str):
             report.errors.append((line, row))
@@ -163,7 +199,7 @@ def import_clients(
             report.errors.append((line, str(exc)))
             continue
         key = address.lower()
-        if key in seen or _taken(session, actor.id, address):
+        if key in seen:
             report.errors.append((line, f"client {address} already exists"))
             continue
         seen.add(key)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
@@ -30,7 +31,10 @@ from mailctl.services.access import (
     get_visible,
     owner_scope,
     require_role,
+    sees_everything,
 )
+from mailctl.services.clients import list_clients
+from mailctl.services.messages import list_messages
 
 # A start this far in the past is a typo, not "now": refuse it.
 PAST_GRACE = timedelta(minutes=5)
@@ -142,16 +146,10 @@ def is_due(mailing: Mailing, now: datetime | None = None) -> bool:
     )
 
 
-def list_mailings(
-    *,
-    session: Session,
-    actor: User,
-    status: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> Sequence[Mailing]:
+def _listing(stmt, actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
+    """`stmt` (a select over Mailing) narrowed to what list_mailings shows, in its order."""
     require_role(actor, VIEW_ROLES, "see mailings")
-    stmt = owner_scope(select(Mailing), Mailing, actor, oversight=True).order_by(Mailing.id)
+    stmt = owner_scope(stmt, Mailing, actor, oversight=True).order_by(Mailing.id)
     if status == "disabled":
         stmt = stmt.where(Mailing.is_enabled == False)  # noqa: E712
     elif status:
@@ -163,7 +161,96 @@ def list_mailings(
             ) from None
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
-    return session.exec(stmt).all()
+    return stmt
+
+
+def list_mailings(
+    *,
+    session: Session,
+    actor: User,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Sequence[Mailing]:
+    return session.exec(_listing(select(Mailing), actor, status, limit, offset)).all()
+
+
+@dataclass(frozen=True)
+class MailingRow:
+    """A mailing with what a page shows next to it."""
+
+    mailing: Mailing
+    subject: str
+    owner_email: str | None  # None where the actor sees only their own mailings
+    client_count: int
+
+
+def client_counts(*, session: Session, mailing_ids: Iterable[int]) -> dict[int, int]:
+    """How many clients each mailing has, in one grouped query (0 for none)."""
+    ids = sorted(set(mailing_ids))
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(MailingClient.mailing_id, func.count())
+        .where(MailingClient.mailing_id.in_(ids))  # type: ignore[attr-defined]
+        .group_by(MailingClient.mailing_id)  # type: ignore[arg-type]
+    ).all()
+    return {i: 0 for i in ids} | {mailing_id: count for mailing_id, count in rows}
+
+
+def client_count(*, session: Session, mailing: Mailing) -> int:
+    return client_counts(session=session, mailing_ids=[mailing.id or 0]).get(mailing.id or 0, 0)
+
+
+def _rows(
+    session: Session, found: Sequence[tuple[Mailing, str | None, str | None]], *, owners: bool
+) -> list[MailingRow]:
+    counts = client_counts(session=session, mailing_ids=[m.id or 0 for m, _, _ in found])
+    return [
+        MailingRow(
+            mailing=m,
+            subject=subject or "",
+            owner_email=(email or "") if owners else None,
+            client_count=counts.get(m.id or 0, 0),
+        )
+        for m, subject, email in found
+    ]
+
+
+def _with_names(actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
+    stmt = (
+        select(Mailing, Message.subject, User.email)
+        .outerjoin(Message, Message.id == Mailing.message_id)  # type: ignore[arg-type]
+        .outerjoin(User, User.id == Mailing.owner_id)  # type: ignore[arg-type]
+    )
+    return _listing(stmt, actor, status, limit, offset)
+
+
+def list_mailing_rows(
+    *,
+    session: Session,
+    actor: User,
+    status: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[MailingRow]:
+    """list_mailings with each mailing's subject, client count and (for those who oversee
+    everyone's mailings) owner: three queries for the page, whatever its length."""
+    found = session.exec(_with_names(actor, status, limit, offset)).all()
+    return _rows(session, found, owners=sees_everything(actor, oversight=True))
+
+
+def get_mailing_row(*, session: Session, actor: User, mailing_id: int) -> MailingRow:
+    """get_mailing with its subject, owner's email and client count (the detail page)."""
+    mailing = get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    message = session.get(Message, mailing.message_id)
+    owner = session.get(User, mailing.owner_id)
+    (row,) = _rows(
+        session,
+        [(mailing, message.subject if message else "", owner.email if owner else "")],
+        owners=True,
+    )
+    return row
 
 
 def get_mailing(*, session: Session, actor: User, mailing_id: int) -> Mailing:
@@ -187,6 +274,57 @@ def mailing_client_ids(*, session: Session, mailing: Mailing) -> list[int]:
             .order_by(MailingClient.client_id)  # type: ignore[arg-type]
         ).all()
     )
+
+
+def mailing_form_choices(
+    *, session: Session, actor: User, owner_id: int
+) -> tuple[Sequence[Message], Sequence[Client]]:
+    """The owner's messages and clients, the ones a mailing of theirs may use (an admin
+    editing another user's mailing is offered that owner's, not everyone's)."""
+    return (
+        list_messages(session=session, actor=actor, owner_id=owner_id),
+        list_clients(session=session, actor=actor, owner_id=owner_id),
+    )
+
+
+@dataclass(frozen=True)
+class MailingForm:
+    """What the add and edit forms start from."""
+
+    mailing: Mailing | None
+    client_ids: list[int]
+    messages: Sequence[Message]
+    clients: Sequence[Client]
+
+
+def new_mailing_form(*, session: Session, actor: User) -> MailingForm:
+    require_role(actor, CONTENT_ROLES, "create mailings")
+    assert actor.id is not None
+    messages, clients = mailing_form_choices(session=session, actor=actor, owner_id=actor.id)
+    return MailingForm(mailing=None, client_ids=[], messages=messages, clients=clients)
+
+
+def edit_mailing_form(*, session: Session, actor: User, mailing_id: int) -> MailingForm:
+    """The mailing with its clients and the choices of its owner; refused like edit_mailing
+    (another user's mailing is "not found", a manager may see it but not change it)."""
+    mailing = _editable(session, actor, mailing_id)
+    messages, clients = mailing_form_choices(
+        session=session, actor=actor, owner_id=mailing.owner_id
+    )
+    return MailingForm(
+        mailing=mailing,
+        client_ids=mailing_client_ids(session=session, mailing=mailing),
+        messages=messages,
+        clients=clients,
+    )
+
+
+def recent_mailings(*, session: Session, actor: User, count: int = 5) -> Sequence[Mailing]:
+    """The newest of the mailings list_mailings shows this actor, newest first."""
+    require_role(actor, VIEW_ROLES, "see mailings")
+    stmt = owner_scope(select(Mailing), Mailing, actor, oversight=True)
+    newest = stmt.order_by(Mailing.id.desc()).limit(count)  # type: ignore[union-attr]
+    return cast(Sequence[Mailing], session.exec(newest).all())
 
 
 def edit_mailing(

@@ -8,10 +8,10 @@ from sqlmodel import Session, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
-from mailctl.models import Mailing, Message, User
+from mailctl.models import Client, Mailing, Message, User
 from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_template
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
-from mailctl.services.clients import get_client
+from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
@@ -28,8 +28,13 @@ def _clean(subject: str, body: str) -> tuple[str, str]:
     return subject, body
 
 
-def add_message(*, session: Session, actor: User, subject: str, body: str) -> Message:
+def check_may_write(*, actor: User) -> None:
+    """Forbidden unless the actor may write messages (the form is not even shown otherwise)."""
     require_role(actor, CONTENT_ROLES, "write messages")
+
+
+def add_message(*, session: Session, actor: User, subject: str, body: str) -> Message:
+    check_may_write(actor=actor)
     assert actor.id is not None
     subject, body = _clean(subject, body)
     message = Message(owner_id=actor.id, subject=subject, body=body)
@@ -38,9 +43,16 @@ def add_message(*, session: Session, actor: User, subject: str, body: str) -> Me
     return message
 
 
-def list_messages(*, session: Session, actor: User) -> Sequence[Message]:
+def list_messages(
+    *, session: Session, actor: User, owner_id: int | None = None
+) -> Sequence[Message]:
+    """The messages the actor may see, optionally only one owner's (an admin building a
+    mailing for that owner)."""
     require_role(actor, CONTENT_ROLES, "list messages")
-    return session.exec(owner_scope(select(Message), Message, actor).order_by(Message.id)).all()
+    stmt = owner_scope(select(Message), Message, actor).order_by(Message.id)
+    if owner_id is not None:
+        stmt = stmt.where(Message.owner_id == owner_id)
+    return session.exec(stmt).all()
 
 
 def get_message(*, session: Session, actor: User, message_id: int) -> Message:
@@ -75,6 +87,15 @@ def delete_message(*, session: Session, actor: User, message_id: int) -> None:
             f"message {message_id} is used by mailing {ids}; delete or change those first"
         )
     session.delete(message)
+
+
+def preview_clients(
+    *, session: Session, actor: User, message_id: int, limit: int | None = None
+) -> Sequence[Client]:
+    """The clients a message can be previewed for: its owner's (an admin sees everyone's
+    clients, but only the owner's fit the message)."""
+    message = get_message(session=session, actor=actor, message_id=message_id)
+    return list_clients(session=session, actor=actor, owner_id=message.owner_id, limit=limit)
 
 
 def preview_message(

@@ -126,7 +126,7 @@ def bring_forward(
     clock: Clock = Clock(),
     now: datetime | None = None,
 ) -> Mailing:
-    """"Send now": the owner's (or an admin's) call to start the next run at once."""
+    """ "Send now": the owner's (or an admin's) call to start the next run at once."""
     mailing = require_sendable(session=session, actor=actor, mailing_id=mailing_id)
     now = now or utcnow()
     if mailing.end_at is not None and now >= mailing.end_at:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from passlib.context import CryptContext
@@ -13,6 +14,7 @@ from mailctl.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from mailctl.models import Mailing, Role, User
 from mailctl.services.access import OVERSIGHT_ROLES, ensure_active, require_role
 from mailctl.services.validation import clean_email, clean_text
+from mailctl.tokens import sign, unsign
 
 # argon2id at OWASP's recommended minimum (19 MiB, 2 passes): no length limit, no truncation.
 _hasher = CryptContext(
@@ -103,6 +105,20 @@ def register_user(*, session: Session, email: str, password: str, full_name: str
     )
 
 
+def sign_up(
+    *, session: Session, email: str, password: str, full_name: str = ""
+) -> tuple[User, bool]:
+    """The registration form: (the new account, True), or (the existing one, False).
+
+    An address that already has an account costs the same hashing effort as a new one, so the
+    answer's timing does not tell which it was; the caller mails either case the same way."""
+    existing = _find(session, email)
+    if existing is not None:
+        hash_password(password)
+        return existing, False
+    return register_user(session=session, email=email, password=password, full_name=full_name), True
+
+
 def add_user(
     *,
     session: Session,
@@ -119,11 +135,7 @@ def add_user(
     )
 
 
-def list_users(
-    *, session: Session, actor: User, search: str | None = None, role: str | None = None
-) -> Sequence[User]:
-    require_role(actor, OVERSIGHT_ROLES, "list users")
-    stmt = select(User).order_by(User.id)  # type: ignore[arg-type]
+def _user_filters(stmt, search: str | None, role: str | None):  # type: ignore[no-untyped-def]
     if search:
         like = f"%{search.lower()}%"
         stmt = stmt.where(
@@ -131,7 +143,31 @@ def list_users(
         )
     if role:
         stmt = stmt.where(User.role == _role(role))
+    return stmt
+
+
+def list_users(
+    *,
+    session: Session,
+    actor: User,
+    search: str | None = None,
+    role: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Sequence[User]:
+    require_role(actor, OVERSIGHT_ROLES, "list users")
+    stmt = _user_filters(select(User), search, role).order_by(User.id)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     return session.exec(stmt).all()
+
+
+def count_users_visible(
+    *, session: Session, actor: User, search: str | None = None, role: str | None = None
+) -> int:
+    """How many users `list_users` shows with these filters, without loading them."""
+    require_role(actor, OVERSIGHT_ROLES, "list users")
+    return session.exec(_user_filters(select(func.count()).select_from(User), search, role)).one()
 
 
 def get_user(*, session: Session, actor: User, user_id: int) -> User:
@@ -305,3 +341,67 @@ def mark_verified(*, session: Session, user: User) -> User:
     user.is_verified = True
     session.add(user)
     return user
+
+
+# -- emailed links: verification and password reset ------------------------------------------
+
+_VERIFY = "verify"
+_RESET = "reset"
+_SPENT = "this link has already been used or is no longer valid"
+
+
+def _fingerprint(password_hash: str) -> str:
+    # Tokens are signed, not encrypted: carry a digest of the hash, never the hash itself.
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
+
+
+def _payload(secret: str, purpose: str, token: str, max_age: int | None) -> dict[str, object]:
+    payload = unsign(secret, purpose, token, max_age=max_age)
+    if not isinstance(payload, dict):
+        raise Invalid("this link is not valid")
+    return payload
+
+
+def verification_token(*, user: User, secret: str) -> str:
+    """The token of a verification link: it names the account and the address it confirms."""
+    return sign(secret, _VERIFY, {"u": user.id, "e": user.email})
+
+
+def verification_target(*, session: Session, token: str, secret: str, max_age: int) -> User:
+    """The account a verification link confirms; Invalid once it is spent, expired or forged."""
+    payload = _payload(secret, _VERIFY, token, max_age)
+    user = session.get(User, payload.get("u"))
+    # Single use: the token names an unverified account; once verified, it is spent.
+    if user is None or user.email != payload.get("e") or user.is_verified:
+        raise Invalid(_SPENT)
+    return user
+
+
+def verify_email(*, session: Session, token: str, secret: str, max_age: int) -> User:
+    """Follow a verification link: the account's address is confirmed, and the link spent."""
+    user = verification_target(session=session, token=token, secret=secret, max_age=max_age)
+    return mark_verified(session=session, user=user)
+
+
+def reset_token(*, user: User, secret: str) -> str:
+    """The token of a reset link, bound to the current password so that it works only once."""
+    return sign(secret, _RESET, {"u": user.id, "p": _fingerprint(user.password_hash)})
+
+
+def reset_target(*, session: Session, token: str, secret: str, max_age: int) -> User:
+    """The account a reset link is for; Invalid once used (or after any password change)."""
+    payload = _payload(secret, _RESET, token, max_age)
+    user = session.get(User, payload.get("u"))
+    # Bound to the current password: used once (or after any change), the link is dead.
+    if user is None or not user.is_active or _fingerprint(user.password_hash) != payload.get("p"):
+        raise Invalid(_SPENT)
+    return user
+
+
+def reset_password_with_token(
+    *, session: Session, token: str, secret: str, max_age: int, new_password: str
+) -> User:
+    """Complete an emailed reset: a new password, every session ended, the mailbox proven."""
+    user = reset_target(session=session, token=token, secret=secret, max_age=max_age)
+    reset_password(session=session, user=user, new_password=new_password)
+    return mark_verified(session=session, user=user)  # the link proved the mailbox

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from sqlmodel import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -17,7 +17,6 @@ from mailctl.models import User
 from mailctl.sending import notices
 from mailctl.services import users
 from mailctl.services.validation import clean_email, clean_text
-from mailctl.tokens import sign, unsign
 from mailctl.web.pages import db, flash, redirect, render
 from mailctl.web.security import checked_form, current_user, login, logout, require_user, safe_next
 
@@ -42,7 +41,8 @@ def field(form: FormData, name: str) -> str:
 
 
 def _secret(request: Request) -> str:
-    return str(request.app.state.settings.web_secret_key())
+    # Read once per app (create_app keeps it), not from the data dir on every link.
+    return str(request.app.state.secret_key)
 
 
 def _max_age(request: Request) -> int:
@@ -52,11 +52,6 @@ def _max_age(request: Request) -> int:
 def _link(request: Request, path: str) -> str:
     # The configured address, never the Host header an attacker could set.
     return str(request.app.state.settings.base_url()) + path
-
-
-def _fingerprint(password_hash: str) -> str:
-    # Tokens are signed, not encrypted: carry a digest of the hash, never the hash itself.
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:24]
 
 
 def _password_problem(password: str, confirm: str) -> str | None:
@@ -94,7 +89,10 @@ def _login_key(email: str, request: Request) -> str:
 
 
 async def _may_mail(request: Request, purpose: str, email: str) -> bool:
-    """At most a few emails per address per window: the forms must not flood an inbox."""
+    """At most a few emails per address per window: the forms must not flood an inbox.
+
+    Called for every address asked about, whether or not it has an account: a counter that
+    only moved for real accounts would tell them apart (by its timing, or its cache entry)."""
     digest = hashlib.sha256(email.encode()).hexdigest()
     return await _bump(request, f"throttle:mail:{purpose}:{digest}") <= MAILS_PER_WINDOW
 
@@ -103,7 +101,7 @@ async def _may_mail(request: Request, purpose: str, email: str) -> bool:
 
 
 def _verify_link(request: Request, user: User) -> str:
-    token = sign(_secret(request), "verify", {"u": user.id, "e": user.email})
+    token = users.verification_token(user=user, secret=_secret(request))
     return _link(request, f"/verify/{token}")
 
 
@@ -132,17 +130,10 @@ async def register_page(request: Request) -> Response:
             error=str(exc),
         )
 
-    def work(session: Session) -> tuple[User, bool]:
-        existing = users.find_by_email(session=session, email=address)
-        if existing is not None:
-            users.hash_password(password)  # the same effort as a new account: no timing tell
-            return existing, False
-        user = users.register_user(
-            session=session, email=address, password=password, full_name=name
-        )
-        return user, True
-
-    user, created = await db(request, work)
+    user, created = await db(
+        request,
+        lambda s: users.sign_up(session=s, email=address, password=password, full_name=name),
+    )
     settings = request.app.state.settings
     task: BackgroundTask | None
     if created or (not user.is_verified and user.is_active):
@@ -173,26 +164,24 @@ async def register_page(request: Request) -> Response:
     return response
 
 
-def _verify_target(request: Request, session: Session) -> User:
-    payload = unsign(
-        _secret(request), "verify", request.path_params["token"], max_age=_max_age(request)
-    )
-    if not isinstance(payload, dict):
-        raise Invalid("this link is not valid")
-    user = session.get(User, payload.get("u"))
-    # Single use: the token names an unverified account; once verified, it is spent.
-    if user is None or user.email != payload.get("e") or user.is_verified:
-        raise Invalid("this link has already been used or is no longer valid")
-    return user
+def _token_args(request: Request) -> dict[str, Any]:
+    return {
+        "token": str(request.path_params["token"]),
+        "secret": _secret(request),
+        "max_age": _max_age(request),
+    }
 
 
 async def verify(request: Request) -> Response:
     await current_user(request)
+    args = _token_args(request)
     if request.method == "GET":
-        user = await db(request, lambda s: _verify_target(request, s), readonly=True)
+        user = await db(
+            request, lambda s: users.verification_target(session=s, **args), readonly=True
+        )
         return render(request, "accounts/verify.html", email=user.email)
     await checked_form(request)
-    await db(request, lambda s: users.mark_verified(session=s, user=_verify_target(request, s)))
+    await db(request, lambda s: users.verify_email(session=s, **args))
     flash(request, "Your email address is confirmed. You can log in now.")
     return redirect("/login")
 
@@ -204,18 +193,14 @@ async def resend(request: Request) -> Response:
     form = await checked_form(request)
     address = field(form, "email").strip().lower()
     user = await db(request, lambda s: users.find_by_email(session=s, email=address), readonly=True)
+    allowed = await _may_mail(request, "verify", address)
     response = render(
         request,
         "accounts/sent.html",
         title="Check your email",
         text=SENT_TEXT.format(email=address),
     )
-    if (
-        user is not None
-        and user.is_active
-        and not user.is_verified
-        and await _may_mail(request, "verify", user.email)
-    ):
+    if allowed and user is not None and user.is_active and not user.is_verified:
         response.background = BackgroundTask(
             notices.send_verification,
             settings=request.app.state.settings,
@@ -299,19 +284,6 @@ async def logout_page(request: Request) -> Response:
 # -- passwords ---------------------------------------------------------------------------------
 
 
-def _reset_target(request: Request, session: Session) -> User:
-    payload = unsign(
-        _secret(request), "reset", request.path_params["token"], max_age=_max_age(request)
-    )
-    if not isinstance(payload, dict):
-        raise Invalid("this link is not valid")
-    user = session.get(User, payload.get("u"))
-    # Bound to the current password: used once (or after any change), the link is dead.
-    if user is None or not user.is_active or _fingerprint(user.password_hash) != payload.get("p"):
-        raise Invalid("this link has already been used or is no longer valid")
-    return user
-
-
 async def forgot(request: Request) -> Response:
     await current_user(request)
     if request.method == "GET":
@@ -319,16 +291,15 @@ async def forgot(request: Request) -> Response:
     form = await checked_form(request)
     address = field(form, "email").strip().lower()
     user = await db(request, lambda s: users.find_by_email(session=s, email=address), readonly=True)
+    allowed = await _may_mail(request, "reset", address)
     response = render(
         request,
         "accounts/sent.html",
         title="Check your email",
         text=SENT_TEXT.format(email=address),
     )
-    if user is not None and user.is_active and await _may_mail(request, "reset", user.email):
-        token = sign(
-            _secret(request), "reset", {"u": user.id, "p": _fingerprint(user.password_hash)}
-        )
+    if allowed and user is not None and user.is_active:
+        token = users.reset_token(user=user, secret=_secret(request))
         response.background = BackgroundTask(
             notices.send_reset,
             settings=request.app.state.settings,
@@ -340,24 +311,22 @@ async def forgot(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     await current_user(request)
+    args = _token_args(request)
     if request.method == "GET":
-        user = await db(request, lambda s: _reset_target(request, s), readonly=True)
+        user = await db(request, lambda s: users.reset_target(session=s, **args), readonly=True)
         return render(request, "accounts/reset.html", email=user.email, error=None)
     form = await checked_form(request)
     password, confirm = field(form, "password"), field(form, "password_confirm")
     problem = _password_problem(password, confirm)
     if problem:
-        user = await db(request, lambda s: _reset_target(request, s), readonly=True)
+        user = await db(request, lambda s: users.reset_target(session=s, **args), readonly=True)
         return render(
             request, "accounts/reset.html", status_code=400, email=user.email, error=problem
         )
-
-    def work(session: Session) -> None:
-        user = _reset_target(request, session)
-        users.reset_password(session=session, user=user, new_password=password)
-        users.mark_verified(session=session, user=user)  # the link proved the mailbox
-
-    await db(request, work)
+    await db(
+        request,
+        lambda s: users.reset_password_with_token(session=s, new_password=password, **args),
+    )
     logout(request)
     flash(request, "Your password is changed. Log in with the new one.")
     return redirect("/login")

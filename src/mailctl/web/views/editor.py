@@ -10,18 +10,15 @@ from typing import Any
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message
 
-from mailctl.db import utcnow
 from mailctl.errors import Invalid
 from mailctl.models import BlogPost, User
 from mailctl.services import blog
-from mailctl.services.access import EDITOR_ROLES, require_role
 from mailctl.timeutil import parse_when, to_local
+from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
 
@@ -34,38 +31,18 @@ BODY_SLACK = FIELD_MAX + 64 * 1024
 async def _editor(request: Request) -> User:
     user = await require_user(request)
     # Checked before the form is read: nobody else gets to upload a file, even briefly.
-    require_role(user, EDITOR_ROLES, "manage blog posts")
+    blog.check_may_manage(actor=user)
     return user
-
-
-def _limited(request: Request, limit: int) -> Request:
-    """The request with a body cap: Starlette bounds text fields but not file parts."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise HTTPException(413, f"the upload is too large (at most {limit} bytes in all)")
-    received = 0
-    receive = request.receive
-
-    async def capped() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:  # chunked bodies carry no Content-Length
-                raise HTTPException(413, f"the upload is too large (at most {limit} bytes in all)")
-        return message
-
-    return Request(request.scope, capped)
 
 
 async def _form(request: Request) -> FormData:
     """The checked form; the caller closes it (Starlette leaves uploaded temp files open)."""
     max_image = int(request.app.state.settings.get("web", "max_upload_bytes"))
-    limited = _limited(request, max_image + BODY_SLACK)
+    capped = limited(request, max_image + BODY_SLACK)
     try:
-        return await checked_form(limited, max_part_size=FIELD_MAX)
+        return await checked_form(capped, max_part_size=FIELD_MAX)
     except BaseException:
-        await limited.close()
+        await capped.close()
         raise
 
 
@@ -97,12 +74,6 @@ def _local_input(value: datetime | None, tz: str) -> str:
     return to_local(value, tz).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
-def _state(post: BlogPost) -> str:
-    if post.published_at is None:
-        return "draft"
-    return "scheduled" if post.published_at > utcnow() else "published"
-
-
 def _form_page(
     request: Request,
     *,
@@ -129,15 +100,20 @@ def _values(form: FormData) -> dict[str, str]:
 async def post_list(request: Request) -> Response:
     user = await _editor(request)
     page, limit, offset = page_args(request, PER_PAGE)
-    posts = await db(request, lambda s: blog.list_posts(session=s, actor=user), readonly=True)
-    rows = [(p, _state(p)) for p in posts[offset : offset + limit]]
+
+    def work(session: Session) -> tuple[list[tuple[BlogPost, str]], int]:
+        total = blog.count_posts(session=session, actor=user)
+        posts = blog.list_posts(session=session, actor=user, limit=limit, offset=offset)
+        return [(p, blog.post_state(p)) for p in posts], total
+
+    rows, total = await db(request, work, readonly=True)
     return render(
         request,
         "editor/posts.html",
         rows=rows,
         page=page,
-        has_next=offset + limit < len(posts),
-        total=len(posts),
+        has_next=offset + limit < total,
+        total=total,
     )
 
 

@@ -7,24 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Invalid, NotFound
-from mailctl.models import DeliveryAttempt, Mailing, Message, User
+from mailctl.models import DeliveryAttempt, Mailing
 from mailctl.scheduling.passes import clock_of
-from mailctl.services import clients as client_svc
 from mailctl.services import mailings as svc
-from mailctl.services import messages as message_svc
 from mailctl.services import reports, runs
-from mailctl.services.access import CONTENT_ROLES, require_role, sees_everything
+from mailctl.services.access import CONTENT_ROLES
 from mailctl.services.reports import LOG_STATUSES
 from mailctl.timeutil import parse_when, to_local
 from mailctl.web.chart import localise, outcome_svg
-from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
+from mailctl.web.pages import MAX_ID, db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user, safe_next
 from mailctl.web.worker import worker_of
 
@@ -46,13 +44,6 @@ def _local_input(value: datetime | None, tz: str) -> str:
     return to_local(value, tz).strftime("%Y-%m-%dT%H:%M") if value is not None else ""
 
 
-def _owner_emails(session: Session, owner_ids: set[int]) -> dict[int, str]:
-    if not owner_ids:
-        return {}
-    rows = session.exec(select(User.id, User.email).where(User.id.in_(owner_ids)))  # type: ignore[union-attr]
-    return {uid: email for uid, email in rows.all() if uid is not None}
-
-
 def _submit_if_due(request: Request, mailing: Mailing) -> bool:
     if mailing.id is not None and svc.is_due(mailing):
         worker_of(request.app).submit(mailing.id)
@@ -71,10 +62,7 @@ async def dashboard(request: Request) -> Response:
         stats = svc.stats(session=session, actor=user)
         recent: list[Mailing] = []
         if sees_mailings:
-            # stats counts the same mailings list_mailings shows this actor: the newest five.
-            offset = max(0, stats.total_mailings - 5)
-            recent = list(svc.list_mailings(session=session, actor=user, limit=5, offset=offset))
-            recent.reverse()
+            recent = list(svc.recent_mailings(session=session, actor=user, count=5))
         return {"stats": stats, "recent": recent}
 
     data = await db(request, work, readonly=True)
@@ -98,28 +86,14 @@ async def mailing_list(request: Request) -> Response:
 
     def work(session: Session) -> dict[str, Any]:
         # One row more than a page tells whether there is a next page, without a count.
-        rows = list(
-            svc.list_mailings(
-                session=session, actor=user, status=status, limit=limit + 1, offset=offset
-            )
+        rows = svc.list_mailing_rows(
+            session=session, actor=user, status=status, limit=limit + 1, offset=offset
         )
         shown = rows[:limit]
-        subjects = {
-            m.id: m.subject
-            for m in session.exec(
-                select(Message).where(Message.id.in_({r.message_id for r in shown}))  # type: ignore[union-attr]
-            ).all()
-        }
-        owners = (
-            _owner_emails(session, {m.owner_id for m in shown})
-            if sees_everything(user, oversight=True)
-            else {}
-        )
         return {
-            "mailings": shown,
+            "rows": shown,
             "has_next": len(rows) > limit,
-            "subjects": subjects,
-            "owners": owners,
+            "show_owner": any(r.owner_email is not None for r in shown),
         }
 
     data = await db(request, work, readonly=True)
@@ -164,15 +138,8 @@ def _read_form(form: FormData) -> FormValues:
     )
 
 
-def _form_choices(session: Session, actor: User, owner_id: int) -> dict[str, Any]:
-    """The owner's messages and clients (an admin editing sees the owner's, not everyone's)."""
-    messages = [
-        m for m in message_svc.list_messages(session=session, actor=actor) if m.owner_id == owner_id
-    ]
-    clients = [
-        c for c in client_svc.list_clients(session=session, actor=actor) if c.owner_id == owner_id
-    ]
-    return {"messages": messages, "clients": clients}
+def _choices(form: svc.MailingForm) -> dict[str, Any]:
+    return {"messages": form.messages, "clients": form.clients}
 
 
 def _message_choice(values: FormValues) -> int:
@@ -204,12 +171,11 @@ def _render_form(
 
 async def mailing_new(request: Request) -> Response:
     user = await require_user(request)
-    require_role(user, CONTENT_ROLES, "create mailings")
-    assert user.id is not None
-    owner_id = user.id
     settings = request.app.state.settings
     tz = settings.timezone
-    choices = await db(request, lambda s: _form_choices(s, user, owner_id), readonly=True)
+    choices = _choices(
+        await db(request, lambda s: svc.new_mailing_form(session=s, actor=user), readonly=True)
+    )
     if request.method == "GET":
         values = FormValues(message_id=request.query_params.get("message", ""))
         return _render_form(request, mailing=None, values=values, choices=choices)
@@ -257,15 +223,13 @@ async def mailing_edit(request: Request) -> Response:
     settings = request.app.state.settings
     tz = settings.timezone
 
-    def load(session: Session) -> tuple[Mailing, list[int], dict[str, Any]]:
-        mailing = svc.get_mailing(session=session, actor=user, mailing_id=mailing_id)
-        # Looked up first so another user's mailing stays "not found"; a manager who may see
-        # it learns that editing is not theirs (the service says the same on save).
-        require_role(user, CONTENT_ROLES, "change mailings")
-        ids = svc.mailing_client_ids(session=session, mailing=mailing)
-        return mailing, ids, _form_choices(session, user, mailing.owner_id)
-
-    mailing, current_ids, choices = await db(request, load, readonly=True)
+    form = await db(
+        request,
+        lambda s: svc.edit_mailing_form(session=s, actor=user, mailing_id=mailing_id),
+        readonly=True,
+    )
+    assert form.mailing is not None
+    mailing, current_ids, choices = form.mailing, form.client_ids, _choices(form)
     if request.method == "GET":
         values = FormValues(
             message_id=str(mailing.message_id),
@@ -368,7 +332,13 @@ async def mailing_send(request: Request) -> Response:
     await checked_form(request)
     try:
         await db(
-            request, lambda s: runs.bring_forward(session=s, actor=user, mailing_id=mailing_id)
+            request,
+            lambda s: runs.bring_forward(
+                session=s,
+                actor=user,
+                mailing_id=mailing_id,
+                clock=clock_of(request.app.state.settings),
+            ),
         )
     except Invalid as exc:
         flash(request, str(exc), "danger")
@@ -387,18 +357,16 @@ async def mailing_detail(request: Request) -> Response:
     tz = request.app.state.settings.timezone
 
     def work(session: Session) -> dict[str, Any]:
-        mailing = svc.get_mailing(session=session, actor=user, mailing_id=mailing_id)
+        row = svc.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
         report = reports.mailing_report(session=session, actor=user, mailing_id=mailing_id)
         series = reports.outcome_series(session=session, actor=user, mailing_id=mailing_id)
-        message = session.get(Message, mailing.message_id)
-        owner = _owner_emails(session, {mailing.owner_id}).get(mailing.owner_id, "")
         return {
-            "mailing": mailing,
+            "mailing": row.mailing,
             "report": report,
             "series": series,
-            "subject": message.subject if message else "",
-            "owner": owner,
-            "client_count": len(svc.mailing_client_ids(session=session, mailing=mailing)),
+            "subject": row.subject,
+            "owner": row.owner_email or "",
+            "client_count": row.client_count,
             "runs": reports.list_runs(session=session, actor=user, mailing_id=mailing_id),
         }
 
@@ -429,7 +397,7 @@ def _cursor(value: str) -> tuple[datetime, int] | None:
         when = datetime.fromisoformat(at)
     except ValueError:
         return None
-    if when.tzinfo is None or not ident.isdigit():
+    if when.tzinfo is None or not ident.isdigit() or int(ident) >= MAX_ID:
         return None
     return when, int(ident)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
-from mailctl.models import Role
+from mailctl.models import Role, User
 from mailctl.services import users
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
@@ -30,21 +32,24 @@ async def user_list(request: Request) -> Response:
     if role not in ROLES:
         role = ""
     page, limit, offset = page_args(request, PER_PAGE)
-    found = await db(
-        request,
-        lambda s: users.list_users(
-            session=s, actor=actor, search=search or None, role=role or None
-        ),
-        readonly=True,
-    )
+
+    def work(session: Session) -> tuple[Sequence[User], int]:
+        filters = {"search": search or None, "role": role or None}
+        total = users.count_users_visible(session=session, actor=actor, **filters)
+        shown = users.list_users(
+            session=session, actor=actor, limit=limit, offset=offset, **filters
+        )
+        return shown, total
+
+    people, total = await db(request, work, readonly=True)
     filters = {k: v for k, v in (("q", search), ("role", role)) if v}
     return render(
         request,
         "manager/users.html",
-        people=found[offset : offset + limit],
-        total=len(found),
+        people=people,
+        total=total,
         page=page,
-        has_next=offset + limit < len(found),
+        has_next=offset + limit < total,
         search=search,
         role=role,
         roles=ROLES,

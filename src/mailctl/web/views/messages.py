@@ -10,9 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
-from mailctl.services import clients as client_svc
 from mailctl.services import messages as svc
-from mailctl.services.access import CONTENT_ROLES, require_role, sees_everything
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
 
@@ -32,7 +30,7 @@ async def message_list(request: Request) -> Response:
 
 async def message_new(request: Request) -> Response:
     user = await require_user(request)
-    require_role(user, CONTENT_ROLES, "write messages")
+    svc.check_may_write(actor=user)
     if request.method == "GET":
         values = {"subject": "", "body": "Hello {{ client.full_name }},\n\n"}
         return render(request, "user/message_form.html", message=None, values=values, error=None)
@@ -61,14 +59,11 @@ async def message_detail(request: Request) -> Response:
 
     def work(session: Any) -> dict[str, Any]:
         message = svc.get_message(session=session, actor=user, message_id=message_id)
-        # The picker offers the message owner's clients; an admin sees everyone's, so the
-        # owner's are picked out of all of them (a plain user's list is already their own).
-        limit = None if sees_everything(user) else PICKER_LIMIT
-        clients = [
-            c
-            for c in client_svc.list_clients(session=session, actor=user, limit=limit)
-            if c.owner_id == message.owner_id
-        ][:PICKER_LIMIT]
+        clients = list(
+            svc.preview_clients(
+                session=session, actor=user, message_id=message_id, limit=PICKER_LIMIT
+            )
+        )
         chosen = int(wanted) if wanted.isdigit() else (clients[0].id if clients else None)
         preview, error = None, None
         if chosen is not None:

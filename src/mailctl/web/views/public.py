@@ -14,10 +14,9 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.db import session_scope, unnoticed
-from mailctl.errors import Invalid, NotFound
+from mailctl.errors import NotFound
 from mailctl.models import BlogPost, Client
 from mailctl.services import blog, clients, mailings
-from mailctl.tokens import unsign
 from mailctl.web.pages import db, int_or_404, page_args, render
 from mailctl.web.security import current_user
 
@@ -147,25 +146,24 @@ async def upload(request: Request) -> Response:
     )
 
 
-def _client_id(request: Request) -> int:
-    settings = request.app.state.settings
-    # No max_age: an unsubscribe link in an old message must keep working.
-    payload = unsign(settings.web_secret_key(), "unsubscribe", request.path_params["token"])
-    if not isinstance(payload, int):
-        raise Invalid("this link is not valid")
-    return payload
+def _email_of(client: Client | None) -> str | None:
+    return client.email if client is not None else None
 
 
 async def unsubscribe(request: Request) -> Response:
     await current_user(request)
-    client_id = _client_id(request)
+    token = str(request.path_params["token"])
+    secret = str(request.app.state.secret_key)
     if request.method == "GET":
-        found = await db(request, lambda s: s.get(Client, client_id), readonly=True)
-        email = found.email if found is not None else None
+        email = await db(
+            request,
+            lambda s: _email_of(clients.unsubscribe_target(session=s, token=token, secret=secret)),
+            readonly=True,
+        )
         return render(request, "public/unsubscribe.html", done=False, email=email)
     # RFC 8058 one-click: a mail provider POSTs "List-Unsubscribe=One-Click" with no cookie
     # and no CSRF token; the signed link is the proof, and the action is only ever harmless.
-    await db(request, lambda s: clients.set_unsubscribed(session=s, client_id=client_id))
+    await db(request, lambda s: clients.unsubscribe(session=s, token=token, secret=secret))
     return render(request, "public/unsubscribe.html", done=True, email=None)
 
 
