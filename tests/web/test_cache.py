@@ -156,8 +156,12 @@ def test_view_counts_exact_under_concurrent_hits(app, client) -> None:
     post_id = _published(app.state.engine)
 
     def hits(_: int) -> list[int]:
-        with TestClient(app) as c:
+        # Not `with`: that would run the app's shutdown (and dispose of its engine) per thread.
+        c = TestClient(app)
+        try:
             return [c.get(f"/blog/{post_id}").status_code for _ in range(5)]
+        finally:
+            c.close()
 
     with ThreadPoolExecutor(4) as pool:
         codes = [code for batch in pool.map(hits, range(4)) for code in batch]

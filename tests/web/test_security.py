@@ -113,7 +113,9 @@ def _is_verified(engine) -> bool:  # type: ignore[no-untyped-def]
 def _tampered(path: str) -> list[str]:
     token = path.rsplit("/", 1)[1]
     payload, rest = token.split(".", 1)
-    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # A character in the middle of the signature: the last one may only carry unused bits.
+    middle = len(token) - 10
+    flipped = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
     # A different payload (another user id) with the original signature.
     import base64
     import json
