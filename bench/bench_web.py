@@ -415,10 +415,10 @@ def main() -> None:
         small = f"/mailings/{seeded.small}/attempts"
         deep = f"{big}?" + urllib.parse.urlencode({"before": seeded.deep_cursor, "page": DEEP_PAGE})
         offset = f"{big}?page={DEEP_PAGE}"
-        pages = -(-args.rows // PAGE)
-        check_page(cached_port, big, cookie, f"Page 1 of {pages}")
-        check_page(cached_port, deep, cookie, f"Page {DEEP_PAGE} of {pages}")
-        check_page(cached_port, offset, cookie, f"Page {DEEP_PAGE} of {pages}")
+        # Past 10,000 attempts the page says "more than 10,000" and no page count.
+        check_page(cached_port, big, cookie, "Page 1<")
+        check_page(cached_port, deep, cookie, f"Page {DEEP_PAGE}<")
+        check_page(cached_port, offset, cookie, f"Page {DEEP_PAGE}<")
         check_page(cached_port, small, cookie, f"Page 1 of {SMALL_ROWS // PAGE}")
 
         n, log_n = args.requests, max(100, args.requests // 4)

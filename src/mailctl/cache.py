@@ -13,10 +13,10 @@ T = TypeVar("T")
 
 # Which cached things depend on which tables.
 TAGS_BY_TABLE = {
-    "mailings": ("stats",),
-    "mailing_clients": ("stats",),
-    "clients": ("stats",),
-    "blog_posts": ("blog",),
+    "mailings": ("stats", "home"),
+    "mailing_clients": ("stats", "home"),
+    "clients": ("stats", "home"),
+    "blog_posts": ("blog", "home"),
 }
 
 
@@ -49,6 +49,13 @@ class Cache:
         value = compute()
         self._cache.set(key, value, expire=self.ttl, tag=tag)
         return value
+
+    def get(self, key: str) -> Any:
+        return self._cache.get(key, default=None) if self.ttl > 0 else None
+
+    def put(self, key: str, tag: str, value: Any) -> None:
+        if self.ttl > 0:
+            self._cache.set(key, value, expire=self.ttl, tag=tag)
 
     def invalidate(self, *tags: str) -> None:
         for tag in tags:

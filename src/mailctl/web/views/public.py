@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.db import session_scope, unnoticed
@@ -83,10 +83,19 @@ def _random_cards(session: Session) -> list[PostCard]:
 
 
 async def home(request: Request) -> Response:
-    await current_user(request)
+    user = await current_user(request)
+    # Most visitors are anonymous and see the same page: keep it whole. (Not with a flash
+    # message, which is one visitor's own, nor for a logged-in user, whose menu differs.)
+    shared = user is None and not request.session.get("flashes")
+    page_cache = request.app.state.cache
+    if shared and (body := page_cache.get("home:page")) is not None:
+        return HTMLResponse(body)
     figures = await cached(request, "home:figures", "stats", _figures)
     posts = await cached(request, "home:posts", "blog", _random_cards)
-    return render(request, "public/home.html", figures=figures, posts=posts)
+    response = render(request, "public/home.html", figures=figures, posts=posts)
+    if shared:
+        page_cache.put("home:page", "home", bytes(response.body))
+    return response
 
 
 async def blog_list(request: Request) -> Response:
