@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
@@ -131,6 +131,55 @@ def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
         # lock up front instead; read-only scopes ask for a plain BEGIN.
         mode = "DEFERRED" if conn.get_execution_options().get("mailctl_readonly") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def dbapi_cursor(conn: Connection) -> Any:
+    """A DBAPI cursor on the connection under `conn`, kept for as long as that connection."""
+    raw = conn.connection.dbapi_connection
+    cursor = conn.info.get("mailctl_cursor")
+    if cursor is None or conn.info.get("mailctl_raw") is not raw:
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        conn.info["mailctl_cursor"], conn.info["mailctl_raw"] = cursor, raw
+    return cursor
+
+
+@contextmanager
+def raw_write(conn: Connection) -> Iterator[Any]:
+    """One short write transaction straight on the DBAPI connection under an idle `conn`.
+
+    For the sender's per-message commit: SQLAlchemy's begin/commit events and bookkeeping cost
+    more than the three statements inside. It keeps what `conn.begin()` gives: BEGIN IMMEDIATE
+    on SQLite, commit or rollback as a whole, driver errors raised as SQLAlchemy's DBAPIError
+    (adapters print those as one line), and a dropped connection invalidated, not reused.
+    Statements inside must run on the yielded cursor, not through `conn`.
+    """
+    if conn.in_transaction():
+        raise RuntimeError("raw_write() needs a connection outside any transaction")
+    raw = conn.connection.dbapi_connection
+    dialect = conn.dialect
+    error: type[Exception] = dialect.dbapi.Error  # type: ignore[union-attr]
+    cursor = dbapi_cursor(conn)
+    step = "BEGIN"
+    try:
+        if dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        step = "(statements of a write transaction)"
+        yield cursor
+        step = "COMMIT"
+        raw.commit()  # type: ignore[union-attr]
+    except BaseException as exc:
+        with suppress(Exception):  # a dropped connection has nothing left to roll back
+            raw.rollback()  # type: ignore[union-attr]
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        if isinstance(orig, error):
+            dropped = dialect.is_disconnect(orig, raw, cursor)
+            if dropped:
+                conn.invalidate(orig)
+            if not isinstance(exc, DBAPIError):
+                raise DBAPIError.instance(
+                    step, None, orig, error, connection_invalidated=dropped
+                ) from exc
+        raise
 
 
 # Called after a commit with the names of the tables it changed (caches drop stale pages).

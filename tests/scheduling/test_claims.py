@@ -146,7 +146,7 @@ def test_an_expired_sending_row_becomes_unknown_and_is_not_resent(
     class Recorder:
         sent: list[str] = []
 
-        def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        def send(self, *, sender: str, recipient: str, data: bytes, meanwhile=None) -> Outcome:
             self.sent.append(recipient)
             return Outcome(SENT, 250, "ok")
 
@@ -168,7 +168,7 @@ def test_a_stop_finishes_the_message_in_flight_and_releases_the_rest(
     class StopAfterTwo:
         count = 0
 
-        def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        def send(self, *, sender: str, recipient: str, data: bytes, meanwhile=None) -> Outcome:
             self.count += 1
             if self.count == 2:
                 stop.set()  # the signal arrives while this message is in flight

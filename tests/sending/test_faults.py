@@ -386,3 +386,33 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(fault, smtp_setti
         assert server.messages[1][2].endswith(b"y\r\n")  # a missing final CRLF is added
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "recipient", "status", "calls"),
+    [
+        ("ok", "r0@example.com", "sent", 1),
+        ("550_some", "reject@example.com", "failed", 0),  # refused before the body: no wait
+        ("no_final_reply", "r0@example.com", "unknown", 1),
+    ],
+)
+def test_meanwhile_runs_once_while_the_server_holds_the_message(
+    fault, smtp_settings, scenario: str, recipient: str, status: str, calls: int
+) -> None:
+    """The sender renders its next message in this wait; the work never changes the verdict."""
+    from mailctl.sending.transport import SmtpTransport
+
+    server = fault(scenario, reject={"reject@example.com"})
+    transport = SmtpTransport(smtp_settings(server.port))
+    seen: list[int] = []
+    try:
+        outcome = transport.send(
+            sender="a@example.org",
+            recipient=recipient,
+            data=b"body\r\n",
+            meanwhile=lambda: seen.append(len(server.messages)),
+        )
+    finally:
+        transport.close()
+    assert outcome.status == status, outcome
+    assert len(seen) == calls

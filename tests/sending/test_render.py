@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 import pytest
@@ -72,6 +73,21 @@ def test_ascii_subjects_round_trip(subject: str) -> None:
     data = render(subject, "body")
     assert all(len(line) <= 998 for line in header_lines(data))
     assert str(parse(data)["Subject"]) == subject
+
+
+@pytest.mark.parametrize("name", ["José Müller", "山田 優希", "Zoë", "é" * 22, "é" * 23])
+def test_short_non_ascii_names_are_one_encoded_word(name: str) -> None:
+    encoded = encode_header(name)
+    words = encoded.split("\r\n ")
+    assert len(words) == (1 if len(name.encode()) <= 45 else 2)
+    assert all(w.startswith("=?utf-8?b?") and len(w) <= 75 for w in words)
+    data = render("s", "b", name=name)
+    # RFC 2047 decoding of the raw header (the stdlib's newer address parser keeps a space
+    # between two encoded words of a display name, so it only checks the one-word case).
+    raw = email.message_from_bytes(data)["To"]
+    assert str(make_header(decode_header(raw))) == f"{name} <ann@example.com>"
+    if len(words) == 1:
+        assert parse(data)["To"].addresses[0].display_name == name
 
 
 def test_plain_ascii_subject_is_not_encoded() -> None:

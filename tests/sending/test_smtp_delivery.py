@@ -139,3 +139,27 @@ def test_outbox_is_the_default_transport(engine, make_mailing, settings) -> None
     parsed = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
     assert sorted(m["X-Envelope-To"] for m in parsed) == ["<a@example.com>", "<b@example.com>"]
     assert {r["state"] for r in ledger(engine, mailing_id).values()} == {"sent"}
+
+
+def test_lines_starting_with_a_dot_arrive_intact(
+    engine, sink: Sink, smtp_settings, make_mailing
+) -> None:
+    """Dot-stuffing (RFC 5321 4.5.2): a line of "." must not end the message early."""
+    from mailctl.scheduling.passes import run_pass
+
+    settings = smtp_settings(sink.port)
+    body = ".first line\nmiddle\n.\n..two dots\nlast {{ client.email }}\n."
+    plain = "a plain body without any dot at a line start"
+    dotted = make_mailing(["dot@example.com"], body=body)
+    undotted = make_mailing(["plain@example.com"], body=plain)
+    summary = run_pass(engine, settings, worker="test")
+    assert summary.sent == 2
+    by_rcpt = {e.rcpt_tos[0]: e for e in sink.handler.envelopes}
+    for address, expected in (
+        ("dot@example.com", body.replace("{{ client.email }}", "dot@example.com")),
+        ("plain@example.com", plain),
+    ):
+        msg = email.message_from_bytes(by_rcpt[address].content, policy=email.policy.default)
+        assert msg.get_content().replace("\r\n", "\n").rstrip("\n") == expected
+    assert ledger(engine, dotted)["dot@example.com"]["state"] == "sent"
+    assert ledger(engine, undotted)["plain@example.com"]["state"] == "sent"

@@ -9,6 +9,7 @@ to a sender that died mid-message: it becomes `unknown`, never resent by itself.
 
 from __future__ import annotations
 
+import hmac
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mailctl.config import Settings
-from mailctl.db import utcnow
+from mailctl.db import dbapi_cursor, raw_write, utcnow
 from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
 from mailctl.sending.render import HeaderInjection, MessageRenderer, RenderClient
 from mailctl.sending.transport import (
@@ -137,6 +139,7 @@ class _UnsubscribeLinks:
         serializer = URLSafeTimedSerializer(policy.secret, salt="mailctl.unsubscribe")
         self._signer = serializer.make_signer()
         self._key = self._signer.derive_key()
+        self._digest = self._signer.algorithm.digest_method  # type: ignore[attr-defined]
         self._prefix = f"{policy.base_url}/unsubscribe/"
         self._second = -1
         self._stamp = b""
@@ -150,7 +153,8 @@ class _UnsubscribeLinks:
         sep = self._signer.sep
         # An int's JSON never compresses, so the payload is its plain base64.
         value = base64_encode(str(int(client_id)).encode()) + sep + self._stamp
-        signature = base64_encode(self._signer.algorithm.get_signature(self._key, value))
+        # hmac.digest: the one-call C path of what the signer's algorithm computes.
+        signature = base64_encode(hmac.digest(self._key, value, self._digest))
         return self._prefix + (value + sep + signature).decode("ascii")
 
 
@@ -178,9 +182,7 @@ class _Prepared:
         procs = self.processors
         if self.order is None:
             return {k: procs[k](v) if k in procs else v for k, v in merged.items()}
-        return tuple(
-            procs[name](merged[name]) if name in procs else merged[name] for name in self.order
-        )
+        return [procs[name](merged[name]) if name in procs else merged[name] for name in self.order]
 
     def run(self, cursor: Any, **values: Any) -> int:
         """Execute on a DBAPI cursor of a connection inside `conn.begin()`; the rowcount."""
@@ -235,6 +237,17 @@ class _Statements:
         )
         self.outcome.defaults.update(p_unknown=UNKNOWN)
         self.exists = _Prepared(select(D.id).where(D.id == bindparam("p_id")), dialect)
+        # Claimed rows not yet sent keep their lease while a long batch goes on.
+        self.renew = _Prepared(
+            update(DT)
+            .where(
+                D.claimed_by == bindparam("p_worker"),
+                D.state.in_([bindparam("p_pending"), bindparam("p_deferred")]),
+            )
+            .values(lease_until=bindparam("p_lease")),
+            dialect,
+        )
+        self.renew.defaults.update(p_pending="pending", p_deferred="deferred")
         self.log = _Prepared(
             insert(A).values(
                 delivery_id=bindparam("p_id"),
@@ -410,7 +423,7 @@ def _record(
 ) -> str:
     """Write one attempt's outcome to the ledger and the log; returns the final state."""
     statements = statements or _Statements(conn.dialect)
-    cursor = _cursor(conn)
+    cursor = dbapi_cursor(conn)
     status = outcome.status
     attempts = row.attempts + (0 if status == SKIPPED else 1)
     first = row.first_attempt_at or now
@@ -465,27 +478,15 @@ def _mark_sending(
     # Compare-and-set: if our lease ran out and another sender took the row, leave it alone.
     statements = statements or _Statements(conn.dialect)
     count = statements.mark.run(
-        _cursor(conn), p_id=row_id, p_worker=worker, p_lease=now + policy.in_flight
+        dbapi_cursor(conn), p_id=row_id, p_worker=worker, p_lease=now + policy.in_flight
     )
     return count == 1
 
 
-def _cursor(conn: Connection) -> Any:
-    """A DBAPI cursor on this connection, in its current transaction (kept per connection)."""
-    raw = conn.connection.dbapi_connection
-    cursor = conn.info.get("mailctl_cursor")
-    if cursor is None or conn.info.get("mailctl_raw") is not raw:
-        cursor = raw.cursor()  # type: ignore[union-attr]
-        conn.info["mailctl_cursor"], conn.info["mailctl_raw"] = cursor, raw
-    return cursor
-
-
-def _renew(conn: Connection, worker: str, policy: Policy, now: datetime) -> None:
-    conn.execute(
-        update(Delivery)
-        .where(D.claimed_by == worker, D.state.in_(CLAIMABLE))
-        .values(lease_until=now + policy.lease)
-    )
+def _renew(
+    conn: Connection, worker: str, policy: Policy, now: datetime, statements: _Statements
+) -> None:
+    statements.renew.run(dbapi_cursor(conn), p_worker=worker, p_lease=now + policy.lease)
 
 
 def _note_mailings(conn: Connection, mailing_ids: set[int], error: str | None) -> None:
@@ -570,6 +571,14 @@ class Sender:
             return Outcome(FAILED, None, f"cannot render the message: {exc}")
         return rendered.data
 
+    def _prepare_ahead(self, row: _Row | None, ahead: dict[int, bytes | Outcome]) -> None:
+        if row is None:
+            return
+        try:
+            ahead[row.id] = self._prepare(row)
+        except Exception:  # noqa: S110 - rendered again in its own turn, where errors count
+            pass
+
     def deliver(self, *, mailing_id: int | None = None, summary: Summary | None = None) -> Summary:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
         summary = summary or Summary()
@@ -598,17 +607,20 @@ class Sender:
         pending: tuple[_Row, Outcome] | None = None
         last_renew = time.monotonic()
         renew_every = self.policy.lease.total_seconds() / 3
-        for row in rows:
+        # The next row's message, rendered while the server was busy with this one.
+        ahead: dict[int, bytes | Outcome] = {}
+        for index, row in enumerate(rows):
             if self.stop.is_set():
                 break
-            prepared = self._prepare(row)
+            prepared = ahead.pop(row.id) if row.id in ahead else self._prepare(row)
+            following = rows[index + 1] if index + 1 < len(rows) else None
             now = utcnow()
             try:
-                with conn.begin():
+                with raw_write(conn):
                     if pending is not None:
                         self._finish(conn, *pending, summary, now)
                     if time.monotonic() - last_renew > renew_every:
-                        _renew(conn, self.worker, self.policy, now)
+                        _renew(conn, self.worker, self.policy, now, self._statements)
                         last_renew = time.monotonic()
                     if isinstance(prepared, Outcome):
                         self._finish(conn, row, prepared, summary, now)
@@ -629,7 +641,10 @@ class Sender:
                 continue
             try:
                 outcome = self.transport.send(
-                    sender=self.policy.from_address, recipient=row.email, data=prepared
+                    sender=self.policy.from_address,
+                    recipient=row.email,
+                    data=prepared,
+                    meanwhile=partial(self._prepare_ahead, following, ahead),
                 )
             except AuthRejected as exc:
                 with conn.begin():

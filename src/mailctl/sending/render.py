@@ -111,6 +111,9 @@ def encode_header(value: str) -> str:
     """RFC 2047 encoded words when needed, split so no encoded word passes 75 characters."""
     if _PLAIN_HEADER.fullmatch(value) and "=?" not in value:
         return value
+    raw = value.encode()
+    if len(raw) <= 45:  # most names and many subjects: one word
+        return f"=?utf-8?b?{base64.b64encode(raw).decode()}?="
     words, chunk = [], ""
     for char in value:
         # base64 of up to 45 bytes is 60 characters, plus the 12 of =?utf-8?b??=

@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,7 +39,20 @@ class AuthRejected(Exception):
 
 
 class Transport(Protocol):
-    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome: ...
+    """Sends one message and sorts the result into an Outcome.
+
+    `meanwhile`, when given, runs once while the transport waits on the server for this
+    message's verdict (the sender renders its next message there); it must not raise.
+    """
+
+    def send(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Outcome: ...
 
     def close(self) -> None: ...
 
@@ -51,7 +65,14 @@ class OutboxTransport:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq = 0
 
-    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+    def send(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Outcome:
         self._seq += 1
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)[:80]
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
@@ -62,6 +83,8 @@ class OutboxTransport:
             tmp.rename(self.directory / name)  # atomic: readers never see half a message
         except OSError as exc:
             return Outcome(DEFERRED, None, f"outbox write failed: {exc.strerror}", True)
+        if meanwhile is not None:  # a file has no one to wait for: run it now
+            meanwhile()
         return Outcome(SENT, 250, f"written to outbox as {name}")
 
     def close(self) -> None:
@@ -263,7 +286,14 @@ class SmtpTransport:
 
     # -- one message ----------------------------------------------------------------------
 
-    def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+    def send(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Outcome:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
@@ -291,8 +321,12 @@ class SmtpTransport:
                 (code, reply), step = failed
                 return self._refused(code, reply, step)
             phase = "data"
-            conn.send(smtplib._quote_periods(data) + b".\r\n")  # type: ignore[attr-defined]
+            if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
+                data = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+            conn.send(data + b".\r\n")
             phase = "final"  # from here on the server may have the message
+            if meanwhile is not None:
+                meanwhile()  # the server is busy with the message: use the wait
             code, reply = conn.getreply()
             self._dirty = False
             if code == 250:
