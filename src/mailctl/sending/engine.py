@@ -615,15 +615,16 @@ class Sender:
             prepared = ahead.pop(row.id) if row.id in ahead else self._prepare(row)
             following = rows[index + 1] if index + 1 < len(rows) else None
             now = utcnow()
+            recorded: list[tuple[_Row, str]] = []
             try:
                 with raw_write(conn):
                     if pending is not None:
-                        self._finish(conn, *pending, summary, now)
+                        recorded.append((pending[0], self._record(conn, *pending, now)))
                     if time.monotonic() - last_renew > renew_every:
                         _renew(conn, self.worker, self.policy, now, self._statements)
                         last_renew = time.monotonic()
                     if isinstance(prepared, Outcome):
-                        self._finish(conn, row, prepared, summary, now)
+                        recorded.append((row, self._record(conn, row, prepared, now)))
                         marked = False
                     else:
                         marked = _mark_sending(
@@ -633,9 +634,10 @@ class Sender:
                 # The last outcome rode on this transaction: a message that certainly went
                 # out must not end up `unknown` because the next row could not be marked.
                 if pending is not None:
-                    with conn.begin():
-                        self._finish(conn, *pending, summary, utcnow())
+                    self._finish(conn, *pending, summary)
                 raise
+            for done, status in recorded:  # counted once committed
+                self._count(done, status, summary)
             pending = None
             if not marked:
                 continue
@@ -667,18 +669,23 @@ class Sender:
                 )
                 break
         if pending is not None:
-            with conn.begin():
-                self._finish(conn, *pending, summary, utcnow())
+            self._finish(conn, *pending, summary)
         # The owner sees why a pass stopped early; a pass that got through clears it.
         touched = {r.mailing_id for r in rows}
         _note_mailings(conn, touched, summary.stopped)
 
-    def _finish(
-        self, conn: Connection, row: _Row, outcome: Outcome, summary: Summary, now: datetime
-    ) -> None:
-        status = _record(conn, row, outcome, self.policy, now, self._statements, self.worker)
+    def _record(self, conn: Connection, row: _Row, outcome: Outcome, now: datetime) -> str:
+        return _record(conn, row, outcome, self.policy, now, self._statements, self.worker)
+
+    def _count(self, row: _Row, status: str, summary: Summary) -> None:
         summary.count(status)
         summary.mailings.add(row.mailing_id)
         summary.runs.add(row.run_id)
         if self.progress is not None:
             self.progress(status)
+
+    def _finish(self, conn: Connection, row: _Row, outcome: Outcome, summary: Summary) -> None:
+        """Record one outcome in a transaction of its own, and count it."""
+        with conn.begin():
+            status = self._record(conn, row, outcome, utcnow())
+        self._count(row, status, summary)
