@@ -43,9 +43,14 @@ def test_a_failing_statement_rolls_back_the_whole_transaction(engine: Engine, ma
 
 def test_a_python_error_rolls_back_and_passes_through(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
     user = make_user()
-    with engine.connect() as conn, pytest.raises(KeyError), raw_write(conn) as cur:
-        cur.execute(f"UPDATE users SET full_name = 'half' WHERE id = {user.id}")
-        raise KeyError("boom")
+    with engine.connect() as conn:
+        with pytest.raises(KeyError), raw_write(conn) as cur:
+            cur.execute(f"UPDATE users SET full_name = 'half' WHERE id = {user.id}")
+            raise KeyError("boom")
+        # Read on the same connection: an open transaction would still see its own write.
+        with conn.begin():
+            name = conn.execute(text(f"SELECT full_name FROM users WHERE id = {user.id}"))
+            assert name.scalar() == ""
     assert _name(engine, user.id) == ""
 
 

@@ -175,7 +175,9 @@ def raw_write(conn: Connection) -> Iterator[Any]:
             dropped = dialect.is_disconnect(orig, raw, cursor)
             if dropped:
                 conn.invalidate(orig)
-            if not isinstance(exc, DBAPIError):
+            if isinstance(exc, DBAPIError):
+                exc.connection_invalidated = exc.connection_invalidated or dropped
+            else:
                 raise DBAPIError.instance(
                     step, None, orig, error, connection_invalidated=dropped
                 ) from exc

@@ -153,7 +153,7 @@ class _UnsubscribeLinks:
         sep = self._signer.sep
         # An int's JSON never compresses, so the payload is its plain base64.
         value = base64_encode(str(int(client_id)).encode()) + sep + self._stamp
-        # hmac.digest: the one-call C path of what the signer's algorithm computes.
+        # hmac.digest: what the signer's algorithm computes, in one call.
         signature = base64_encode(hmac.digest(self._key, value, self._digest))
         return self._prefix + (value + sep + signature).decode("ascii")
 
@@ -185,7 +185,7 @@ class _Prepared:
         return [procs[name](merged[name]) if name in procs else merged[name] for name in self.order]
 
     def run(self, cursor: Any, **values: Any) -> int:
-        """Execute on a DBAPI cursor of a connection inside `conn.begin()`; the rowcount."""
+        """Execute on a DBAPI cursor inside `conn.begin()` or `raw_write()`; the rowcount."""
         params = self.params(values)
         try:
             cursor.execute(self.sql, params)
@@ -236,7 +236,20 @@ class _Statements:
             dialect,
         )
         self.outcome.defaults.update(p_unknown=UNKNOWN)
-        self.exists = _Prepared(select(D.id).where(D.id == bindparam("p_id")), dialect)
+        # Whether the row still exists, and whether it already holds this very outcome (a
+        # commit that reported an error yet went through, recorded again after the error).
+        self.exists = _Prepared(
+            select(
+                D.id,
+                and_(
+                    D.state == bindparam("p_state"),
+                    D.attempts == bindparam("p_attempts"),
+                    D.last_attempt_at == bindparam("p_now"),
+                    D.claimed_by.is_(None),
+                ),
+            ).where(D.id == bindparam("p_id")),
+            dialect,
+        )
         # Claimed rows not yet sent keep their lease while a long batch goes on.
         self.renew = _Prepared(
             update(DT)
@@ -450,8 +463,9 @@ def _record(
     if not updated:
         # The row was taken over or deleted (its mailing with it): the attempt still goes in
         # the log while its row exists; the ledger row is left to whoever holds it now.
-        statements.exists.run(cursor, p_id=row.id)
-        if cursor.fetchone() is None:
+        statements.exists.run(cursor, p_id=row.id, p_state=status, p_attempts=attempts, p_now=now)
+        found = cursor.fetchone()
+        if found is None or found[1]:
             return status
     statements.log.run(
         cursor,
@@ -634,7 +648,8 @@ class Sender:
                 # The last outcome rode on this transaction: a message that certainly went
                 # out must not end up `unknown` because the next row could not be marked.
                 if pending is not None:
-                    self._finish(conn, *pending, summary)
+                    # The same time: if that commit did go through, this is seen as done.
+                    self._finish(conn, *pending, summary, now)
                 raise
             for done, status in recorded:  # counted once committed
                 self._count(done, status, summary)
@@ -684,8 +699,15 @@ class Sender:
         if self.progress is not None:
             self.progress(status)
 
-    def _finish(self, conn: Connection, row: _Row, outcome: Outcome, summary: Summary) -> None:
+    def _finish(
+        self,
+        conn: Connection,
+        row: _Row,
+        outcome: Outcome,
+        summary: Summary,
+        now: datetime | None = None,
+    ) -> None:
         """Record one outcome in a transaction of its own, and count it."""
         with conn.begin():
-            status = self._record(conn, row, outcome, utcnow())
+            status = self._record(conn, row, outcome, now or utcnow())
         self._count(row, status, summary)

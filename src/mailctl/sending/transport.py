@@ -42,7 +42,8 @@ class Transport(Protocol):
     """Sends one message and sorts the result into an Outcome.
 
     `meanwhile`, when given, runs once while the transport waits on the server for this
-    message's verdict (the sender renders its next message there); it must not raise.
+    message's verdict (the sender renders its next message there); it must not raise, and its
+    time counts against this attempt's deadline (a render takes microseconds).
     """
 
     def send(
