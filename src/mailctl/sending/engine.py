@@ -588,10 +588,13 @@ class Sender:
     def _prepare_ahead(self, row: _Row | None, ahead: dict[int, bytes | Outcome]) -> None:
         if row is None:
             return
+        # Never raise into the transport: that would pin this error on the message in flight.
+        # `_prepare` sorts every rendering failure into an Outcome; anything else that slips
+        # through leaves the row to be prepared again in its own turn, where the error counts.
         try:
             ahead[row.id] = self._prepare(row)
-        except Exception:  # noqa: S110 - rendered again in its own turn, where errors count
-            pass
+        except Exception:
+            ahead.pop(row.id, None)
 
     def deliver(self, *, mailing_id: int | None = None, summary: Summary | None = None) -> Summary:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
