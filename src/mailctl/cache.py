@@ -37,8 +37,8 @@ def drop_for_tables(settings: Settings, tables: set[str]) -> None:
 
 class Cache:
     def __init__(self, settings: Settings) -> None:
-        self.ttl = int(settings.get("cache", "ttl_seconds"))
-        self._cache = diskcache.Cache(settings.get("cache", "dir"), tag_index=True)
+        self.ttl = settings.cache.ttl_seconds
+        self._cache = diskcache.Cache(settings.cache.dir, tag_index=True)
 
     def get_or_set(self, key: str, tag: str, compute: Callable[[], T]) -> T:
         if self.ttl <= 0:

@@ -56,16 +56,16 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
-    url_text = settings.database_url
+    url_text = settings.database.url
     try:
         url = make_url(url_text)
     except Exception:
         raise ConfigError(f"database.url is not a valid database URL: {url_text!r}") from None
-    db = settings.values["database"]
+    db = settings.database
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and create_dir:
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        busy_ms = int(db["busy_timeout_ms"])
+        busy_ms = db.busy_timeout_ms
         engine = create_engine(
             url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}
         )
@@ -74,10 +74,10 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
     try:
         engine = create_engine(
             url,
-            pool_size=int(db["pool_size"]),
-            max_overflow=int(db["max_overflow"]),
-            pool_timeout=int(db["pool_timeout"]),
-            pool_recycle=int(db["pool_recycle"]),
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
+            pool_timeout=db.pool_timeout,
+            pool_recycle=db.pool_recycle,
             # A database restart kills pooled connections; test each before use.
             pool_pre_ping=True,
         )

@@ -28,7 +28,11 @@ from sqlalchemy.engine import Engine, make_url
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Client, Delivery, DeliveryAttempt, User
-from mailctl.models.delivery import OPEN_STATES
+from mailctl.models.delivery import OPEN
+from mailctl.schedule import Clock
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 PG_URL = os.environ.get("MAILCTL_TEST_DATABASE_URL", "")
 ON_POSTGRES = PG_URL.startswith("postgresql")
@@ -167,6 +171,7 @@ def big_mailing(engine: Engine, make_user: Callable[..., User]) -> Callable[[int
                 message_id=message.id or 0,
                 start=utcnow(),
                 all_clients=True,
+                clock=CLOCK,
             )
             return mailing.id or 0
 
@@ -182,7 +187,7 @@ def open_rows(engine: Engine, mailing_id: int) -> tuple[int, int]:
         left = conn.execute(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
         ).scalar_one()
     return int(total), int(left)
 

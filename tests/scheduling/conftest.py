@@ -26,7 +26,8 @@ from sqlalchemy.engine import Engine
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Client, Delivery, Mailing, MailingRun, User
-from mailctl.services.mailings import Clock, add_mailing
+from mailctl.schedule import Clock
+from mailctl.services.mailings import add_mailing
 from mailctl.services.messages import add_message
 
 START_TIMEOUT = 60.0  # a subprocess importing mailctl on a loaded machine
@@ -133,7 +134,7 @@ class World:
         start: datetime | None = None,
         every: str = "once",
         end: datetime | None = None,
-        clock: Clock = Clock(tz="Europe/Berlin"),
+        clock: Clock = Clock(tz="Europe/Berlin", period_seconds=None),
     ) -> tuple[int, list[str]]:
         """A mailing over `clients` new clients (inserted in bulk); returns (id, emails)."""
         with session_scope(self.engine) as session:

@@ -1,4 +1,4 @@
-"""SPEC.md's role table, operation by operation, for every kind of actor.
+"""The role table of ARCHITECTURE.md, operation by operation, for every kind of actor.
 
 Each role acts on the owner's objects (the blocked user on its own), except the `add_*`
 operations, which use the actor's own message and client. Refusals must change nothing, and a
@@ -19,14 +19,18 @@ from sqlmodel import Session
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, NotFound
 from mailctl.models import Client, Mailing, Message, User
+from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages, users
 
 from .conftest import ACTORS, World, snapshot
 
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
+
 OK, NF, FB = "ok", "notfound", "forbidden"
 
 # fmt: off
-# One row per service operation, one column per actor, as in SPEC.md's "Roles" table:
+# One row per service operation, one column per actor, as in ARCHITECTURE.md's role table:
 #   clients, messages, mailings: create, edit, delete, send  -> user own only, admin all
 #   view mailings and their logs                             -> user own, manager all, admin all
 #   disable / re-enable a mailing                            -> user own, manager any, admin any
@@ -167,11 +171,12 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         client_ids=[c.w.clients[c.role]],
         start=_start(),
         every="week",
+        clock=CLOCK,
     ),
     "list_mailings": lambda c: mailings.list_mailings(**c.kw()),
     "get_mailing": lambda c: mailings.get_mailing(**c.kw(), mailing_id=c.w.mailings[c.target]),
     "edit_mailing": lambda c: mailings.edit_mailing(
-        **c.kw(), mailing_id=c.w.mailings[c.target], every="week"
+        **c.kw(), mailing_id=c.w.mailings[c.target], every="week", clock=CLOCK
     ),
     "delete_mailing": lambda c: mailings.delete_mailing(
         **c.kw(), mailing_id=c.w.mailings[c.target]
@@ -343,11 +348,17 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
     before = snapshot(session)
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["owner"], client_ids=[world.clients["other"]]
+            **kw,
+            message_id=world.messages["owner"],
+            client_ids=[world.clients["other"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["other"], client_ids=[world.clients["owner"]]
+            **kw,
+            message_id=world.messages["other"],
+            client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.edit_mailing(
@@ -355,6 +366,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.edit_mailing(
@@ -362,6 +374,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             message_id=world.messages["owner"],
+            clock=CLOCK,
         )
     assert snapshot(session) == before
 
@@ -374,6 +387,7 @@ def test_all_clients_never_picks_another_users_clients(session: Session, world: 
         message_id=world.messages["owner"],
         all_clients=True,
         start=_start(),
+        clock=CLOCK,
     )
     assert mailings.mailing_client_ids(session=session, mailing=mailing) == [world.clients["owner"]]
 
@@ -388,7 +402,7 @@ def test_manager_oversight_of_a_mailing(session: Session, world: World) -> None:
     assert mailings.set_enabled(**kw, enabled=True).is_enabled is True
     before = snapshot(session)
     with pytest.raises(Forbidden):
-        mailings.edit_mailing(**kw, every="month")
+        mailings.edit_mailing(**kw, every="month", clock=CLOCK)
     with pytest.raises(Forbidden):
         mailings.delete_mailing(**kw)
     with pytest.raises(Forbidden):

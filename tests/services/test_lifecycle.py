@@ -9,9 +9,13 @@ import pytest
 from sqlmodel import Session
 
 from mailctl.models import Delivery, Mailing, MailingRun, MailingStatus
+from mailctl.schedule import Clock
 from mailctl.services import clients, mailings, messages
 
 from .conftest import World
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 NOW = datetime(2030, 3, 10, 9, 0, tzinfo=UTC)
 
@@ -25,12 +29,18 @@ def _new(session: Session, world: World, role: str = "owner", **kw: Any) -> Mail
         message_id=world.messages[role],
         now=NOW,
         **kw,
+        clock=CLOCK,
     )
 
 
 def _edit(session: Session, world: World, mailing: Mailing, **kw: Any) -> Mailing:
     return mailings.edit_mailing(
-        session=session, actor=world.users["owner"], mailing_id=mailing.id or 0, now=NOW, **kw
+        session=session,
+        actor=world.users["owner"],
+        mailing_id=mailing.id or 0,
+        now=NOW,
+        **kw,
+        clock=CLOCK,
     )
 
 
@@ -255,6 +265,7 @@ def test_stats_count_total_active_and_unique_emails(session: Session, make_user:
             client_ids=ids,
             start=NOW + timedelta(hours=1),
             now=NOW,
+            clock=CLOCK,
         )
         m.status, m.is_enabled = status, enabled
 

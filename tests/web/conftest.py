@@ -142,7 +142,7 @@ def logged_in(client: TestClient, email: str, password: str = PASSWORD) -> TestC
 
 def outbox(settings) -> list[EmailMessage]:  # type: ignore[no-untyped-def]
     """Every message the outbox transport wrote, oldest first, parsed."""
-    folder = Path(settings.get("delivery", "outbox_dir"))
+    folder = Path(settings.delivery.outbox_dir)
     if not folder.is_dir():
         return []
     files = sorted(folder.glob("*.eml"), key=lambda p: p.name)

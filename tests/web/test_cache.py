@@ -13,7 +13,11 @@ from starlette.testclient import TestClient
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, User
+from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 
 class Statements:
@@ -66,6 +70,7 @@ def _new_mailing(engine, owner_email: str = "owner@example.com") -> None:  # typ
             message_id=message.id,
             start=utcnow() + timedelta(days=1),
             client_ids=[client.id],
+            clock=CLOCK,
         )
 
 

@@ -216,9 +216,9 @@ def test_unsubscribe_one_click_post_without_cookie_or_csrf(
 
 
 def test_unsubscribe_url_from_the_engine_works(client, engine, settings, subscriber) -> None:
-    from mailctl.sending.engine import Policy, unsubscribe_url
+    from mailctl.sending.links import Links
 
-    url = unsubscribe_url(Policy.from_settings(settings), subscriber)
+    url = Links.from_settings(settings).unsubscribe_url(subscriber)
     path = url.split("://", 1)[1].split("/", 1)[1]
     assert client.post("/" + path).status_code == 200
     assert _unsubscribed(engine, subscriber)

@@ -57,7 +57,7 @@ def _attach(app_ctx: AppContext, session, actor, post_id: int, data: bytes | Non
     name = svc.store_image(
         data=data,
         uploads_dir=settings.uploads_dir,
-        max_bytes=settings.get("web", "max_upload_bytes"),
+        max_bytes=settings.web.max_upload_bytes,
     )
     svc.edit_post(session=session, actor=actor, post_id=post_id, image=name)
 

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from mailctl.config import Settings, load_settings
 from mailctl.db import make_engine, session_scope
 from mailctl.models import User
+from mailctl.schedule import Clock
 
 
 class AppContext:
@@ -44,13 +45,11 @@ class AppContext:
 
     @property
     def tz(self) -> str:
-        return self.settings.timezone
+        return self.settings.scheduler.timezone
 
     @property
-    def clock(self):  # type: ignore[no-untyped-def]
-        from mailctl.services.mailings import Clock
-
-        return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
+    def clock(self) -> Clock:
+        return Clock.from_settings(self.settings)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:

@@ -9,6 +9,7 @@ import typer
 from sqlmodel import Session
 
 from mailctl.cli.context import AppContext, app_context
+from mailctl.cli.delivery import after_create
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note
 from mailctl.models import Mailing
 from mailctl.services import mailings as svc
@@ -107,15 +108,9 @@ def add(
             all_clients=all_clients,
             clock=app_ctx.clock,
         )
-    mailing_id = mailing.id or 0
-    note(f"added mailing {mailing_id}")
-    typer.echo(mailing_id)
-    try:
-        from mailctl.cli.delivery import after_create  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        note("stored")
-        return
-    after_create(ctx, mailing_id, no_send=no_send)
+    note(f"added mailing {mailing.id}")
+    typer.echo(mailing.id)
+    after_create(ctx, mailing, no_send=no_send)
 
 
 @app.command("list")

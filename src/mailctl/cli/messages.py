@@ -146,8 +146,8 @@ def preview(
             actor=app_ctx.actor(session),
             message_id=message_id,
             client_id=client,
-            from_address=settings.get("delivery", "from_address"),
-            from_name=settings.get("delivery", "from_name"),
+            from_address=settings.delivery.from_address,
+            from_name=settings.delivery.from_name,
         )
     typer.echo(f"Subject: {rendered.subject}")
     typer.echo("")

@@ -13,16 +13,15 @@ import os
 import smtplib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mailctl.config import Settings
-
-SENT, DEFERRED, FAILED, UNKNOWN = "sent", "deferred", "failed", "unknown"
+from mailctl.config import Settings, SmtpServer
+from mailctl.models.delivery import DEFERRED, FAILED, SENT, UNKNOWN
+from mailctl.sending.watchdog import Watchdog, WatchedSMTP, WatchedSMTPSSL
 
 
 @dataclass(frozen=True)
@@ -92,92 +91,6 @@ class OutboxTransport:
         pass
 
 
-class _Watchdog:
-    """Cuts a connection whose attempt outlives its deadline.
-
-    smtplib's timeout is per read: a server dripping one byte at a time never trips it. One
-    thread per transport shuts the socket down when the armed deadline passes, which wakes
-    the blocked read with an error.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._sock: socket.socket | None = None
-        self.fired = False
-        self._closed = False
-        self._wake_at: float | None = None  # when the thread's current wait ends; None: never
-        self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, sock: socket.socket | None, seconds: float) -> None:
-        with self._cond:
-            self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
-            # Waking the thread for every message costs two context switches; a thread that
-            # will wake up before this deadline anyway re-reads it then.
-            if self._wake_at is None or self._wake_at > self._deadline:
-                self._cond.notify()
-
-    def rearm(self, sock: socket.socket | None) -> None:
-        with self._cond:
-            self._sock = sock
-            if self.fired and sock is not None:
-                # The deadline passed while no socket existed (a slow connect): cut it now.
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def disarm(self) -> None:
-        with self._cond:
-            self._deadline, self._sock = None, None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if self._deadline is None:
-                    self._wake_at = None
-                    self._cond.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._wake_at = self._deadline
-                    self._cond.wait(left)
-                    continue
-                self.fired, self._deadline = True, None
-                if self._sock is not None:
-                    try:
-                        self._sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-
-class _WatchedSMTP(smtplib.SMTP):
-    watchdog: _Watchdog | None = None
-
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock
-
-
-class _WatchedSMTPSSL(smtplib.SMTP_SSL):
-    watchdog: _Watchdog | None = None
-
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock
-
-
 def _was_reset(exc: BaseException) -> bool:
     """smtplib wraps socket errors in SMTPServerDisconnected; look at what it wrapped."""
     seen: BaseException | None = exc
@@ -206,22 +119,21 @@ class _Malformed(Exception):
 
 
 class SmtpTransport:
-    """One connection reused across a run's recipients, re-opened after any trouble."""
+    """One connection to one server, reused across a run's recipients, re-opened after any
+    trouble. `deadline` bounds one message, whatever the server does."""
 
-    def __init__(self, settings: Settings) -> None:
-        smtp = settings.values["smtp"]
-        delivery = settings.values["delivery"]
-        self.host: str = smtp["host"]
-        self.port: int = int(smtp["port"])
-        self.security: str = smtp["security"]
-        self.username: str = smtp["username"]
-        self.password: str = settings.secret("smtp", "password")
-        self.timeout = float(smtp["timeout"])
-        self.local_hostname: str = smtp["local_hostname"]
-        self.deadline = float(delivery["attempt_deadline_seconds"])
+    def __init__(self, server: SmtpServer, *, deadline: float) -> None:
+        self.host = server.host
+        self.port = server.port
+        self.security = server.security
+        self.username = server.username
+        self.password = server.login_password()
+        self.timeout = server.timeout
+        self.local_hostname = server.local_hostname
+        self.deadline = deadline
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
 
     # -- connection ---------------------------------------------------------------------
 
@@ -229,11 +141,11 @@ class SmtpTransport:
         context = ssl.create_default_context()
         conn: smtplib.SMTP
         if self.security == "ssl":
-            conn = _WatchedSMTPSSL(
+            conn = WatchedSMTPSSL(
                 local_hostname=self.local_hostname, timeout=self.timeout, context=context
             )
         else:
-            conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
+            conn = WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
         conn.watchdog = self._watchdog
         try:
             code, reply = conn.connect(self.host, self.port)
@@ -451,6 +363,10 @@ class SmtpTransport:
 
 
 def make_transport(settings: Settings) -> Transport:
-    if settings.get("delivery", "transport") == "smtp":
-        return SmtpTransport(settings)
-    return OutboxTransport(settings.get("delivery", "outbox_dir"))
+    delivery = settings.delivery
+    if delivery.transport == "smtp":
+        # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
+        # "Several SMTP servers", says where a pool of them goes).
+        server = settings.smtp.servers[0]
+        return SmtpTransport(server, deadline=delivery.attempt_deadline_seconds)
+    return OutboxTransport(delivery.outbox_dir)

@@ -13,9 +13,9 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, User
+from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.validation import clean_email, clean_text
-from mailctl.tokens import unsign
 
 CSV_HEADER = ("email", "full_name", "comment")
 
@@ -147,23 +147,14 @@ def set_unsubscribed(
     return client
 
 
-def _unsubscribing(secret: str, token: str) -> int:
-    # No max_age: an unsubscribe link in an old message must keep working. The token is
-    # sign(secret, "unsubscribe", client_id), made by sending/engine.py.
-    payload = unsign(secret, "unsubscribe", token)
-    if not isinstance(payload, int):
-        raise Invalid("this link is not valid")
-    return payload
-
-
 def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client | None:
     """The client an unsubscribe link is for (None once deleted); Invalid for a forged link."""
-    return session.get(Client, _unsubscribing(secret, token))
+    return session.get(Client, unsubscribe_client_id(secret, token))
 
 
 def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
     """Follow an unsubscribe link: the signed link is the proof, no actor involved."""
-    return set_unsubscribed(session=session, client_id=_unsubscribing(secret, token))
+    return set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
 
 
 @dataclass

@@ -22,8 +22,8 @@ from mailctl.models import (
     Message,
     User,
 )
-from mailctl.models.delivery import OPEN_STATES
-from mailctl.scheduling.schedule import first_run, next_run_after
+from mailctl.models.delivery import OPEN
+from mailctl.schedule import Clock
 from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
@@ -39,14 +39,6 @@ from mailctl.services.messages import list_messages
 # A start this far in the past is a typo, not "now": refuse it.
 PAST_GRACE = timedelta(minutes=5)
 VIEW_ROLES = CONTENT_ROLES + OVERSIGHT_ROLES
-
-
-@dataclass(frozen=True)
-class Clock:
-    """What schedule math needs from the configuration."""
-
-    tz: str = "UTC"
-    period_seconds: int | None = None
 
 
 def _every(value: str) -> str:
@@ -110,7 +102,7 @@ def add_mailing(
     end: datetime | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     require_role(actor, CONTENT_ROLES, "create mailings")
@@ -126,7 +118,7 @@ def add_mailing(
         every=every,
         start_at=start,
         end_at=end,
-        next_run_at=first_run(start, end, every, tz=clock.tz, period_seconds=clock.period_seconds),
+        next_run_at=clock.first_run(start, end, every),
     )
     session.add(mailing)
     session.flush()
@@ -339,7 +331,7 @@ def edit_mailing(
     every: str | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     mailing = _editable(session, actor, mailing_id)
@@ -367,19 +359,10 @@ def edit_mailing(
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
         if mailing.status == MailingStatus.created.value:
-            mailing.next_run_at = first_run(
-                new_start, new_end, new_every, tz=clock.tz, period_seconds=clock.period_seconds
-            )
+            mailing.next_run_at = clock.first_run(new_start, new_end, new_every)
         else:
             after = max(now, mailing.last_run_at or now)
-            mailing.next_run_at = next_run_after(
-                new_start,
-                new_end,
-                new_every,
-                after,
-                tz=clock.tz,
-                period_seconds=clock.period_seconds,
-            )
+            mailing.next_run_at = clock.next_run_after(new_start, new_end, new_every, after)
             if mailing.next_run_at is not None and mailing.status == MailingStatus.finished.value:
                 mailing.status = MailingStatus.started.value
     mailing.updated_at = now
@@ -423,7 +406,7 @@ def refresh_status(session: Session, mailing: Mailing, now: datetime | None = No
     still_open = session.exec(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing.id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+        .where(Delivery.mailing_id == mailing.id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
     ).one()
     if not still_open:
         mailing.status = MailingStatus.finished.value

@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
-from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_template
+from mailctl.sending.render import MessageContent, MessageRenderer, Rendered
+from mailctl.sending.templates import RenderClient, validate_template
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
@@ -112,6 +113,6 @@ def preview_message(
     if client.owner_id != message.owner_id:
         raise Conflict(f"client {client_id} and message {message_id} belong to different users")
     renderer = MessageRenderer(
-        subject=message.subject, body=message.body, from_address=from_address, from_name=from_name
+        MessageContent.of(message), from_address=from_address, from_name=from_name
     )
     return renderer.render(RenderClient(email=client.email, full_name=client.full_name))

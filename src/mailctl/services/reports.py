@@ -13,9 +13,10 @@ from sqlmodel import Session, select
 
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
+from mailctl.models.delivery import DECIDED, DEFERRED, LOGGED, PENDING, SENT, UNKNOWN
 from mailctl.services.mailings import get_mailing, require_sendable
 
-LOG_STATUSES = tuple(s.value for s in DeliveryState if s.value not in ("pending", "sending"))
+LOG_STATUSES = LOGGED
 
 
 def _status(value: str | None) -> str | None:
@@ -152,20 +153,20 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
     ).one()
     last_error = session.exec(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != "sent")
+        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != SENT)
         .order_by(DeliveryAttempt.id.desc())  # type: ignore[union-attr]
         .limit(1)
     ).first()
     runs = session.exec(
         select(func.count()).select_from(MailingRun).where(MailingRun.mailing_id == mailing_id)
     ).one()
-    decided = counts["sent"] + counts["failed"] + counts["unknown"]
+    decided = sum(counts[s] for s in DECIDED)
     return Report(
         mailing_id=mailing_id,
         counts=counts,
         attempts=attempts,
         runs=runs,
-        success_rate=round(counts["sent"] / decided, 4) if decided else None,
+        success_rate=round(counts[SENT] / decided, 4) if decided else None,
         last_attempt_at=last_at,
         last_error=(mailing.last_error or (last_error.response if last_error else None)),
         last_error_at=last_error.attempted_at if last_error else None,
@@ -195,11 +196,11 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
 def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = False) -> int:
     """Deferred rows become due now; with `unknown`, the operator accepts a possible duplicate."""
     require_sendable(session=session, actor=actor, mailing_id=mailing_id)
-    states = ["deferred"] + (["unknown"] if unknown else [])
+    states = [DEFERRED] + ([UNKNOWN] if unknown else [])
     result = session.execute(
         update(Delivery)
         .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(states))  # type: ignore[attr-defined]
-        .values(state="pending", next_attempt_at=None)
+        .values(state=PENDING, next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -235,12 +236,3 @@ def outcome_series(
     ).all():
         series.setdefault(label, {s: 0 for s in LOG_STATUSES})[status] = n
     return sorted(series.items())
-
-
-def open_count(*, session: Session, mailing_id: int) -> int:
-    """Rows of a mailing still to be sent, for progress bars (the caller checked access)."""
-    return session.exec(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(("pending", "deferred")))  # type: ignore[attr-defined]
-    ).one()

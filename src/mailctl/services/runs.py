@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 from mailctl.db import session_scope, utcnow
 from mailctl.errors import Invalid
 from mailctl.models import Client, Delivery, Mailing, MailingClient, MailingRun, MailingStatus, User
-from mailctl.models.delivery import OPEN_STATES
-from mailctl.scheduling.schedule import due_run, next_run_after
-from mailctl.services.mailings import Clock, refresh_status, require_sendable
+from mailctl.models.delivery import OPEN, PENDING, SKIPPED
+from mailctl.schedule import Clock
+from mailctl.services.mailings import refresh_status, require_sendable
 
 
 def due_mailing_ids(engine: Engine, now: datetime, mailing_id: int | None = None) -> list[int]:
@@ -49,13 +49,9 @@ def start_run(
     schedule = (mailing.start_at, mailing.end_at, mailing.every)
     if early and old_next > now:
         run_at: datetime | None = now
-        new_next = next_run_after(
-            *schedule, old_next, tz=clock.tz, period_seconds=clock.period_seconds
-        )
+        new_next = clock.next_run_after(*schedule, old_next)
     else:
-        run_at, new_next = due_run(
-            *schedule, old_next, now, tz=clock.tz, period_seconds=clock.period_seconds
-        )
+        run_at, new_next = clock.due_run(*schedule, old_next, now)
     if run_at is None and new_next == old_next:
         return None  # not due yet
     claimed = session.execute(
@@ -88,7 +84,7 @@ def start_run(
                 literal(mailing_id),
                 Client.id,
                 Client.email,
-                case((Client.unsubscribed_at.is_not(None), "skipped"), else_="pending"),  # type: ignore[union-attr]
+                case((Client.unsubscribed_at.is_not(None), SKIPPED), else_=PENDING),  # type: ignore[union-attr]
                 case((Client.unsubscribed_at.is_not(None), "the client unsubscribed"), else_=None),  # type: ignore[union-attr]
             )
             .select_from(MailingClient)
@@ -123,7 +119,7 @@ def bring_forward(
     session: Session,
     actor: User,
     mailing_id: int,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     """ "Send now": the owner's (or an admin's) call to start the next run at once."""
@@ -135,7 +131,7 @@ def bring_forward(
         open_rows = session.exec(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
         ).one()
         if not open_rows:
             raise Invalid(f"mailing {mailing_id} has no run left to send")
@@ -169,7 +165,7 @@ def close_runs(
             open_rows = session.exec(
                 select(func.count())
                 .select_from(Delivery)
-                .where(Delivery.run_id == run_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+                .where(Delivery.run_id == run_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
             ).one()
             if not open_rows:
                 run.finished_at = now

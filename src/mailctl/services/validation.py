@@ -5,7 +5,7 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 
 from mailctl.errors import Invalid
-from mailctl.sending.render import check_header
+from mailctl.sending.mime import check_header
 
 EMAIL_MAX = 254
 LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode

@@ -70,9 +70,9 @@ def create_app(settings: Settings) -> Starlette:
                 SessionMiddleware,
                 secret_key=settings.web_secret_key(),
                 session_cookie="mailctl_session",
-                max_age=int(settings.get("web", "session_max_age")),
+                max_age=settings.web.session_max_age,
                 same_site="lax",
-                https_only=bool(settings.get("web", "secure_cookies")),
+                https_only=settings.web.secure_cookies,
             )
         ],
         exception_handlers={

@@ -31,7 +31,7 @@ def make_templates() -> Jinja2Templates:
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings = request.app.state.settings
-    tz = settings.timezone
+    tz = settings.scheduler.timezone
     context.setdefault("user", request.scope.get("user"))
     base = {
         "request": request,

@@ -46,7 +46,7 @@ def _secret(request: Request) -> str:
 
 
 def _max_age(request: Request) -> int:
-    return int(request.app.state.settings.get("web", "token_max_age"))
+    return int(request.app.state.settings.web.token_max_age)
 
 
 def _link(request: Request, path: str) -> str:

@@ -1,26 +1,25 @@
-"""Mailings: the dashboard, list, add, edit, delete, enable/disable, send now, detail, log."""
+"""Mailings: the dashboard, list, delete, enable/disable, send now, detail, log (the add
+and edit forms are in mailing_forms.py)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailctl.errors import Invalid, NotFound
+from mailctl.errors import Invalid
 from mailctl.models import DeliveryAttempt, Mailing
-from mailctl.scheduling.passes import clock_of
+from mailctl.models.delivery import PENDING, SENDING
+from mailctl.schedule import Clock
+from mailctl.services import delivery, reports
 from mailctl.services import mailings as svc
-from mailctl.services import reports, runs
 from mailctl.services.access import CONTENT_ROLES
 from mailctl.services.reports import LOG_STATUSES
-from mailctl.timeutil import parse_when, to_local
 from mailctl.web.chart import localise, outcome_svg
 from mailctl.web.pages import MAX_ID, db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user, safe_next
@@ -35,20 +34,8 @@ EVERY = (("once", "Once"), ("day", "Daily"), ("week", "Weekly"), ("month", "Mont
 REFRESH_SECONDS = 3
 
 
-def _mailing_id(request: Request) -> int:
+def mailing_id_of(request: Request) -> int:
     return int_or_404(request.path_params["mailing_id"])
-
-
-def _local_input(value: datetime | None, tz: str) -> str:
-    """The value of an <input type="datetime-local"> in the configured zone."""
-    return to_local(value, tz).strftime("%Y-%m-%dT%H:%M") if value is not None else ""
-
-
-def _submit_if_due(request: Request, mailing: Mailing) -> bool:
-    if mailing.id is not None and svc.is_due(mailing):
-        worker_of(request.app).submit(mailing.id)
-        return True
-    return False
 
 
 # --- dashboard -------------------------------------------------------------------------------
@@ -110,189 +97,12 @@ async def mailing_list(request: Request) -> Response:
     )
 
 
-# --- add and edit ----------------------------------------------------------------------------
-
-
-@dataclass
-class FormValues:
-    message_id: str = ""
-    client_ids: tuple[int, ...] = ()
-    all_clients: bool = False
-    start: str = ""
-    end: str = ""
-    every: str = "once"
-
-
-def _read_form(form: FormData) -> FormValues:
-    ids = []
-    for raw in form.getlist("client_ids"):
-        if isinstance(raw, str) and raw.strip().isdigit():
-            ids.append(int(raw))
-    return FormValues(
-        message_id=str(form.get("message_id") or "").strip(),
-        client_ids=tuple(ids),
-        all_clients=form.get("all_clients") == "1",
-        start=str(form.get("start") or "").strip(),
-        end=str(form.get("end") or "").strip(),
-        every=str(form.get("every") or "once").strip(),
-    )
-
-
-def _choices(form: svc.MailingForm) -> dict[str, Any]:
-    return {"messages": form.messages, "clients": form.clients}
-
-
-def _message_choice(values: FormValues) -> int:
-    if not values.message_id.isdigit():
-        raise Invalid("choose a message")
-    return int(values.message_id)
-
-
-def _render_form(
-    request: Request,
-    *,
-    mailing: Mailing | None,
-    values: FormValues,
-    choices: dict[str, Any],
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "user/mailing_form.html",
-        status_code=status_code,
-        mailing=mailing,
-        values=values,
-        error=error,
-        every_choices=EVERY,
-        **choices,
-    )
-
-
-async def mailing_new(request: Request) -> Response:
-    user = await require_user(request)
-    settings = request.app.state.settings
-    tz = settings.timezone
-    choices = _choices(
-        await db(request, lambda s: svc.new_mailing_form(session=s, actor=user), readonly=True)
-    )
-    if request.method == "GET":
-        values = FormValues(message_id=request.query_params.get("message", ""))
-        return _render_form(request, mailing=None, values=values, choices=choices)
-
-    values = _read_form(await checked_form(request))
-    try:
-        message_id = _message_choice(values)
-        start = parse_when(values.start or "now", tz)
-        end = parse_when(values.end, tz) if values.end else None
-        mailing = await db(
-            request,
-            lambda s: svc.add_mailing(
-                session=s,
-                actor=user,
-                message_id=message_id,
-                start=start,
-                every=values.every,
-                end=end,
-                client_ids=values.client_ids,
-                all_clients=values.all_clients,
-                clock=clock_of(settings),
-            ),
-        )
-    except (Invalid, NotFound) as exc:
-        # A message or client id that is not the user's is a form mistake here, never a leak:
-        # the service answers the same "not found" for others' ids and for made-up ones.
-        return _render_form(
-            request,
-            mailing=None,
-            values=values,
-            choices=choices,
-            error=str(exc),
-            status_code=400,
-        )
-    if _submit_if_due(request, mailing):
-        flash(request, f"Created mailing {mailing.id}; sending has started.")
-    else:
-        flash(request, f"Created mailing {mailing.id}; it starts by itself when its time comes.")
-    return redirect(f"/mailings/{mailing.id}")
-
-
-async def mailing_edit(request: Request) -> Response:
-    user = await require_user(request)
-    mailing_id = _mailing_id(request)
-    settings = request.app.state.settings
-    tz = settings.timezone
-
-    form = await db(
-        request,
-        lambda s: svc.edit_mailing_form(session=s, actor=user, mailing_id=mailing_id),
-        readonly=True,
-    )
-    assert form.mailing is not None
-    mailing, current_ids, choices = form.mailing, form.client_ids, _choices(form)
-    if request.method == "GET":
-        values = FormValues(
-            message_id=str(mailing.message_id),
-            client_ids=tuple(current_ids),
-            start=_local_input(mailing.start_at, tz),
-            end=_local_input(mailing.end_at, tz),
-            every=mailing.every,
-        )
-        return _render_form(request, mailing=mailing, values=values, choices=choices)
-
-    values = _read_form(await checked_form(request))
-    # Only what changed goes to the service: an unchanged start that has passed is not an error.
-    try:
-        message_id = _message_choice(values)
-        start = None
-        if values.start and values.start != _local_input(mailing.start_at, tz):
-            start = parse_when(values.start, tz)
-        end, clear_end = None, False
-        if not values.end:
-            clear_end = mailing.end_at is not None
-        elif values.end != _local_input(mailing.end_at, tz):
-            end = parse_when(values.end, tz)
-        client_ids = None
-        if not values.all_clients and set(values.client_ids) != set(current_ids):
-            client_ids = values.client_ids
-        updated = await db(
-            request,
-            lambda s: svc.edit_mailing(
-                session=s,
-                actor=user,
-                mailing_id=mailing_id,
-                message_id=message_id if message_id != mailing.message_id else None,
-                start=start,
-                end=end,
-                clear_end=clear_end,
-                every=values.every if values.every != mailing.every else None,
-                client_ids=client_ids,
-                all_clients=values.all_clients,
-                clock=clock_of(settings),
-            ),
-        )
-    except (Invalid, NotFound) as exc:
-        return _render_form(
-            request,
-            mailing=mailing,
-            values=values,
-            choices=choices,
-            error=str(exc),
-            status_code=400,
-        )
-    if _submit_if_due(request, updated):
-        flash(request, "Saved the mailing; its run is due, so sending has started.")
-    else:
-        flash(request, "Saved the mailing.")
-    return redirect(f"/mailings/{mailing_id}")
-
-
 # --- actions ---------------------------------------------------------------------------------
 
 
 async def mailing_delete(request: Request) -> Response:
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
+    mailing_id = mailing_id_of(request)
     await checked_form(request)
     await db(request, lambda s: svc.delete_mailing(session=s, actor=user, mailing_id=mailing_id))
     flash(request, f"Deleted mailing {mailing_id} with its log.")
@@ -301,13 +111,13 @@ async def mailing_delete(request: Request) -> Response:
 
 async def _set_enabled(request: Request, *, enabled: bool) -> Response:
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
+    mailing_id = mailing_id_of(request)
     form = await checked_form(request)
     mailing = await db(
         request,
         lambda s: svc.set_enabled(session=s, actor=user, mailing_id=mailing_id, enabled=enabled),
     )
-    if enabled and _submit_if_due(request, mailing):
+    if enabled and worker_of(request.app).submit_if_due(mailing):
         flash(request, f"Enabled mailing {mailing_id}; its due run is being sent.")
     else:
         flash(request, f"{'Enabled' if enabled else 'Disabled'} mailing {mailing_id}.")
@@ -328,16 +138,16 @@ async def mailing_disable(request: Request) -> Response:
 async def mailing_send(request: Request) -> Response:
     """Send now: make the next run due and hand the mailing to the background sender."""
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
+    mailing_id = mailing_id_of(request)
     await checked_form(request)
     try:
         await db(
             request,
-            lambda s: runs.bring_forward(
+            lambda s: delivery.request_send(
                 session=s,
                 actor=user,
                 mailing_id=mailing_id,
-                clock=clock_of(request.app.state.settings),
+                clock=Clock.from_settings(request.app.state.settings),
             ),
         )
     except Invalid as exc:
@@ -353,8 +163,8 @@ async def mailing_send(request: Request) -> Response:
 
 async def mailing_detail(request: Request) -> Response:
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
-    tz = request.app.state.settings.timezone
+    mailing_id = mailing_id_of(request)
+    tz = request.app.state.settings.scheduler.timezone
 
     def work(session: Session) -> dict[str, Any]:
         row = svc.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
@@ -374,7 +184,7 @@ async def mailing_detail(request: Request) -> Response:
     mailing, report = data["mailing"], data["report"]
     # Reload while a run is being sent or about to start; deferred rows wait minutes for their
     # retry, so they do not keep the page reloading.
-    busy = report.counts["pending"] + report.counts["sending"] > 0 or svc.is_due(mailing)
+    busy = report.counts[PENDING] + report.counts[SENDING] > 0 or delivery.is_due(mailing)
     response = render(
         request,
         "user/mailing_detail.html",
@@ -410,7 +220,7 @@ async def mailing_attempts(request: Request) -> Response:
     """The attempts log: status filter, 50 a page, "older"/"newer" links carry a keyset cursor
     (a bare ?page=N, from a typed or old link, still works by offset)."""
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
+    mailing_id = mailing_id_of(request)
     status = request.query_params.get("status", "").strip() or None
     page, limit, offset = page_args(request, LOG_PAGE)
     older = _cursor(request.query_params.get("before", ""))
@@ -473,7 +283,7 @@ async def mailing_attempts(request: Request) -> Response:
 
 async def mailing_attempts_csv(request: Request) -> Response:
     user = await require_user(request)
-    mailing_id = _mailing_id(request)
+    mailing_id = mailing_id_of(request)
     text = await db(
         request,
         lambda s: reports.attempts_csv(session=s, actor=user, mailing_id=mailing_id),
@@ -489,9 +299,7 @@ async def mailing_attempts_csv(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/dashboard", dashboard, methods=["GET"]),
     Route("/mailings", mailing_list, methods=["GET"]),
-    Route("/mailings/new", mailing_new, methods=["GET", "POST"]),
     Route("/mailings/{mailing_id}", mailing_detail, methods=["GET"]),
-    Route("/mailings/{mailing_id}/edit", mailing_edit, methods=["GET", "POST"]),
     Route("/mailings/{mailing_id}/delete", mailing_delete, methods=["POST"]),
     Route("/mailings/{mailing_id}/enable", mailing_enable, methods=["POST"]),
     Route("/mailings/{mailing_id}/disable", mailing_disable, methods=["POST"]),

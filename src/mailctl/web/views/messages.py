@@ -73,8 +73,8 @@ async def message_detail(request: Request) -> Response:
                     actor=user,
                     message_id=message_id,
                     client_id=chosen,
-                    from_address=settings.get("delivery", "from_address"),
-                    from_name=settings.get("delivery", "from_name"),
+                    from_address=settings.delivery.from_address,
+                    from_name=settings.delivery.from_name,
                 )
             except (Invalid, Conflict) as exc:
                 error = str(exc)
