@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
-from mailctl.models.delivery import DECIDED, DEFERRED, LOGGED, PENDING, SENT, UNKNOWN
+from mailctl.models.delivery import DECIDED, DEFERRED, LOGGED, OPEN, PENDING, SENT, UNKNOWN
 from mailctl.services.mailings import get_mailing, require_sendable
 
 LOG_STATUSES = LOGGED
@@ -71,6 +71,11 @@ def list_attempts(
 class RunRow:
     run: MailingRun
     counts: dict[str, int]  # ledger rows per state
+
+    @property
+    def open(self) -> int:
+        """Rows a sender has still to settle."""
+        return sum(self.counts.get(s, 0) for s in OPEN)
 
 
 def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20) -> list[RunRow]:
