@@ -42,6 +42,12 @@ class AppContext:
         require_current(self.raw_engine)
         return self.raw_engine
 
+    @cached_property
+    def render_limits(self):  # type: ignore[no-untyped-def]
+        from mailctl.sending.sandbox import RenderLimits
+
+        return RenderLimits.from_settings(self.settings)
+
     @property
     def tz(self) -> str:
         return self.settings.timezone
