@@ -369,8 +369,7 @@ class MessageRenderer:
         cap = self._limits.output_bytes
         if size > cap:
             raise RenderFailed(
-                f"the body renders to {size:,} bytes, more than {cap:,}"
-                " (render.max_output_bytes)"
+                f"the body renders to {size:,} bytes, more than {cap:,} (render.max_output_bytes)"
             )
         headers = [
             b"From: " + self._from,
