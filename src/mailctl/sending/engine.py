@@ -48,6 +48,22 @@ SKIPPED = "skipped"
 CLAIMABLE = ("pending", "deferred")
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """The message a sender is waiting on the mail server for (a stop waits for it)."""
+
+    email: str
+    mailing_id: int
+    until: float  # time.monotonic() by which the attempt's deadline ends it
+
+    def describe(self) -> str:
+        left = max(0.0, self.until - time.monotonic())
+        return (
+            f"the mail server's answer for the message to {self.email} (mailing"
+            f" {self.mailing_id}), at most {left:.0f}s more (delivery.attempt_deadline_seconds)"
+        )
+
+
 def new_worker_id(kind: str) -> str:
     return f"{kind}:{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
@@ -95,6 +111,7 @@ class Policy:
     retry_max: float
     lifetime: timedelta
     breaker: int
+    attempt_deadline: float
     from_address: str
     from_name: str
     base_url: str
@@ -114,6 +131,7 @@ class Policy:
             retry_max=float(d["retry_max_seconds"]),
             lifetime=timedelta(seconds=int(d["retry_lifetime_seconds"])),
             breaker=int(d["circuit_breaker"]),
+            attempt_deadline=float(d["attempt_deadline_seconds"]),
             from_address=d["from_address"],
             from_name=d["from_name"],
             base_url=settings.base_url(),
@@ -543,6 +561,7 @@ class Sender:
         self.stop = stop or threading.Event()
         self.progress = progress
         self._renderers: dict[tuple[int, datetime], MessageRenderer] = {}
+        self.in_flight: InFlight | None = None
         self._breaker = Breaker(self.policy.breaker)
         self._links = _UnsubscribeLinks(self.policy)
         self._statements = _Statements(engine.dialect)
@@ -668,6 +687,9 @@ class Sender:
             pending = None
             if not marked:
                 continue
+            self.in_flight = InFlight(
+                row.email, row.mailing_id, time.monotonic() + self.policy.attempt_deadline
+            )
             try:
                 outcome = self.transport.send(
                     sender=self.policy.from_address,
@@ -685,6 +707,8 @@ class Sender:
                     )
                 summary.stopped = f"paused: {exc}"
                 break
+            finally:
+                self.in_flight = None
             pending = (row, outcome)
             # Counted across batches: a dead server trips the breaker wherever a batch ends.
             stop = self._breaker.record(outcome)
