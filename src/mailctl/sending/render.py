@@ -41,6 +41,8 @@ LINE_MAX = 998  # RFC 5322 2.1.1: no line, CRLF aside, may be longer
 LINE_SOFT = 78  # ...and each SHOULD be at most this
 # A subject longer than one header line can be is refused, not folded into dozens of lines.
 SUBJECT_MAX = LINE_MAX
+# Nodes of a template's syntax tree: a newsletter has tens to hundreds.
+MAX_NODES = 5000
 
 _env = Sandbox()
 
@@ -83,6 +85,13 @@ def _parse(text: str, field: str) -> Template:
     allowed = f"client.{', client.'.join(ALLOWED_FIELDS)}"
     try:
         ast = _env.parse(text)
+        # Compiling costs about 50 us per node and no budget can interrupt it: cap the count.
+        parts = sum(1 for _ in ast.find_all(nodes.Node))
+        if parts > MAX_NODES:
+            raise Invalid(
+                f"{field}: the template is too complex ({parts:,} placeholders, tags and"
+                f" expressions; at most {MAX_NODES:,})"
+            )
         # Generating code (which this does) also checks that every filter and test exists.
         unknown = meta.find_undeclared_variables(ast) - {"client", "unsubscribe_url"}
         template = _env.from_string(ast)

@@ -412,6 +412,7 @@ _FILTERS: dict[str, Callable[..., int]] = {
     "urlize": _urlize_size,
     "tojson": _json_size,
     "pprint": lambda value, *a, **k: 4 * weight(value, _HUGE),
+    "format": lambda value, *args, **kwargs: printf_size(str(value), kwargs or args, _HUGE),
     "batch": _batch_size,
     "list": _list_size,
 }
