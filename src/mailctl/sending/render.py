@@ -225,7 +225,7 @@ def format_address(name: str, address: str, *, used: int = len("From: ")) -> str
     if _PLAIN_HEADER.fullmatch(name) and "=?" not in name and len(name) <= 900:
         if _ATEXT_SPECIALS.search(name):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        shown = name
+        shown = _fold(name, used) or name  # FWS may fold a phrase, quoted or not
     else:
         shown = encode_header(name, used=used)
     start, last_line = (0, shown.rpartition("\n")[2]) if "\n" in shown else (used, shown)
