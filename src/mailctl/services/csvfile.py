@@ -43,6 +43,10 @@ def write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     """The one CSV writer of the product: every cell through `safe_cell`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([safe_cell(h) for h in header])
-    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+    # Python 3.11's writer leaves a lone CR unquoted when lines end in LF, which breaks the
+    # row for every reader: such a row is written with every field quoted.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in (header, *rows):
+        guarded = [safe_cell(cell) for cell in row]
+        (quoted if any("\r" in cell for cell in guarded) else writer).writerow(guarded)
     return out.getvalue()
