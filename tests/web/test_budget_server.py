@@ -190,3 +190,24 @@ def test_the_preview_of_a_message_saved_over_budget(server, engine) -> None:
     assert status == 200 and time.monotonic() - began < 10
     assert "the template takes longer than 1s to render" in page
     assert server.idle_cpu() < 0.3
+
+
+@pytest.mark.slow
+def test_the_real_server_sends_the_security_headers(server) -> None:
+    from mailctl.web.headers import CSP
+
+    for path in ("/", "/login", "/static/mailctl.css", "/no/such/page", "/dashboard"):
+        request = urllib.request.Request(server.base + path)
+        try:
+            response = urllib.request.build_opener(_NoRedirect()).open(request, timeout=30)
+        except urllib.error.HTTPError as exc:
+            response = exc
+        assert response.headers["Content-Security-Policy"] == CSP, path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        response.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
