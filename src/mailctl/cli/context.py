@@ -58,7 +58,7 @@ class AppContext:
 
     @cached_property
     def render_limits(self):  # type: ignore[no-untyped-def]
-        from mailctl.sending.sandbox import RenderLimits
+        from mailctl.sending.budget import RenderLimits
 
         return RenderLimits.from_settings(self.settings)
 

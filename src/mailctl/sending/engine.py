@@ -28,8 +28,8 @@ from mailctl.config import Settings
 from mailctl.db import dbapi_cursor, raw_write, utcnow
 from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
 from mailctl.sending.breaker import Breaker
+from mailctl.sending.budget import RenderLimits
 from mailctl.sending.render import HeaderInjection, MessageRenderer, RenderClient, RenderFailed
-from mailctl.sending.sandbox import RenderLimits
 from mailctl.sending.transport import (
     DEFERRED,
     FAILED,

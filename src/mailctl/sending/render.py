@@ -19,15 +19,14 @@ from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
 
 from mailctl.errors import Invalid
-from mailctl.sending.sandbox import (
+from mailctl.sending.budget import (
     DEFAULT_LIMITS,
     BudgetExceeded,
     Meter,
     RenderLimits,
-    Sandbox,
     metered,
-    render_metered,
 )
+from mailctl.sending.sandbox import Sandbox, render_metered
 
 ALLOWED_FIELDS = ("email", "full_name", "first_name")
 _CRLF = re.compile(r"[\r\n]")

@@ -6,419 +6,49 @@ gigabytes in one step. Here the generated code itself carries the checks (a code
 of our own), so validation, preview and every send share them:
 
 - each loop iteration, macro or call-block body, call, filter and intercepted operator ticks
-  a meter that raises once the render is past its deadline;
+  the meter (budget.py), which raises once the render is past its deadline;
 - each value about to be built (a repetition, a concatenation, a padded or replaced string,
-  a formatted one, a joined list, a list from an iterator...) is sized before it is built, so
-  no single step allocates more than the per-part cap;
+  a formatted one, a joined list, a list from an iterator...) is sized before it is built
+  (estimates.py), so no single step allocates more than the per-part cap;
 - everything written out, to the result or to a macro's buffer, adds to a work counter that
   bounds what a render can hold in memory in all.
-
-`BudgetExceeded` is a SecurityError: Jinja never swallows it, and the meter stays tripped, so
-anything that did catch it would trip again at the next tick.
 """
 
 from __future__ import annotations
 
-import html
-import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from functools import partial, update_wrapper
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Template, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
-from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+from jinja2.utils import _PassArg, generate_lorem_ipsum
 from markupsafe import EscapeFormatter, Markup
 
-# Ints beyond this many bits (about 30,000 digits) have no place in a message, and Python
-# refuses to print more than 4,300 digits anyway; multiplying them is where the time goes.
-INT_BITS = 100_000
-# What the values built on the way may add up to, as a multiple of the per-part cap.
-WORK_FACTOR = 8
-_CHECK_EVERY = 32  # ticks between two looks at the clock
-
-
-@dataclass(frozen=True)
-class RenderLimits:
-    """The budgets of one render; `from_settings` reads them from [render]."""
-
-    seconds: float = 1.0
-    output_bytes: int = 1_000_000
-    message_bytes: int = 10_000_000
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> RenderLimits:
-        render = settings.values["render"]
-        return cls(
-            seconds=float(render["time_budget_seconds"]),
-            output_bytes=int(render["max_output_bytes"]),
-            message_bytes=int(render["max_message_bytes"]),
-        )
-
-    @property
-    def work_bytes(self) -> int:
-        return WORK_FACTOR * self.output_bytes
-
-
-DEFAULT_LIMITS = RenderLimits()
-
-
-class BudgetExceeded(SecurityError):
-    pass
-
-
-class Meter:
-    """One render's budget: a deadline, the output so far and the work done on the way."""
-
-    __slots__ = ("deadline", "limits", "output", "ticks", "tripped", "work")
-
-    def __init__(self, limits: RenderLimits, deadline: float | None = None) -> None:
-        self.limits = limits
-        self.deadline = time.monotonic() + limits.seconds if deadline is None else deadline
-        self.output = 0
-        self.work = 0
-        self.ticks = 0
-        self.tripped: str | None = None
-
-    def fail(self, reason: str) -> None:
-        self.tripped = self.tripped or reason
-        raise BudgetExceeded(self.tripped)
-
-    def tick(self) -> None:
-        self.ticks += 1
-        if self.ticks % _CHECK_EVERY == 0 or self.tripped:
-            self.check_time()
-
-    def check_time(self) -> None:
-        if self.tripped:
-            raise BudgetExceeded(self.tripped)
-        if time.monotonic() > self.deadline:
-            self.fail(
-                f"the template takes longer than {self.limits.seconds:g}s to render"
-                " (render.time_budget_seconds)"
-            )
-
-    def allow(self, size: int) -> None:
-        """A value of about `size` bytes is about to be built: refuse it if too big."""
-        cap = self.limits.output_bytes
-        if size > cap:
-            self.fail(
-                f"the template builds a value of more than {cap:,} bytes (render.max_output_bytes)"
-            )
-        if size > 65536:
-            self.check_time()
-
-    def build(self, size: int) -> None:
-        """A value of `size` bytes was built (or is about to be): it counts as work."""
-        self.allow(size)
-        self.work += size
-        if self.work > self.limits.work_bytes:
-            self.fail(
-                f"the template builds more than {self.limits.work_bytes:,} bytes on the way"
-                f" ({WORK_FACTOR} x render.max_output_bytes)"
-            )
-
-    def emit(self, size: int) -> None:
-        """`size` characters written to the output (or to a macro's buffer)."""
-        self.build(size)
-
-    def result(self, value: Any) -> Any:
-        """What a filter or call returned: sized, and iterators metered as they are read."""
-        if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
-            self.build(weight(value, self.limits.output_bytes))
-            return value
-        if isinstance(value, Iterator):
-            return _MeteredIter(value, self)
-        return value
-
-    def text(self, value: Any) -> str:
-        """str(value), sized before the conversion (a list of a million references to one
-        long string is small, its text is not). Strings (Markup too) stay as they are."""
-        if isinstance(value, str):
-            self.build(len(value))
-            return value
-        self.allow(weight(value, self.limits.output_bytes))
-        text = str(value)
-        self.build(len(text))
-        return text
-
-
-_current: ContextVar[Meter | None] = ContextVar("mailctl_render_meter", default=None)
-
-
-def meter() -> Meter:
-    found = _current.get()
-    if found is None:
-        # Fail closed: generated code only runs under `metered()`.
-        raise SecurityError("a template was rendered without a budget")
-    return found
-
-
-@contextmanager
-def metered(limits: RenderLimits, deadline: float | None = None) -> Iterator[Meter]:
-    current = Meter(limits, deadline)
-    token = _current.set(current)
-    try:
-        yield current
-    finally:
-        _current.reset(token)
-
-
-# -- sizes -------------------------------------------------------------------------------------
-
-_FLAT = (str, bytes, bytearray)
-_CONTAINERS = (list, tuple, dict, set, frozenset, Namespace)
-
-
-def _children(value: Any) -> Iterable[Any]:
-    if isinstance(value, Namespace):
-        value = object.__getattribute__(value, "_Namespace__attrs")
-    if isinstance(value, dict):
-        return (*value.keys(), *value.values())
-    return value  # type: ignore[no-any-return]
-
-
-def _flat_weight(value: Any) -> int:
-    if isinstance(value, _FLAT):
-        return len(value)
-    if isinstance(value, int):
-        return value.bit_length() * 3 // 10 + 1
-    return 8
-
-
-def weight(value: Any, limit: int) -> int:
-    """About how many characters `value` turns into as text: the length of a string, eight per
-    reference in a container plus what each refers to (counted every time it is referred to,
-    since that is how often it is printed). Stops counting once past `limit`."""
-    if not isinstance(value, _CONTAINERS):
-        return _flat_weight(value)
-    done: dict[int, int] = {}
-    busy: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(value, False)]
-    while stack:
-        obj, children_done = stack.pop()
-        key = id(obj)
-        if children_done:
-            busy.discard(key)
-            total = 0
-            for child in _children(obj):
-                total += 8 + (
-                    done.get(id(child), 8)
-                    if isinstance(child, _CONTAINERS)
-                    else _flat_weight(child)
-                )
-                if total > limit:
-                    return total
-            done[key] = total
-            continue
-        if key in done or key in busy:  # counted already, or a cycle
-            continue
-        busy.add(key)
-        stack.append((obj, True))
-        stack.extend((c, False) for c in _children(obj) if isinstance(c, _CONTAINERS))
-    return done[id(value)]
-
-
-class _MeteredIter:
-    """An iterator whose every item ticks the meter."""
-
-    __slots__ = ("_it", "_meter")
-
-    def __init__(self, iterable: Any, current: Meter) -> None:
-        self._it = iter(iterable)
-        self._meter = current
-
-    def __iter__(self) -> _MeteredIter:
-        return self
-
-    def __next__(self) -> Any:
-        self._meter.tick()
-        return next(self._it)
-
-
-class _MeteredSized(_MeteredIter):
-    """The same over a sized iterable, so that loop.length need not list it."""
-
-    __slots__ = ("_len",)
-
-    def __init__(self, iterable: Any, current: Meter) -> None:
-        super().__init__(iterable, current)
-        self._len = len(iterable)
-
-    def __len__(self) -> int:
-        return self._len
-
-
-def metered_iter(iterable: Any, current: Meter) -> _MeteredIter:
-    try:
-        return _MeteredSized(iterable, current)
-    except TypeError:  # no len(): a generator, an iterator
-        return _MeteredIter(iterable, current)
-
-
-# -- estimates of what a step builds -----------------------------------------------------------
-
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.)", re.S)
-_SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?.?", re.S)
-_HUGE = 1 << 62
-
-
-def _number(text: str | None, star: int) -> int:
-    if text == "*":
-        return star
-    if not text:
-        return 0
-    return int(text) if len(text) < 19 else _HUGE
-
-
-def printf_size(fmt: str, args: Any, limit: int) -> int:
-    """An upper bound of `fmt % args`: every conversion may print the widest argument,
-    padded to its width and precision."""
-    if isinstance(args, Mapping):
-        values = list(args.values())
-    elif isinstance(args, tuple):
-        values = list(args)
-    else:
-        values = [args]
-    widest = max((weight(v, limit) for v in values), default=0)
-    star = max((abs(v) for v in values if type(v) is int), default=0)
-    total = len(fmt)
-    for match in _PRINTF.finditer(fmt):
-        if match.group(3) == "%":
-            continue
-        total += _number(match.group(1), star) + _number(match.group(2), star) + widest
-        if total > limit:
-            break
-    return total
-
-
-def spec_size(value: Any, spec: str, limit: int) -> int:
-    """An upper bound of `format(value, spec)`."""
-    match = _SPEC.fullmatch(spec)
-    width = _number(match.group(1), 0) if match else 0
-    precision = _number(match.group(2), 0) if match else 0
-    return width + precision + weight(value, limit)
-
-
-def _count(text: Any, part: Any) -> int:
-    try:
-        return int(text.count(part))
-    except TypeError:
-        return 0
-
-
-def _replace_size(text: Any, old: Any, new: Any, count: Any = None) -> int:
-    if not isinstance(text, _FLAT):
-        return 0
-    found = _count(text, old)
-    if isinstance(count, int) and count >= 0:
-        found = min(found, count)
-    grow = len(new) - len(old) if isinstance(old, _FLAT) and isinstance(new, _FLAT) else 0
-    return len(text) + found * max(grow, 0)
-
-
-def _width_size(text: Any, width: Any = 0, *_: Any) -> int:
-    return max(width if isinstance(width, int) else 0, len(text) if isinstance(text, _FLAT) else 0)
-
-
-def _tabs_size(text: Any, tabsize: Any = 8) -> int:
-    size = tabsize if isinstance(tabsize, int) else 0
-    return len(text) + _count(text, "\t" if isinstance(text, str) else b"\t") * max(size, 0)
-
-
-def _translate_size(text: Any, table: Any = None) -> int:
-    longest = 1
-    if isinstance(table, Mapping):
-        longest = max([1, *(len(v) for v in table.values() if isinstance(v, _FLAT))])
-    return len(text) * longest
-
-
-def _indent_size(text: Any, width: Any = 4, *_: Any, **__: Any) -> int:
-    pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
-    return len(str(text)) + (_count(str(text), "\n") + 1) * max(pad, 0)
-
-
-def _wordwrap_size(text: Any, width: Any = 79, *args: Any, **kwargs: Any) -> int:
-    wrap = kwargs.get("wrapstring", args[1] if len(args) > 1 else None) or "\n"
-    text = str(text)
-    lines = len(text) // max(width if isinstance(width, int) else 1, 1) + _count(text, "\n") + 1
-    # textwrap works line by line in Python: each line also counts as work of 64 bytes.
-    return len(text) + lines * (len(str(wrap)) + 64)
-
-
-def _title_size(text: Any) -> int:
-    return 8 * len(str(text))  # one Python step per word: slow for its size
-
-
-def striptags(value: Any) -> str:
-    """Markup.striptags in linear time: markupsafe's copies the text once per tag."""
-    text = str(value.__html__() if hasattr(value, "__html__") else value)
-    for opening, closing in (("<!--", "-->"), ("<", ">")):
-        pieces, pos = [], 0
-        while (start := text.find(opening, pos)) != -1:
-            end = text.find(closing, start)
-            if end == -1:
-                break
-            pieces.append(text[pos:start])
-            pos = end + len(closing)
-        pieces.append(text[pos:])
-        text = "".join(pieces)
-    return html.unescape(" ".join(text.split()))
-
-
-def _urlize_size(text: Any, *args: Any, **kwargs: Any) -> int:
-    text = str(text)
-    extra = sum(len(str(v)) for v in (*args, *kwargs.values()) if isinstance(v, str))
-    words = _count(text, " ") + _count(text, "\n") + 1
-    return 3 * len(text) + words * (2 * extra + 64)
-
-
-def _json_size(value: Any, indent: Any = None) -> int:
-    pad = indent if isinstance(indent, int) else len(indent) if isinstance(indent, str) else 0
-    return weight(value, _HUGE) * (2 + max(pad, 0))
-
-
-def _batch_size(value: Any, linecount: Any = 1, fill_with: Any = None) -> int:
-    return 8 * linecount if fill_with is not None and isinstance(linecount, int) else 0
-
-
-def _list_size(value: Any) -> int:
-    return 9 * len(value) if hasattr(value, "__len__") else 0
-
-
-_STR_METHODS: dict[str, Callable[..., int]] = {
-    "center": _width_size,
-    "ljust": _width_size,
-    "rjust": _width_size,
-    "zfill": _width_size,
-    "expandtabs": _tabs_size,
-    "replace": _replace_size,
-    "translate": _translate_size,
-}
-
-_FILTERS: dict[str, Callable[..., int]] = {
-    "center": _width_size,
-    "title": _title_size,
-    "indent": _indent_size,
-    "replace": _replace_size,
-    "wordwrap": _wordwrap_size,
-    "urlize": _urlize_size,
-    "tojson": _json_size,
-    "pprint": lambda value, *a, **k: 4 * weight(value, _HUGE),
-    "format": lambda value, *args, **kwargs: printf_size(str(value), kwargs or args, _HUGE),
-    "batch": _batch_size,
-    "list": _list_size,
-}
-
-
-# -- the sandbox -------------------------------------------------------------------------------
+from mailctl.sending.budget import (
+    DEFAULT_LIMITS,
+    INT_BITS,
+    BudgetExceeded,
+    Meter,
+    MeteredIter,
+    RenderLimits,
+    active_meter,
+    meter,
+    metered,
+    metered_iter,
+    weight,
+)
+from mailctl.sending.estimates import (
+    FILTERS,
+    FLAT,
+    STR_METHODS,
+    printf_size,
+    spec_size,
+    striptags,
+)
 
 
 class _MeteredFormatter(SandboxedFormatter):
@@ -450,7 +80,7 @@ def _too_big(current: Meter) -> None:
 
 def _listed(current: Meter, value: Any) -> list[Any]:
     """The items of an iterable, read one tick at a time."""
-    items = list(_MeteredIter(value, current))
+    items = list(MeteredIter(value, current))
     current.build(8 * len(items))
     return items
 
@@ -461,7 +91,7 @@ def _joined_size(items: list[Any], sep: Any, cap: int) -> int:
 
 def _metered_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     pass_arg = _PassArg.from_obj(func)
-    estimate = _FILTERS.get(name)
+    estimate = FILTERS.get(name)
 
     def run(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         current = meter()
@@ -504,15 +134,16 @@ def _sum(
     current: Meter, context: Context, value: Any, attribute: Any = None, start: Any = 0
 ) -> Any:
     # One addition at a time through the sized `+`: sum() over lists copies quadratically.
-    items: Iterable[Any] = _MeteredIter(value, current)
+    items: Iterable[Any] = MeteredIter(value, current)
     if attribute is not None:
         getter = make_attrgetter(context.environment, attribute)
         items = (getter(item) for item in items)
     if isinstance(start, str):  # as the builtin says
         raise TypeError("sum() can't sum strings [use ''.join(seq) instead]")
     total = start
+    env = cast("Sandbox", context.environment)
     for item in items:
-        total = context.environment.call_binop(context, "+", total, item)
+        total = env.call_binop(context, "+", total, item)
     return total
 
 
@@ -585,7 +216,7 @@ class _BudgetTemplate(Template):
     """A template whose plain `render()` is budgeted too (default limits)."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        active = _current.get()
+        active = active_meter()
         if active is not None:
             return render_metered(self, active, dict(*args, **kwargs))
         with metered(DEFAULT_LIMITS) as current:
@@ -640,7 +271,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def budget_tick(self) -> None:
         meter().tick()
 
-    def budget_iter(self, iterable: Any) -> _MeteredIter:
+    def budget_iter(self, iterable: Any) -> MeteredIter:
         return metered_iter(iterable, meter())
 
     def budget_text(self, text: str) -> str:
@@ -688,9 +319,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
         current = meter()
         current.tick()
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, _FLAT):
+        if isinstance(owner, FLAT):
             name = getattr(__obj, "__name__", "")
-            estimate = _STR_METHODS.get(name)
+            estimate = STR_METHODS.get(name)
             if estimate is not None:
                 current.allow(estimate(owner, *args, **kwargs))
             elif name == "join" and len(args) == 1 and not kwargs:

@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
+from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
 from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_message
-from mailctl.sending.sandbox import DEFAULT_LIMITS, RenderLimits
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text

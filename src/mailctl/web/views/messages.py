@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
-from mailctl.sending.sandbox import RenderLimits
+from mailctl.sending.budget import RenderLimits
 from mailctl.services import messages as svc
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
