@@ -111,6 +111,9 @@ class Meter:
 
     def result(self, value: Any) -> Any:
         """What a filter or call returned: sized, and iterators metered as they are read."""
+        if type(value) is str:
+            self.build(len(value))
+            return value
         if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
             self.build(weight(value, self.limits.output_bytes))
             return value
@@ -181,6 +184,11 @@ def weight(value: Any, limit: int) -> int:
     """About how many characters `value` turns into as text: the length of a string, eight per
     reference in a container plus what each refers to (counted every time it is referred to,
     since that is how often it is printed). Stops counting once past `limit`."""
+    kind = type(value)
+    if kind is str:  # by far the most common: first
+        return len(value)
+    if kind is int:
+        return value.bit_length() * 3 // 10 + 1
     if not isinstance(value, _CONTAINERS):
         return _flat_weight(value)
     done: dict[int, int] = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial, update_wrapper
+from types import BuiltinMethodType, MethodType
 from typing import Any, cast
 
 from jinja2 import StrictUndefined, Template, nodes, pass_context
@@ -49,6 +50,8 @@ from mailctl.sending.estimates import (
     spec_size,
     striptags,
 )
+
+_METHODS = (BuiltinMethodType, MethodType)
 
 
 class _MeteredFormatter(SandboxedFormatter):
@@ -336,9 +339,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         # Jinja's own wrapper (sandboxed field access), with formatters that size each field.
-        if super().wrap_str_format(value) is None:
+        # Called for every attribute a template reads: the common case leaves at once.
+        if type(value) not in _METHODS or value.__name__ not in ("format", "format_map"):
             return None
-        text: str = value.__self__
+        text = value.__self__
+        if not isinstance(text, str):
+            return None
         formatter: SandboxedFormatter
         if isinstance(text, Markup):
             formatter = _MeteredEscapeFormatter(self, escape=text.escape)
