@@ -16,8 +16,7 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 # No output inside: the clock stops it, not the output cap (which a fast machine reaches first).
 BOMB = (
-    "{% for a in client.email * 10000 %}{% for b in client.email * 10000 %}"
-    "{% endfor %}{% endfor %}"
+    "{% for a in client.email * 10000 %}{% for b in client.email * 10000 %}{% endfor %}{% endfor %}"
 )
 
 
