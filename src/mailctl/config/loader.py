@@ -17,6 +17,7 @@ from mailctl.config.sections import (
     DatabaseSettings,
     DeliverySettings,
     GeneralSettings,
+    RenderSettings,
     SchedulerSettings,
     SmtpServer,
     SmtpSettings,
@@ -53,6 +54,7 @@ class Settings:
     general: GeneralSettings
     database: DatabaseSettings
     delivery: DeliverySettings
+    render: RenderSettings
     smtp: SmtpSettings
     scheduler: SchedulerSettings
     web: WebSettings
@@ -158,6 +160,7 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         general=GeneralSettings(**values["general"]),
         database=DatabaseSettings(**values["database"]),
         delivery=DeliverySettings(**values["delivery"]),
+        render=RenderSettings(**values["render"]),
         smtp=SmtpSettings(servers=servers),
         scheduler=SchedulerSettings(**values["scheduler"]),
         web=WebSettings(**values["web"]),

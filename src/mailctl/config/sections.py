@@ -55,6 +55,13 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    time_budget_seconds: float
+    max_output_bytes: int
+    max_message_bytes: int
+
+
+@dataclass(frozen=True)
 class SmtpServer:
     """One mail server: the [smtp] section, or one of its [[smtp.servers]] tables."""
 
@@ -114,6 +121,7 @@ SECTION_TYPES: dict[str, type] = {
     "general": GeneralSettings,
     "database": DatabaseSettings,
     "delivery": DeliverySettings,
+    "render": RenderSettings,
     "smtp": SmtpServer,
     "scheduler": SchedulerSettings,
     "web": WebSettings,

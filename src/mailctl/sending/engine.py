@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -20,15 +21,38 @@ from mailctl.config import Settings
 from mailctl.db import raw_write, utcnow
 from mailctl.models.delivery import FAILED, SKIPPED
 from mailctl.sending import ledger
+from mailctl.sending.budget import RenderLimits
 from mailctl.sending.ledger import LedgerRow, Statements
 from mailctl.sending.links import FastUnsubscribeLinks, Links
 from mailctl.sending.mime import HeaderInjection
 from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.render import MessageContent, MessageRenderer
-from mailctl.sending.templates import RenderClient
+from mailctl.sending.templates import RenderClient, RenderFailed
 from mailctl.sending.transport import AuthRejected, Outcome, Transport, make_transport
 
 _GONE = Outcome(SKIPPED, None, "the message was deleted before sending")
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The message a sender is waiting on the mail server for (a stop waits for it)."""
+
+    email: str
+    mailing_id: int
+    until: float  # time.monotonic() by which the attempt's deadline ends it
+
+    def describe(self) -> str:
+        left = max(0.0, self.until - time.monotonic())
+        return (
+            f"the mail server's answer for the message to {self.email} (mailing"
+            f" {self.mailing_id}), at most {left:.0f}s more (delivery.attempt_deadline_seconds)"
+        )
+
+
+def _unrenderable(exc: Exception) -> Outcome:
+    if isinstance(exc, HeaderInjection | RenderFailed):  # a budget exceeded, a broken header
+        return Outcome(FAILED, None, f"refused before sending: {exc}")
+    return Outcome(FAILED, None, f"cannot render the message: {exc}")
 
 
 class Sender:
@@ -50,11 +74,14 @@ class Sender:
         self.worker = worker
         self.from_address = settings.delivery.from_address
         self.from_name = settings.delivery.from_name
+        self.limits = RenderLimits.from_settings(settings)
         self._transport = transport
         self.stop = stop or threading.Event()
         self.progress = progress
-        # One renderer per message version: an edit mid-run is picked up by the next batch.
-        self._renderers: dict[tuple[int, datetime], MessageRenderer | None] = {}
+        # One renderer per message version (an edit mid-run is picked up by the next batch),
+        # or the outcome of every row of a version that cannot be rendered at all.
+        self._renderers: dict[tuple[int, datetime], MessageRenderer | Outcome] = {}
+        self.in_flight: InFlight | None = None
         self._breaker = Breaker(self.policy.breaker)
         self._links = FastUnsubscribeLinks(Links.from_settings(settings))
         self._statements = Statements(engine.dialect)
@@ -77,16 +104,19 @@ class Sender:
             if key in self._renderers:
                 continue
             message = ledger.load_message(conn, row.message_id)
-            self._renderers[key] = (
-                None
-                if message is None
-                else MessageRenderer(
+            if message is None:
+                self._renderers[key] = _GONE
+                continue
+            try:
+                self._renderers[key] = MessageRenderer(
                     MessageContent.of(message),
                     from_address=self.from_address,
                     from_name=self.from_name,
                     unsubscribe=True,
+                    limits=self.limits,
                 )
-            )
+            except Exception as exc:  # saved before today's checks: each row says why
+                self._renderers[key] = _unrenderable(exc)
 
     def _prepare(self, row: LedgerRow) -> bytes | Outcome:
         if row.client_id is None:
@@ -97,18 +127,16 @@ class Sender:
             # Stored before addresses were kept in ASCII form: no server would take it, and
             # trying would look like a connection failure to the circuit breaker.
             return Outcome(FAILED, None, "refused before sending: the address is not ASCII")
-        renderer = self._renderers.get((row.message_id, row.message_version))
-        if renderer is None:
-            return _GONE
+        renderer = self._renderers.get((row.message_id, row.message_version), _GONE)
+        if isinstance(renderer, Outcome):
+            return renderer
         try:
             rendered = renderer.render(
                 RenderClient(email=row.email, full_name=row.full_name or ""),
                 unsubscribe_url=self._links(row.client_id),
             )
-        except HeaderInjection as exc:
-            return Outcome(FAILED, None, f"refused before sending: {exc}")
         except Exception as exc:  # a template that renders for the sample may still fail here
-            return Outcome(FAILED, None, f"cannot render the message: {exc}")
+            return _unrenderable(exc)
         return rendered.data
 
     def _prepare_ahead(self, row: LedgerRow | None, ahead: dict[int, bytes | Outcome]) -> None:
@@ -125,7 +153,7 @@ class Sender:
     def deliver(self, *, mailing_id: int | None = None, summary: Summary | None = None) -> Summary:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
         summary = summary or Summary()
-        self._breaker.reset()
+        self._breaker = Breaker(self.policy.breaker)
         with self.engine.connect() as conn:
             started = utcnow()
             ledger.recover_stale(conn, started)
@@ -154,6 +182,7 @@ class Sender:
         renew_every = self.policy.lease.total_seconds() / 3
         # The next row's message, rendered while the server was busy with this one.
         ahead: dict[int, bytes | Outcome] = {}
+        self._breaker.probe(r.mailing_error for r in rows)
         for index, row in enumerate(rows):
             if self.stop.is_set():
                 break
@@ -188,6 +217,9 @@ class Sender:
             if not marked:
                 continue
             assert not isinstance(prepared, Outcome)  # only a row with its bytes is marked
+            self.in_flight = InFlight(
+                row.email, row.mailing_id, time.monotonic() + self.policy.attempt_deadline
+            )
             try:
                 outcome = self.transport.send(
                     sender=self.from_address,
@@ -199,8 +231,10 @@ class Sender:
                 ledger.put_back(conn, row.id)
                 summary.stopped = f"paused: {exc}"
                 break
+            finally:
+                self.in_flight = None
             pending = (row, outcome)
-            reason = self._breaker.trips(outcome)
+            reason = self._breaker.record(outcome)
             if reason is not None:
                 summary.stopped = reason
                 break

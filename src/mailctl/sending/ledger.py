@@ -255,6 +255,8 @@ class LedgerRow:
     unsubscribed: bool
     message_id: int
     message_version: datetime
+    # Why the mailing's last pass stopped early, if it did (the breaker starts half-open).
+    mailing_error: str | None = None
 
 
 def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
@@ -271,6 +273,7 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
             Client.unsubscribed_at,
             M.c.id.label("message_id"),
             M.c.updated_at.label("message_version"),
+            Mailing.last_error,
         )
         .select_from(Delivery)
         .join(Mailing, Mailing.id == D.mailing_id)  # type: ignore[arg-type]
@@ -293,6 +296,7 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
                 unsubscribed=r.unsubscribed_at is not None,
                 message_id=r.message_id,
                 message_version=r.message_version,
+                mailing_error=r.last_error,
             )
             for r in conn.execute(stmt)
         ]

@@ -3,7 +3,8 @@
 The `email` package costs about a millisecond per message; at thousands of recipients a second
 that alone is the bottleneck. The headers here are few and fixed, so they are built directly,
 with the per-sender parts (From, domain, Message-ID prefix) prepared once. Every value that
-reaches a header goes through `check_header`, so no user-typed text can add one.
+reaches a header goes through `check_header`, so no user-typed text can add one; headers are
+folded and lines kept within RFC 5322's limits.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import re
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
+from typing import NamedTuple
 
 from mailctl.errors import Invalid
 
 _CRLF = re.compile(r"[\r\n]")
 _ATEXT_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
-# Text a header carries as it is: printable ASCII, no encoded-word lookalike, well under the
-# 998-character line limit. Anything else goes out as RFC 2047 encoded words.
-_PLAIN_HEADER = re.compile(r"[\x20-\x7e]{0,900}")
+# Text a header carries as it is (folded at its spaces): printable ASCII, no encoded-word
+# lookalike. Anything else goes out as RFC 2047 encoded words.
+_PLAIN_HEADER = re.compile(r"[\x20-\x7e]*")
+_FOLD_TOKENS = re.compile(r" *[^ ]+| +$")
+LINE_MAX = 998  # RFC 5322 2.1.1: no line, CRLF aside, may be longer
+LINE_SOFT = 78  # ...and each SHOULD be at most this
 
 
 class HeaderInjection(Invalid):
@@ -34,10 +39,33 @@ def check_header(value: str, what: str) -> str:
     return value
 
 
-def encode_header(value: str) -> str:
-    """RFC 2047 encoded words when needed, split so no encoded word passes 75 characters."""
-    if _PLAIN_HEADER.fullmatch(value) and "=?" not in value:
+def _fold(value: str, used: int) -> str | None:
+    """Plain text folded at its spaces (RFC 5322 2.2.3), so lines stay short; None if a
+    word is too long for any line."""
+    if used + len(value) <= LINE_SOFT:
         return value
+    lines: list[str] = []
+    line = ""
+    room = LINE_SOFT - used
+    for token in _FOLD_TOKENS.findall(value):
+        if line and line.strip() and token.strip() and len(line) + len(token) > room:
+            lines.append(line)
+            line, room = "", LINE_SOFT
+        line += token
+    lines.append(line)
+    if used + len(lines[0]) > LINE_MAX or any(len(x) > LINE_MAX for x in lines[1:]):
+        return None
+    return "\r\n".join(lines)
+
+
+def encode_header(value: str, *, used: int = len("Subject: ")) -> str:
+    """A header value as it goes on the wire: plain ASCII folded at spaces, anything else as
+    RFC 2047 encoded words, split so no encoded word passes 75 characters. `used` is how
+    much of the first line the header's name takes."""
+    if _PLAIN_HEADER.fullmatch(value) and "=?" not in value:
+        folded = _fold(value, used)
+        if folded is not None:
+            return folded
     raw = value.encode()
     if len(raw) <= 45:  # most names and many subjects: one word
         return f"=?utf-8?b?{base64.b64encode(raw).decode()}?="
@@ -52,25 +80,37 @@ def encode_header(value: str) -> str:
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
 
 
-def format_address(name: str, address: str) -> str:
+def format_address(name: str, address: str, *, used: int = len("From: ")) -> str:
     check_header(name, "a display name")
     check_header(address, "an address")
     if not name:
         return f"<{address}>"
-    if _PLAIN_HEADER.fullmatch(name) and "=?" not in name:
+    if _PLAIN_HEADER.fullmatch(name) and "=?" not in name and len(name) <= 900:
         if _ATEXT_SPECIALS.search(name):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return f"{name} <{address}>"
-    return f"{encode_header(name)} <{address}>"
+        shown = _fold(name, used) or name  # FWS may fold a phrase, quoted or not
+    else:
+        shown = encode_header(name, used=used)
+    start, last_line = (0, shown.rpartition("\n")[2]) if "\n" in shown else (used, shown)
+    # Folded before the address when the line would run long (CFWS may precede "<").
+    gap = "\r\n " if start + len(last_line) + len(address) + 3 > LINE_SOFT else " "
+    return f"{shown}{gap}<{address}>"
 
 
-def encode_text(text: str) -> tuple[bytes, str]:
-    """A text body with CRLF line ends and its Content-Transfer-Encoding: 7bit when it may
-    go as it is, else base64."""
+class EncodedText(NamedTuple):
+    payload: bytes
+    cte: str  # Content-Transfer-Encoding
+    size: int  # the text's size in UTF-8, line ends normalised
+
+
+def encode_text(text: str) -> EncodedText:
+    """A text body with CRLF line ends: a line over 998 characters, or any non-ASCII text,
+    goes out as base64, never raw."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii() and all(len(line) <= 998 for line in text.split("\n")):
-        return text.replace("\n", "\r\n").encode("ascii"), "7bit"
-    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n"), "base64"
+    if text.isascii() and all(len(line) <= LINE_MAX for line in text.split("\n")):
+        return EncodedText(text.replace("\n", "\r\n").encode("ascii"), "7bit", len(text))
+    raw = text.encode("utf-8")
+    return EncodedText(base64.encodebytes(raw).replace(b"\n", b"\r\n"), "base64", len(raw))
 
 
 class MimeBuilder:
@@ -96,26 +136,25 @@ class MimeBuilder:
         to_name: str,
         to_address: str,
         subject: str,
-        text: str,
+        body: EncodedText,
         headers: Iterable[bytes] = (),
     ) -> bytes:
         """A text/plain message; `headers` (already checked) go after the standard ones."""
         check_header(to_address, "the recipient address")
         check_header(subject, "the subject")
         self._counter += 1
-        payload, cte = encode_text(text)
         lines = [
             b"From: " + self._from,
-            b"To: " + format_address(to_name, to_address).encode(),
+            b"To: " + format_address(to_name, to_address, used=4).encode(),
             b"Subject: " + encode_header(subject).encode(),
             b"Date: " + self._date_header(),
             f"Message-ID: <{self._prefix}.{self._counter}@{self._domain}>".encode(),
             b"MIME-Version: 1.0",
             b'Content-Type: text/plain; charset="utf-8"',
-            b"Content-Transfer-Encoding: " + cte.encode(),
+            b"Content-Transfer-Encoding: " + body.cte.encode(),
             *headers,
         ]
-        data = b"\r\n".join(lines) + b"\r\n\r\n" + payload
+        data = b"\r\n".join(lines) + b"\r\n\r\n" + body.payload
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         return data

@@ -10,7 +10,7 @@ import logging
 
 from mailctl.config import Settings
 from mailctl.models.delivery import FAILED, SENT
-from mailctl.sending.mime import MimeBuilder
+from mailctl.sending.mime import MimeBuilder, encode_text
 from mailctl.sending.transport import Outcome, make_transport
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,9 @@ def build_notice(*, settings: Settings, to: str, subject: str, body: str) -> byt
     """The message bytes; a line break in the address or subject is refused (HeaderInjection)."""
     delivery = settings.delivery
     builder = MimeBuilder(from_address=delivery.from_address, from_name=delivery.from_name)
-    return builder.build(to_name="", to_address=to, subject=subject, text=body, headers=_AUTO)
+    return builder.build(
+        to_name="", to_address=to, subject=subject, body=encode_text(body), headers=_AUTO
+    )
 
 
 def send_notice(*, settings: Settings, to: str, subject: str, body: str) -> Outcome:

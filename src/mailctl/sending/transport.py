@@ -33,6 +33,18 @@ class Outcome:
     connection_failure: bool = False
 
 
+def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
+    """The last gate before the wire: a message over render.max_message_bytes never starts."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return Outcome(
+            FAILED,
+            None,
+            f"refused before sending: the message is {len(data):,} bytes, more than"
+            f" {max_bytes:,} (render.max_message_bytes)",
+        )
+    return None
+
+
 class AuthRejected(Exception):
     """The server refused our login: nothing can go out until the operator fixes it."""
 
@@ -60,9 +72,10 @@ class Transport(Protocol):
 class OutboxTransport:
     """Each message becomes an .eml file; nothing leaves the machine."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
         self._seq = 0
 
     def send(
@@ -73,6 +86,9 @@ class OutboxTransport:
         data: bytes,
         meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
+        refused = refuse_oversized(data, self.max_bytes)
+        if refused is not None:
+            return refused
         self._seq += 1
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)[:80]
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
@@ -122,7 +138,9 @@ class SmtpTransport:
     """One connection to one server, reused across a run's recipients, re-opened after any
     trouble. `deadline` bounds one message, whatever the server does."""
 
-    def __init__(self, server: SmtpServer, *, deadline: float) -> None:
+    def __init__(
+        self, server: SmtpServer, *, deadline: float, max_bytes: int | None = None
+    ) -> None:
         self.host = server.host
         self.port = server.port
         self.security = server.security
@@ -131,6 +149,7 @@ class SmtpTransport:
         self.timeout = server.timeout
         self.local_hostname = server.local_hostname
         self.deadline = deadline
+        self.max_bytes = max_bytes
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
         self._watchdog = Watchdog()
@@ -207,6 +226,9 @@ class SmtpTransport:
         data: bytes,
         meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
+        refused = refuse_oversized(data, self.max_bytes)
+        if refused is not None:
+            return refused
         if not data.endswith(b"\r\n"):
             data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
@@ -364,9 +386,12 @@ class SmtpTransport:
 
 def make_transport(settings: Settings) -> Transport:
     delivery = settings.delivery
+    max_bytes = settings.render.max_message_bytes
     if delivery.transport == "smtp":
         # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
         # "Several SMTP servers", says where a pool of them goes).
         server = settings.smtp.servers[0]
-        return SmtpTransport(server, deadline=delivery.attempt_deadline_seconds)
-    return OutboxTransport(delivery.outbox_dir)
+        return SmtpTransport(
+            server, deadline=delivery.attempt_deadline_seconds, max_bytes=max_bytes
+        )
+    return OutboxTransport(delivery.outbox_dir, max_bytes=max_bytes)

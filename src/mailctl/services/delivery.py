@@ -31,6 +31,7 @@ from mailctl.services.runs import bring_forward, close_runs, mailings_to_settle,
 
 __all__ = [
     "Progress",
+    "Sender",
     "Summary",
     "is_due",
     "new_worker_id",

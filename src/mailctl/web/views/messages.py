@@ -18,6 +18,10 @@ from mailctl.web.security import checked_form, require_user
 PICKER_LIMIT = 200
 
 
+def _limits(request: Request) -> svc.RenderLimits:
+    return svc.render_limits(request.app.state.settings)
+
+
 def _fields(form: FormData) -> dict[str, str]:
     return {name: str(form.get(name) or "") for name in ("subject", "body")}
 
@@ -36,7 +40,10 @@ async def message_new(request: Request) -> Response:
         return render(request, "user/message_form.html", message=None, values=values, error=None)
     values = _fields(await checked_form(request))
     try:
-        message = await db(request, lambda s: svc.add_message(session=s, actor=user, **values))
+        message = await db(
+            request,
+            lambda s: svc.add_message(session=s, actor=user, limits=_limits(request), **values),
+        )
     except Invalid as exc:
         return render(
             request,
@@ -75,6 +82,7 @@ async def message_detail(request: Request) -> Response:
                     client_id=chosen,
                     from_address=settings.delivery.from_address,
                     from_name=settings.delivery.from_name,
+                    limits=_limits(request),
                 )
             except (Invalid, Conflict) as exc:
                 error = str(exc)
@@ -104,7 +112,9 @@ async def message_edit(request: Request) -> Response:
     try:
         await db(
             request,
-            lambda s: svc.edit_message(session=s, actor=user, message_id=message_id, **values),
+            lambda s: svc.edit_message(
+                session=s, actor=user, message_id=message_id, limits=_limits(request), **values
+            ),
         )
     except Invalid as exc:
         return render(
