@@ -89,11 +89,11 @@ def hostile_server() -> Iterator[int]:
 def test_the_attempts_csv_is_guarded_against_the_mail_server(
     client, engine, make_user, hostile_server, monkeypatch
 ) -> None:
-    from mailctl.scheduling.passes import run_pass
-
     from mailctl.config import load_settings
     from mailctl.db import utcnow
+    from mailctl.schedule import Clock
     from mailctl.services.clients import add_client
+    from mailctl.services.delivery import run_pass
     from mailctl.services.mailings import add_mailing
     from mailctl.services.messages import add_message
 
@@ -112,10 +112,18 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
         ]
         message = add_message(session=s, actor=actor, subject="Hi", body="Hello")
         mailing = add_mailing(
-            session=s, actor=actor, message_id=message.id, start=utcnow(), client_ids=ids
+            session=s,
+            actor=actor,
+            message_id=message.id,
+            start=utcnow(),
+            client_ids=ids,
+            clock=Clock(tz="UTC", period_seconds=None),
         )
         mailing_id = mailing.id
-    assert run_pass(engine, load_settings(), worker="test").sent == len(CLIENTS)
+    settings = load_settings()
+    clock = Clock.from_settings(settings)
+    summary = run_pass(engine=engine, settings=settings, clock=clock, worker="test")
+    assert summary.sent == len(CLIENTS)
     logged_in(client, user.email)
     response = client.get(f"/mailings/{mailing_id}/attempts.csv")
     assert response.status_code == 200
