@@ -142,6 +142,7 @@ class MimeBuilder:
         """A text/plain message; `headers` (already checked) go after the standard ones."""
         check_header(to_address, "the recipient address")
         check_header(subject, "the subject")
+        payload, cte, _size = body
         self._counter += 1
         lines = [
             b"From: " + self._from,
@@ -151,10 +152,10 @@ class MimeBuilder:
             f"Message-ID: <{self._prefix}.{self._counter}@{self._domain}>".encode(),
             b"MIME-Version: 1.0",
             b'Content-Type: text/plain; charset="utf-8"',
-            b"Content-Transfer-Encoding: " + body.cte.encode(),
+            b"Content-Transfer-Encoding: " + cte.encode(),
             *headers,
         ]
-        data = b"\r\n".join(lines) + b"\r\n\r\n" + body.payload
+        data = b"\r\n".join(lines) + b"\r\n\r\n" + payload
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         return data

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailctl.config import Settings
 from mailctl.models.delivery import DEFERRED, FAILED, SKIPPED, UNKNOWN
@@ -73,8 +73,7 @@ class Policy:
         return Verdict(status, attempts, first, outcome.code, reply, next_at)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):  # one per attempt, in the hot loop: a tuple is cheapest
     status: str
     attempts: int
     first_attempt_at: datetime
