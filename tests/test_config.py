@@ -105,7 +105,7 @@ def test_listed_servers_take_what_they_leave_out_from_smtp(tmp_path: Path) -> No
     )
     # The environment sets [smtp], which every server inherits unless it sets its own.
     assert first.username == second.username == "relay"
-    assert (first.name, second.name) == ("smtp.servers[0]", "smtp.servers[1]")
+    assert (first.where, second.where) == ("smtp.servers[0]", "smtp.servers[1]")
 
 
 def test_the_transport_sends_through_the_first_server(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_slow_greeting_within_the_timeout_is_fine(
     engine, fault, smtp_settings, make_mailing
 ) -> None:
     server = fault("slow_greeting", delay=0.4)
-    settings = smtp_settings(server.port)
+    settings = smtp_settings(server.port, smtp_connections=1)
     mailing_id = make_mailing(rcpts(3))
     summary = run(engine, settings, bound=5)
     assert summary.sent == 3
@@ -145,7 +145,7 @@ def test_550_for_some_recipients_fails_only_those(
 ) -> None:
     bad = {"r1@example.com", "r3@example.com"}
     server = fault("550_some", reject=bad, pipelining=pipelining)
-    settings = smtp_settings(server.port)
+    settings = smtp_settings(server.port, smtp_connections=1)
     emails = rcpts(5)
     mailing_id = make_mailing(emails)
 
@@ -250,11 +250,13 @@ def test_refused_connection_trips_the_breaker_then_recovers(
     assert summary.deferred == 3 and summary.sent == 0
     assert summary.stopped is not None and "3 consecutive connection failures" in summary.stopped
     rows = ledger(engine, mailing_id)
+    # Four connections, yet a server not proven in this pass takes one message at a time:
+    # exactly the breaker's count is tried (which three depends on the lanes' race).
     tried = [e for e in emails if rows[e]["state"] == "deferred"]
-    assert tried == emails[:3]
+    assert len(tried) == 3
     for address in tried:
         assert "connection refused by 127.0.0.1" in rows[address]["last_reply"]
-    for address in emails[3:]:  # nobody hammered the dead server on their behalf
+    for address in set(emails) - set(tried):  # nobody hammered the dead server for them
         assert rows[address]["state"] == "pending"
         assert rows[address]["attempts"] == 0
         assert rows[address]["claimed_by"] is None

@@ -54,7 +54,10 @@ def test_silence_after_the_dot_stops_the_pass_and_it_resumes_later(
     cli, engine, fault, smtp_settings, make_mailing, owner
 ) -> None:
     server = fault("silent_after_dot")
-    settings = smtp_settings(server.port, delivery_circuit_breaker=3, delivery_batch_size=4)
+    # One connection: the breaker's count across batches, in ledger order.
+    settings = smtp_settings(
+        server.port, delivery_circuit_breaker=3, delivery_batch_size=4, smtp_connections=1
+    )
     emails = [f"r{i}@example.com" for i in range(12)]
     mailing_id = make_mailing(emails)
 

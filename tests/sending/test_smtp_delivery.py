@@ -7,6 +7,8 @@ import email.policy
 import json
 from typing import Any
 
+import pytest
+
 from mailctl.schedule import Clock
 from sending.conftest import Sink, attempts, ledger
 
@@ -101,17 +103,18 @@ def test_every_client_gets_one_correct_message(cli, engine, sink: Sink, smtp_set
     assert report["success_rate"] == 1.0
 
 
-def test_one_connection_serves_the_whole_run(
-    engine, sink: Sink, smtp_settings, make_mailing
+@pytest.mark.parametrize("connections", [1, 4])
+def test_each_connection_serves_the_whole_run(
+    engine, sink: Sink, smtp_settings, make_mailing, connections: int
 ) -> None:
     from mailctl.services.delivery import run_pass
 
-    settings = smtp_settings(sink.port)
-    connections = []
+    settings = smtp_settings(sink.port, smtp_connections=connections)
+    opened = []
 
     class Counting(type(sink.handler)):  # type: ignore[misc]
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
-            connections.append(hostname)
+            opened.append(hostname)
             session.host_name = hostname
             return responses
 
@@ -121,8 +124,8 @@ def test_one_connection_serves_the_whole_run(
         engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
     )
     assert summary.sent == 25
-    assert len(connections) == 1
-    assert connections[0] == "localhost"  # local_hostname: no DNS look-up at connect
+    assert len(opened) == connections
+    assert opened[0] == "localhost"  # local_hostname: no DNS look-up at connect
     assert len(sink.handler.rcpts()) == 25
     assert set(ledger(engine, mailing_id)[f"c{i}@example.com"]["state"] for i in range(25)) == {
         "sent"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,13 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
     shorthand = values["smtp"]
     listed = layers.items.get("smtp", [])
     servers = tuple(
-        SmtpServer(**(shorthand | own), name=f"smtp.servers[{index}]")
+        SmtpServer(
+            **(shorthand | {"name": ""} | own),
+            where=f"smtp.servers[{index}]",
+        )
         for index, (own, _) in enumerate(listed)
     ) or (SmtpServer(**shorthand),)
+    servers = _named(servers)
     return Settings(
         general=GeneralSettings(**values["general"]),
         database=DatabaseSettings(**values["database"]),
@@ -169,6 +173,26 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         config_path=config_path,
         _layers=layers,
     )
+
+
+def _named(servers: tuple[SmtpServer, ...]) -> tuple[SmtpServer, ...]:
+    """Every server with a name of its own (a listed one never inherits [smtp]'s), unique."""
+    named = tuple(
+        replace(
+            s,
+            name=s.name or ("smtp" if s.where == "smtp" else f"{s.host}:{s.port}"),
+        )
+        for s in servers
+    )
+    seen: dict[str, str] = {}
+    for server in named:
+        if server.name in seen:
+            raise ConfigError(
+                f"{server.where} and {seen[server.name]} are both called {server.name!r};"
+                " give each [[smtp.servers]] its own name"
+            )
+        seen[server.name] = server.where
+    return named
 
 
 def find_config(

@@ -106,6 +106,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "password_file": Key(str, "", "file holding the password"),
         "timeout": Key(float, 30.0, "seconds for every socket operation"),
         "local_hostname": Key(str, "localhost", "name sent in EHLO; avoids a DNS look-up"),
+        # The keys below describe one server of several; ARCHITECTURE.md, "Delivery at scale".
+        "name": Key(
+            str,
+            "",
+            "what logs and `mailctl smtp` call this server (default: smtp for the lone"
+            " [smtp], HOST:PORT for a listed one); never inherited",
+        ),
+        "connections": Key(
+            int, 4, "connections one sender keeps busy at once on this server", minimum=1
+        ),
+        "rate_per_second": Key(
+            float, 0.0, "messages per second for every sender together; 0 for no limit", minimum=0
+        ),
+        "rate_per_minute": Key(int, 0, "messages per minute, all senders; 0 for none", minimum=0),
+        "rate_per_hour": Key(int, 0, "messages per hour, all senders; 0 for none", minimum=0),
+        "rate_per_day": Key(
+            int, 0, "messages per UTC day, all senders (a relay's quota); 0 for none", minimum=0
+        ),
+        "priority": Key(
+            int, 0, "servers of the lowest priority send; higher ones only when those are down"
+        ),
+        "weight": Key(int, 1, "share of the load among servers of the same priority", minimum=1),
     },
     "scheduler": {
         "tick_seconds": Key(int, 30, "the daemon looks for due work at least this often"),

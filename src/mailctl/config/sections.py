@@ -73,11 +73,26 @@ class SmtpServer:
     password_file: str
     timeout: float
     local_hostname: str
+    name: str
+    connections: int
+    rate_per_second: float
+    rate_per_minute: int
+    rate_per_hour: int
+    rate_per_day: int
+    priority: int
+    weight: int
     # Which table it came from, for messages: "smtp" or "smtp.servers[1]".
-    name: str = "smtp"
+    where: str = "smtp"
 
     def login_password(self) -> str:
-        return read_secret(self.password, self.password_file, f"{self.name}.password")
+        return read_secret(self.password, self.password_file, f"{self.where}.password")
+
+    @property
+    def limited(self) -> bool:
+        """Whether any shared rate limit applies (each send then asks the database)."""
+        return bool(
+            self.rate_per_second or self.rate_per_minute or self.rate_per_hour or self.rate_per_day
+        )
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,7 @@ SECTION_TYPES: dict[str, type] = {
     "cache": CacheSettings,
 }
 # Fields a section's dataclass has beyond its keys (set by the loader, not by the user).
-_EXTRA = {"smtp": {"name"}}
+_EXTRA = {"smtp": {"where"}}
 
 
 def check_sections() -> None:

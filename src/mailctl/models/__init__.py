@@ -6,6 +6,7 @@ from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, Ma
 from mailctl.models.mailing import Every, Mailing, MailingClient, MailingStatus
 from mailctl.models.message import Message
 from mailctl.models.runtime import Worker, WorkerState
+from mailctl.models.smtp import SmtpServerState
 from mailctl.models.user import Role, User
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "MailingStatus",
     "Message",
     "Role",
+    "SmtpServerState",
     "User",
     "Worker",
     "WorkerState",

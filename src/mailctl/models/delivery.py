@@ -92,3 +92,5 @@ class DeliveryAttempt(SQLModel, table=True):
     status: str = Field(max_length=16)
     smtp_code: int | None = Field(default=None)
     response: str | None = Field(default=None, sa_type=Text)
+    # The mail server that answered (its name in [[smtp.servers]]); None for the outbox.
+    server: str | None = Field(default=None, max_length=200)

@@ -22,13 +22,15 @@ from mailctl.db import raw_write, utcnow
 from mailctl.models.delivery import FAILED, SKIPPED
 from mailctl.sending import ledger
 from mailctl.sending.budget import RenderLimits
+from mailctl.sending.feed import Feed
 from mailctl.sending.ledger import LedgerRow, Statements
 from mailctl.sending.links import FastUnsubscribeLinks, Links
 from mailctl.sending.mime import HeaderInjection
 from mailctl.sending.policy import Breaker, Policy, Summary
+from mailctl.sending.pool import Lane, Pool
 from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import RenderClient, RenderFailed
-from mailctl.sending.transport import AuthRejected, Outcome, Transport, make_transport
+from mailctl.sending.transport import AuthRejected, NotSent, Outcome, Transport
 
 _GONE = Outcome(SKIPPED, None, "the message was deleted before sending")
 
@@ -81,21 +83,39 @@ class Sender:
         # One renderer per message version (an edit mid-run is picked up by the next batch),
         # or the outcome of every row of a version that cannot be rendered at all.
         self._renderers: dict[tuple[int, datetime], MessageRenderer | Outcome] = {}
-        self.in_flight: InFlight | None = None
+        # What each lane waits on the server for, by lane.
+        self._in_flight: dict[int, InFlight] = {}
+        self._pool: Pool | None = None
+        self._lanes: list[Transport] = []
+        self._lanes_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._breaker = Breaker(self.policy.breaker)
         self._links = FastUnsubscribeLinks(Links.from_settings(settings))
         self._statements = Statements(engine.dialect)
 
     @property
-    def transport(self) -> Transport:
-        if self._transport is None:
-            self._transport = make_transport(self.settings)
-        return self._transport
+    def pool(self) -> Pool:
+        if self._pool is None:
+            self._pool = Pool.from_settings(self.settings, stop=self.stop)
+        return self._pool
+
+    @property
+    def in_flight(self) -> InFlight | None:
+        """The message whose deadline ends last (a stop waits for every lane's)."""
+        waiting = list(self._in_flight.values())
+        return max(waiting, key=lambda f: f.until) if waiting else None
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        with self._lanes_lock:
+            lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _load_renderers(self, conn: Connection, rows: list[LedgerRow]) -> None:
         """Before the batch's SMTP traffic: no query runs while the server is talking."""
@@ -151,108 +171,177 @@ class Sender:
             ahead.pop(row.id, None)
 
     def deliver(self, *, mailing_id: int | None = None, summary: Summary | None = None) -> Summary:
-        """Send every claimable row (of one mailing, or all) until none is left or we stop."""
+        """Send every claimable row (of one mailing, or all) until none is left or we stop.
+
+        One lane per connection the transport keeps (`[smtp] connections`), all drawing from
+        the same claimed batches; each lane has its own database connection and keeps the
+        ledger's order for its rows, so a crash leaves at most one row per lane `sending`.
+        """
         summary = summary or Summary()
         self._breaker = Breaker(self.policy.breaker)
+        started = utcnow()
         with self.engine.connect() as conn:
-            started = utcnow()
             ledger.recover_stale(conn, started)
-            try:
-                while not self.stop.is_set() and summary.stopped is None:
-                    ids = ledger.claim_batch(
-                        conn,
-                        worker=self.worker,
-                        policy=self.policy,
-                        now=utcnow(),
-                        mailing_id=mailing_id,
-                        tried_before=started,
+        feed = Feed(self, summary, mailing_id=mailing_id, started=started)
+        if self._transport is None:
+            self.pool.running = feed.running
+        try:
+            lanes = self.lane_count()
+            if lanes == 1:
+                self._lane(0, feed, summary)
+            else:
+                threads = [
+                    threading.Thread(
+                        target=self._lane_guarded,
+                        args=(index, feed, summary),
+                        name=f"mailctl-lane-{index}",
+                        daemon=True,
                     )
-                    if not ids:
-                        break
-                    rows = ledger.load_rows(conn, ids)
-                    self._load_renderers(conn, rows)
-                    self._send_batch(conn, rows, summary)
-            finally:
+                    for index in range(lanes)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if feed.error is not None:
+                    raise feed.error
+        finally:
+            if summary.stopped is None:
+                summary.stopped = feed.fallback
+            with self.engine.connect() as conn:
                 ledger.release(conn, self.worker)
+                # The owner sees why a pass stopped early; a pass that got through clears it.
+                ledger.note_mailings(conn, feed.touched, summary.stopped)
         return summary
 
-    def _send_batch(self, conn: Connection, rows: list[LedgerRow], summary: Summary) -> None:
-        pending: tuple[LedgerRow, Outcome] | None = None
-        last_renew = time.monotonic()
-        renew_every = self.policy.lease.total_seconds() / 3
-        # The next row's message, rendered while the server was busy with this one.
-        ahead: dict[int, bytes | Outcome] = {}
-        self._breaker.probe(r.mailing_error for r in rows)
-        for index, row in enumerate(rows):
-            if self.stop.is_set():
-                break
-            prepared = ahead.pop(row.id) if row.id in ahead else self._prepare(row)
-            following = rows[index + 1] if index + 1 < len(rows) else None
-            now = utcnow()
-            recorded: list[tuple[LedgerRow, str]] = []
+    def lane_count(self) -> int:
+        return 1 if self._transport is not None else self.pool.lanes
+
+    def _lane_transport(self, index: int) -> Transport:
+        if self._transport is not None:
+            return self._transport
+        with self._lanes_lock:
+            while len(self._lanes) <= index:
+                self._lanes.append(self.pool.lane())
+            return self._lanes[index]
+
+    def _lane_guarded(self, index: int, feed: Feed, summary: Summary) -> None:
+        try:
+            self._lane(index, feed, summary)
+        except BaseException as exc:  # the caller of deliver() raises it, once all lanes end
+            feed.fail(exc)
+
+    def _lane(self, index: int, feed: Feed, summary: Summary) -> None:
+        """One connection's share of the pass: the ledger's order, row after row."""
+        transport = self._lane_transport(index)
+        with self.engine.connect() as conn:
+            if isinstance(transport, Lane):
+                transport.bind(conn)
+            pending: list[tuple[LedgerRow, Outcome]] = []  # the outcome not yet recorded
+
+            def flush() -> None:
+                if pending:
+                    self._finish(conn, *pending.pop(), summary)
+
+            # The next row's message, rendered while the server was busy with this one.
+            ahead: dict[int, bytes | Outcome] = {}
+            row = feed.take(conn, flush)
             try:
-                with raw_write(conn):
-                    if pending is not None:
-                        recorded.append((pending[0], self._record(conn, *pending, now)))
-                    if time.monotonic() - last_renew > renew_every:
-                        ledger.renew(conn, self.worker, self.policy, now, self._statements)
-                        last_renew = time.monotonic()
-                    if isinstance(prepared, Outcome):
-                        recorded.append((row, self._record(conn, row, prepared, now)))
-                        marked = False
-                    else:
-                        marked = ledger.mark_sending(
-                            conn, row.id, self.worker, self.policy, now, self._statements
-                        )
-            except DBAPIError:
-                # The last outcome rode on this transaction: a message that certainly went
-                # out must not end up `unknown` because the next row could not be marked.
-                if pending is not None:
-                    # The same time: if that commit did go through, this is seen as done.
-                    self._finish(conn, *pending, summary, now)
-                raise
-            for done, status in recorded:  # counted once committed
-                self._count(done, status, summary)
-            pending = None
-            if not marked:
-                continue
-            assert not isinstance(prepared, Outcome)  # only a row with its bytes is marked
-            self.in_flight = InFlight(
-                row.email, row.mailing_id, time.monotonic() + self.policy.attempt_deadline
-            )
-            try:
-                outcome = self.transport.send(
-                    sender=self.from_address,
-                    recipient=row.email,
-                    data=prepared,
-                    meanwhile=partial(self._prepare_ahead, following, ahead),
-                )
-            except AuthRejected as exc:
-                ledger.put_back(conn, row.id)
-                summary.stopped = f"paused: {exc}"
-                break
+                while row is not None and feed.running():
+                    last = pending.pop() if pending else None
+                    done = self._one(conn, index, transport, feed, summary, row, last, ahead)
+                    if done is not None:
+                        pending.append(done)
+                    row = feed.next_for(conn, index, flush)
             finally:
-                self.in_flight = None
-            pending = (row, outcome)
-            reason = self._breaker.record(outcome)
-            if reason is not None:
-                summary.stopped = reason
-                break
-        if pending is not None:
-            self._finish(conn, *pending, summary)
-        # The owner sees why a pass stopped early; a pass that got through clears it.
-        touched = {r.mailing_id for r in rows}
-        ledger.note_mailings(conn, touched, summary.stopped)
+                flush()
+
+    def _one(
+        self,
+        conn: Connection,
+        index: int,
+        transport: Transport,
+        feed: Feed,
+        summary: Summary,
+        row: LedgerRow,
+        pending: tuple[LedgerRow, Outcome] | None,
+        ahead: dict[int, bytes | Outcome],
+    ) -> tuple[LedgerRow, Outcome] | None:
+        """Record the lane's previous outcome with this row's move to `sending`, then send it;
+        returns this row's outcome, to be recorded with the lane's next row."""
+        prepared = ahead.pop(row.id) if row.id in ahead else self._prepare(row)
+        now = utcnow()
+        recorded: list[tuple[LedgerRow, str]] = []
+        # Asked before the write: a lane holding the feed's lock may be waiting for the
+        # database's, so no lane may wait for the feed while it holds the database.
+        renew = feed.renew_due()
+        try:
+            with raw_write(conn):
+                if pending is not None:
+                    recorded.append((pending[0], self._record(conn, *pending, now)))
+                if renew:
+                    ledger.renew(conn, self.worker, self.policy, now, self._statements)
+                if isinstance(prepared, Outcome):
+                    recorded.append((row, self._record(conn, row, prepared, now)))
+                    marked = False
+                else:
+                    marked = ledger.mark_sending(
+                        conn, row.id, self.worker, self.policy, now, self._statements
+                    )
+        except DBAPIError:
+            # The last outcome rode on this transaction: a message that certainly went
+            # out must not end up `unknown` because the next row could not be marked.
+            if pending is not None:
+                # The same time: if that commit did go through, this is seen as done.
+                self._finish(conn, *pending, summary, now)
+            raise
+        for done, status in recorded:  # counted once committed
+            self._count(done, status, summary)
+        if not marked:
+            return None
+        assert not isinstance(prepared, Outcome)  # only a row with its bytes is marked
+        following = feed.peek_for(conn, index)
+        self._in_flight[index] = InFlight(
+            row.email, row.mailing_id, time.monotonic() + self.policy.attempt_deadline
+        )
+        try:
+            outcome = transport.send(
+                sender=self.from_address,
+                recipient=row.email,
+                data=prepared,
+                meanwhile=partial(self._prepare_ahead, following, ahead),
+            )
+        except AuthRejected as exc:
+            ledger.put_back(conn, row.id)
+            feed.halt(f"paused: {exc}")
+            return None
+        except NotSent as exc:  # a quota, a stop while pacing: as if never taken
+            ledger.put_back(conn, row.id)
+            if exc.fallback:
+                feed.exhausted(exc.halt)
+            elif exc.halt is not None:
+                feed.halt(exc.halt)
+            return None
+        finally:
+            self._in_flight.pop(index, None)
+        reason = feed.judge(outcome)
+        if reason is not None:
+            feed.halt(reason)
+        if outcome.throttled:
+            retry = self.policy.throttle_retry(row.attempts + 1).total_seconds()
+            feed.retry_soon(row.id, retry)
+        return (row, outcome)
 
     def _record(self, conn: Connection, row: LedgerRow, outcome: Outcome, now: datetime) -> str:
         return ledger.record(conn, row, outcome, self.policy, now, self._statements, self.worker)
 
     def _count(self, row: LedgerRow, status: str, summary: Summary) -> None:
-        summary.count(status)
-        summary.mailings.add(row.mailing_id)
-        summary.runs.add(row.run_id)
-        if self.progress is not None:
-            self.progress(status)
+        with self._count_lock:  # lanes count into one summary and one progress bar
+            summary.count(status)
+            summary.mailings.add(row.mailing_id)
+            summary.runs.add(row.run_id)
+            if self.progress is not None:
+                self.progress(status)
 
     def _finish(
         self,

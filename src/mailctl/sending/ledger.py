@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from mailctl.db import dbapi_cursor
 from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
-from mailctl.models.delivery import CLAIMABLE, PENDING, SENDING, UNKNOWN
+from mailctl.models.delivery import CLAIMABLE, DEFERRED, PENDING, SENDING, UNKNOWN
 from mailctl.sending.policy import Policy
 from mailctl.sending.transport import Outcome
 
@@ -155,6 +155,7 @@ class Statements:
                 status=bindparam("p_state"),
                 smtp_code=bindparam("p_code"),
                 response=bindparam("p_reply"),
+                server=bindparam("p_server"),
             ),
             dialect,
         )
@@ -196,6 +197,7 @@ def claim_batch(
     now: datetime,
     mailing_id: int | None,
     tried_before: datetime | None = None,
+    retry_ids: list[int] | None = None,
 ) -> list[int]:
     """Take up to batch_size due rows; SKIP LOCKED lets other senders take the next ones.
 
@@ -218,7 +220,9 @@ def claim_batch(
     if mailing_id is not None:
         due = due.where(D.mailing_id == mailing_id)
     if tried_before is not None:
-        due = due.where(or_(D.last_attempt_at.is_(None), D.last_attempt_at < tried_before))
+        # Rows a server throttled in this pass (`retry_ids`) may go again once due.
+        again = [D.id.in_(retry_ids)] if retry_ids else []
+        due = due.where(or_(D.last_attempt_at.is_(None), D.last_attempt_at < tried_before, *again))
     with conn.begin():
         ids = conn.execute(
             update(Delivery)
@@ -354,6 +358,7 @@ def record(
         p_state=verdict.status,
         p_code=verdict.code,
         p_reply=verdict.reply,
+        p_server=outcome.server,
     )
     return verdict.status
 
@@ -390,11 +395,15 @@ def note_mailings(conn: Connection, mailing_ids: set[int], error: str | None) ->
 
 
 def put_back(conn: Connection, row_id: int) -> None:
-    """A row that could not go for a reason not its own (the login was refused): pending
-    again, no attempt counted."""
+    """A row that could not go for a reason not its own (the login was refused, a quota):
+    back as it was (pending, or deferred if tried before), no attempt counted."""
     with conn.begin():
         conn.execute(
             update(Delivery)
             .where(D.id == row_id)
-            .values(state=PENDING, claimed_by=None, lease_until=None)
+            .values(
+                state=case((D.attempts > 0, DEFERRED), else_=PENDING),
+                claimed_by=None,
+                lease_until=None,
+            )
         )

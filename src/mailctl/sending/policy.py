@@ -54,6 +54,9 @@ class Policy:
     def backoff(self, attempts: int) -> timedelta:
         return timedelta(seconds=min(self.retry_first * 2 ** max(attempts - 1, 0), self.retry_max))
 
+    def throttle_retry(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(float(attempts), 30.0, self.retry_first))
+
     def judge(
         self, outcome: Outcome, *, attempts: int, first: datetime | None, now: datetime
     ) -> Verdict:
@@ -68,6 +71,10 @@ class Policy:
             if now - first >= self.lifetime:
                 status = FAILED
                 reply = f"gave up after {attempts} attempts: {outcome.reply}"
+            elif outcome.throttled:
+                # "Slow down" is about our pace, not this recipient: retried within seconds
+                # (the pass slows down meanwhile), not after the back-off for failures.
+                next_at = now + self.throttle_retry(attempts)
             else:
                 next_at = now + self.backoff(attempts)
         return Verdict(status, attempts, first, outcome.code, reply, next_at)

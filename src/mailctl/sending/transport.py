@@ -10,6 +10,7 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -31,6 +32,12 @@ class Outcome:
     reply: str
     # The server could not be reached or spoke nonsense: counts toward the circuit breaker.
     connection_failure: bool = False
+    # The server asked us to slow down (421, 451 4.7.x, 454 4.7.0, "rate exceeded").
+    throttled: bool = False
+    # Nothing of this message reached the server (no connection): another may take it.
+    untried: bool = False
+    # The server that answered ([[smtp.servers]] name); None for the outbox.
+    server: str | None = None
 
 
 def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
@@ -47,6 +54,34 @@ def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
 
 class AuthRejected(Exception):
     """The server refused our login: nothing can go out until the operator fixes it."""
+
+
+class NotSent(Exception):
+    """Nothing was sent and no attempt counts (a quota reached, a stop while pacing, no server
+    left): the row goes back as it was. `halt`, when given, stops the pass with that note."""
+
+    def __init__(self, reason: str, *, halt: str | None = None, fallback: bool = False) -> None:
+        super().__init__(reason)
+        self.halt = halt
+        # The pass stops, and `halt` is its note only if no other reason was given.
+        self.fallback = fallback
+
+
+# Replies that mean "too fast" rather than "not now" (RFC 3463 4.7.x is a policy status; SES
+# answers 454 "Throttling failure: Maximum sending rate exceeded").
+_SLOW_DOWN = re.compile(
+    r"throttl|rate (limit )?exceeded|too (many (connections|messages|requests)|fast)|slow down",
+    re.I,
+)
+_POLICY = re.compile(r"^4\.7\.\d")
+
+
+def slow_down(code: int, text: str) -> bool:
+    if code == 421:
+        return True
+    if code in (451, 454) and _POLICY.match(text):
+        return True
+    return 400 <= code < 500 and bool(_SLOW_DOWN.search(text))
 
 
 class Transport(Protocol):
@@ -278,11 +313,11 @@ class SmtpTransport:
         except smtplib.SMTPConnectError as exc:
             self._drop()
             return self._temporary(
-                exc.smtp_code, f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}"
+                exc.smtp_code, f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}", untried=True
             )
         except _Malformed as exc:
             self._drop()
-            return self._temporary(None, str(exc))
+            return self._temporary(None, str(exc), untried=phase == "connect")
         except smtplib.SMTPResponseException as exc:
             self._drop()
             # smtplib makes up "500 Line too long" for an overlong reply: nonsense, not a refusal.
@@ -302,7 +337,7 @@ class SmtpTransport:
                 )
             if phase == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
-            return self._temporary(None, f"{phase}: {reason}")
+            return self._temporary(None, f"{phase}: {reason}", untried=phase == "connect")
         except Exception as exc:  # a bug or a library surprise must not end the run
             self._drop()
             reason = f"unexpected {type(exc).__name__}: {_text(str(exc))}"
@@ -368,14 +403,18 @@ class SmtpTransport:
         text = str(exc) or type(exc).__name__
         return _text(text)
 
-    def _temporary(self, code: int | None, reason: str) -> Outcome:
-        return Outcome(DEFERRED, code, reason, connection_failure=True)
+    def _temporary(self, code: int | None, reason: str, *, untried: bool = False) -> Outcome:
+        return Outcome(DEFERRED, code, reason, connection_failure=True, untried=untried)
 
     def _refused(self, code: int, reply: bytes | str, step: str) -> Outcome:
         text = f"{step}: {code} {_text(reply)}"
         if not _valid_code(code):
             self._drop()
             return self._temporary(None, f"malformed reply at {text}")
+        if slow_down(code, _text(reply)):
+            if code == 421:  # and it closes the connection
+                self._drop()
+            return Outcome(DEFERRED, code, f"throttled (slow down): {text}", throttled=True)
         if code == 421:  # the server is closing the connection
             self._drop()
             return self._temporary(code, text)
