@@ -80,7 +80,8 @@ def make_engine(settings: Settings, *, create: bool = False) -> Engine:
     try:
         engine = create_engine(
             url,
-            pool_size=db.pool_size,
+            # Each SMTP lane of a sender holds a connection for the whole pass.
+            pool_size=max(db.pool_size, settings.smtp.lanes + 2),
             max_overflow=db.max_overflow,
             pool_timeout=db.pool_timeout,
             pool_recycle=db.pool_recycle,

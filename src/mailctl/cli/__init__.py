@@ -116,10 +116,11 @@ def _register() -> None:
     web_cmd.register(app)
     serve_cmd.register(app)
     delivery.register(mailings.app, app)
-    from mailctl.cli import crontab_cmd, daemon_cmd
+    from mailctl.cli import crontab_cmd, daemon_cmd, smtp_cmd
 
     daemon_cmd.register(app)
     app.add_typer(crontab_cmd.app, name="crontab", help="The cron line that runs `run-due`.")
+    app.add_typer(smtp_cmd.app, name="smtp", help="Mail servers: test one, list their state.")
 
 
 _register()

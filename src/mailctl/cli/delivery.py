@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,25 +21,50 @@ from mailctl.services.delivery import Summary, new_worker_id
 
 
 class _Bar:
-    """A Rich progress bar on a terminal, shown once the pass knows how much it will send;
-    nothing at all in scripts and pipes."""
+    """A Rich progress bar on a terminal (rate, time left, counts by outcome), shown once the
+    pass knows how much it will send; nothing at all in scripts, pipes or with --quiet."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet: bool = False) -> None:
         self._bar: Any = None
         self._task: Any = None
+        self._quiet = quiet
+        self._counts: dict[str, int] = {}
+        self._began = 0.0
 
     def begin(self, total: int) -> None:
-        if not sys.stderr.isatty() or total == 0:
+        if self._quiet or not sys.stderr.isatty() or total == 0:
             return
-        from rich.progress import Progress
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-        self._bar = Progress(transient=True)
-        self._task = self._bar.add_task("sending", total=total)
+        self._bar = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("sending", total=total, rate="", counts="")
+        self._began = time.monotonic()
         self._bar.start()
 
     def advance(self, status: str) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
+        if self._bar is None:
+            return
+        self._counts[status] = self._counts.get(status, 0) + 1
+        done = sum(self._counts.values())
+        elapsed = max(time.monotonic() - self._began, 1e-6)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self._counts.items()))
+        self._bar.update(self._task, advance=1, rate=f"{done / elapsed:.0f} msg/s", counts=counts)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -47,8 +73,8 @@ class _Bar:
 
 
 @contextmanager
-def _progress() -> Iterator[_Bar]:
-    bar = _Bar()
+def _progress(*, quiet: bool = False) -> Iterator[_Bar]:
+    bar = _Bar(quiet=quiet)
     try:
         yield bar
     finally:
@@ -59,10 +85,10 @@ def _summary_line(summary: Summary) -> str:
     return summary.counts_line() + (f"; {summary.stopped}" if summary.stopped else "")
 
 
-def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
+def send_now(app_ctx: AppContext, mailing_id: int, *, quiet: bool = False) -> Summary:
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
-    with _progress() as bar:
+    with _progress(quiet=quiet) as bar:
         return delivery.send_now(
             engine=app_ctx.engine,
             settings=app_ctx.settings,
@@ -98,6 +124,9 @@ def send(
     ctx: typer.Context,
     mailing_id: Annotated[int, typer.Argument(help="Mailing id.")],
     as_json: JsonOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar on a terminal.")
+    ] = False,
 ) -> None:
     """Send a mailing's due run now; a run not yet due is brought forward.
 
@@ -106,7 +135,7 @@ def send(
 
     Example: mailctl mailing send 4
     """
-    summary = send_now(app_context(ctx), mailing_id)
+    summary = send_now(app_context(ctx), mailing_id, quiet=quiet)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     note(f"mailing {mailing_id}: {_summary_line(summary)}")

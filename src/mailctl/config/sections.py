@@ -100,6 +100,15 @@ class SmtpSettings:
     # Never empty: a lone [smtp] section is servers[0].
     servers: tuple[SmtpServer, ...]
 
+    @property
+    def lanes(self) -> int:
+        """Connections one sender keeps busy at once: enough to fill the priority tier with
+        the most (failover to another tier keeps every lane useful)."""
+        tiers: dict[int, int] = {}
+        for server in self.servers:
+            tiers[server.priority] = tiers.get(server.priority, 0) + server.connections
+        return max(tiers.values())
+
 
 @dataclass(frozen=True)
 class SchedulerSettings:

@@ -14,26 +14,34 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
 from mailctl.db import utcnow
 from mailctl.sending import ledger
 from mailctl.sending.ledger import LedgerRow
-from mailctl.sending.policy import Summary
+from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.transport import Outcome
 
 # A recipient throttled this often in one pass waits for the next pass.
 MAX_THROTTLED = 5
 
-if TYPE_CHECKING:
-    from mailctl.sending.engine import Sender
+
+class Owner(Protocol):
+    """What the feed needs of its sender (engine.Sender), without importing it."""
+
+    worker: str
+    policy: Policy
+    stop: threading.Event
+    _breaker: Breaker
+
+    def _load_renderers(self, conn: Connection, rows: list[LedgerRow]) -> None: ...
 
 
 class Feed:
     def __init__(
-        self, sender: Sender, summary: Summary, *, mailing_id: int | None, started: datetime
+        self, sender: Owner, summary: Summary, *, mailing_id: int | None, started: datetime
     ) -> None:
         self.sender = sender
         self.summary = summary

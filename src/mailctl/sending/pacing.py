@@ -40,11 +40,12 @@ WINDOWS = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
 class QuotaReached(Exception):
     """A window's quota is used up: nothing more goes to this server until `until`."""
 
-    def __init__(self, server: str, window: str, limit: int, until: float) -> None:
+    def __init__(self, server: str, window: str, limit: int, until: float, length: float) -> None:
         self.server, self.window, self.limit, self.until = server, window, limit, until
+        self.length = length
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
         super().__init__(
-            f"the {window}ly quota of {limit} messages of {server} is reached; sending"
+            f"{server} has sent its quota of {limit} messages per {window}; sending"
             f" resumes at {when}"
         )
 
@@ -93,7 +94,7 @@ class SharedLimit:
                 current = getattr(row, f"{window}_start") == opened
                 used = getattr(row, f"{window}_count") if current else 0
                 if used >= limit:
-                    raise QuotaReached(self.name, window, limit, opened + length)
+                    raise QuotaReached(self.name, window, limit, opened + length, length)
                 values[f"{window}_start"] = opened
                 values[f"{window}_count"] = used + 1
             if self.per_second:

@@ -45,14 +45,6 @@ QUOTA_WAIT = 2.0
 S = SmtpServerState.__table__.c  # type: ignore[attr-defined]
 
 
-def lanes_for(servers: tuple[SmtpServer, ...]) -> int:
-    """Lanes enough to fill the busiest priority tier: failover keeps every lane useful."""
-    tiers: dict[int, int] = {}
-    for server in servers:
-        tiers[server.priority] = tiers.get(server.priority, 0) + server.connections
-    return max(tiers.values())
-
-
 @dataclass
 class ServerState:
     server: SmtpServer
@@ -83,7 +75,7 @@ class Pool:
         window = settings.test_period_seconds
         self.states = [ServerState(s, SharedLimit.of(s, window)) for s in servers]
         # An outbox is a folder: one lane writes as fast as several would.
-        self.lanes = lanes_for(servers) if self.smtp else 1
+        self.lanes = settings.smtp.lanes if self.smtp else 1
         self.breaker = max(1, settings.delivery.circuit_breaker)
         self._cond = threading.Condition()
         self._tickets = 0
@@ -254,7 +246,7 @@ class Lane:
                         self._wait(state.limit.reserve(self.conn))
                     self._wait(state.throttle.wait())
                 except QuotaReached as exc:
-                    if exc.until - time.time() <= QUOTA_WAIT:
+                    if exc.until - time.time() <= min(QUOTA_WAIT, exc.length / 10):
                         self._wait(exc.until - time.time())  # the window opens in a moment
                         continue
                     quota = exc

@@ -382,7 +382,14 @@ class SmtpTransport:
         commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
         if conn.does_esmtp and conn.has_extn("pipelining"):
             conn.send("".join(f"{c}\r\n" for c in commands))
-            return conn.getreply(), conn.getreply(), conn.getreply()
+            # A 421 closes the connection: the replies after it never come.
+            mail = conn.getreply()
+            if mail[0] == 421:
+                return mail, None, None
+            rcpt = conn.getreply()
+            if rcpt[0] == 421:
+                return mail, rcpt, None
+            return mail, rcpt, conn.getreply()
         mail = conn.docmd(commands[0])
         if mail[0] != 250:
             return mail, None, None
