@@ -208,3 +208,33 @@ def test_a_clock_is_never_made_up() -> None:
         mailings.add_mailing(session=None, actor=None, message_id=1, start=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="clock"):
         delivery.run_pass(engine=None, settings=None, worker="w")  # type: ignore[call-arg,arg-type]
+
+
+def test_servers_have_names_of_their_own_and_unique(tmp_path: Path) -> None:
+    from mailctl.config import load_settings
+    from mailctl.errors import ConfigError
+
+    config = tmp_path / "named.toml"
+    config.write_text(
+        '[smtp]\nname = "shorthand"\nrate_per_second = 5\n'
+        '[[smtp.servers]]\nname = "eu"\nhost = "eu.example.com"\nconnections = 8\n'
+        '[[smtp.servers]]\nhost = "us.example.com"\nport = 587\npriority = 1\n'
+    )
+    settings = load_settings(config, env={})
+    eu, us = settings.smtp.servers
+    # A listed server never takes [smtp]'s name; unnamed, it is HOST:PORT.
+    assert (eu.name, us.name) == ("eu", "us.example.com:587")
+    assert eu.rate_per_second == us.rate_per_second == 5.0  # limits are inherited, per server
+    assert settings.smtp.lanes == 8  # the tier with the most connections
+    rows = {r.key: r for r in settings.effective()}
+    assert rows["smtp.servers[1].name"].value == "us.example.com:587"
+    assert rows["smtp.servers[1].name"].source == "derived"
+
+    config.write_text(
+        '[[smtp.servers]]\nname = "a"\nhost = "x"\n[[smtp.servers]]\nname = "a"\nhost = "y"\n'
+    )
+    with pytest.raises(ConfigError, match="both called 'a'"):
+        load_settings(config, env={})
+    config.write_text("[[smtp.servers]]\nconnections = 0\n")
+    with pytest.raises(ConfigError, match="connections must be at least 1"):
+        load_settings(config, env={})

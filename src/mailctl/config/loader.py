@@ -135,6 +135,12 @@ class Settings:
             for index, (own, own_sources) in enumerate(self._layers.items.get(section, [])):
                 for key in SCHEMA[section]:
                     inherited = key not in own
+                    if section == "smtp" and key == "name" and inherited:  # never inherited
+                        derived = self.smtp.servers[index].name
+                        rows.append(
+                            Effective(f"{section}.{name}[{index}].name", derived, "derived", None)
+                        )
+                        continue
                     rows.append(
                         Effective(
                             f"{section}.{name}[{index}].{key}",

@@ -8,9 +8,10 @@ the previous one, and its sender waits for it; so sends are spread evenly, never
 top of a second. Per minute, hour and day it counts messages in the current UTC window; a full
 window is a quota reached, and the pass waits for the next window instead of failing anyone.
 
-`limits` and `pyrate-limiter` were looked at: their shared backends are Redis, Memcached,
-MongoDB or one SQLite file (pyrate-limiter), none of them PostgreSQL, and mailctl must not
-need another server; so the schedule lives in the database every sender already shares.
+`limits` shares state only through Redis, Memcached, MongoDB or etcd; `pyrate-limiter`'s
+SQLite and PostgreSQL buckets bring their own drivers and connections, log a row per message
+and answer "try again" instead of booking a start (README, "Relays"). So the schedule is one
+row per server in the database every sender already shares, on mailctl's own engine.
 
 `Throttle` is the answer to a server saying "slow down" (421, 451 4.7.x, 454 4.7.0): the
 rate toward that server, in this process, is halved at each such reply and grows again by one
