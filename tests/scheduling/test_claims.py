@@ -15,8 +15,8 @@ from mailctl.scheduling.passes import clock_of
 from mailctl.sending.engine import Policy, Sender, claim_batch, recover_stale, release
 from mailctl.sending.transport import SENT, Outcome
 from mailctl.services import runs
-
-from .conftest import World, delivery_states
+from tests.support.ledger import delivery_states
+from tests.support.world import World
 
 
 def _runs(engine: Engine, mailing_id: int) -> int:

@@ -23,22 +23,16 @@ from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, Mailing, MailingClient, MailingRun
 from mailctl.scheduling import heartbeat
 from mailctl.scheduling.daemon import Daemon
-
-from .conftest import (
-    DELIVERY_TIMEOUT,
-    START_TIMEOUT,
-    World,
-    daemon_ready,
+from tests.support.ledger import (
     delivery_states,
-    free_port,
-    later,
     mailing_row,
     runs_of,
     sent_per_client,
-    smtp_env,
-    wait_for,
     worker_rows,
 )
+from tests.support.procs import DELIVERY_TIMEOUT, START_TIMEOUT, daemon_ready, later, wait_for
+from tests.support.smtp import free_port, smtp_env
+from tests.support.world import World
 
 # -- the daemon in-process --------------------------------------------------------------------
 
@@ -65,6 +59,8 @@ def test_wakes_at_the_next_due_time_or_after_a_tick(settings, engine: Engine) ->
 def test_next_due_is_the_earliest_run_or_retry_of_enabled_mailings(
     engine: Engine, world: World
 ) -> None:
+    assert heartbeat.next_due(engine) == world.start  # the roles' own mailings
+    world.pause_own_mailings()
     assert heartbeat.next_due(engine) is None
     run_at = later(3600)
     first, _ = world.mailing(2, start=run_at)
@@ -144,8 +140,10 @@ def test_run_delivers_heartbeats_and_stops_cleanly(settings, engine: Engine, wor
 
 
 def test_status_shows_heartbeats_next_runs_and_waiting_counts(
-    cli, engine: Engine, world: World
+    bare_cli, engine: Engine, world: World
 ) -> None:  # type: ignore[no-untyped-def]
+    cli = bare_cli  # as the world's admin
+    world.pause_own_mailings()
     future, _ = world.mailing(2, start=later(3600))
     now = utcnow()
     heartbeat.beat(engine, worker="daemon:alive:1", kind="daemon", now=now)

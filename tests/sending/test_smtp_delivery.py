@@ -7,7 +7,8 @@ import email.policy
 import json
 from typing import Any
 
-from sending.conftest import Sink, attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.smtp import Sink
 
 CLIENTS = [
     ("ann@example.com", "Ann Lee"),

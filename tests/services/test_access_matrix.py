@@ -19,9 +19,8 @@ from sqlmodel import Session
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, NotFound
 from mailctl.models import Client, Mailing, Message, User
-from mailctl.services import blog, clients, mailings, messages, users
-
-from .conftest import ACTORS, World, snapshot
+from mailctl.services import accounts, blog, clients, mailings, messages, users
+from tests.support.world import ACTORS, World, snapshot
 
 OK, NF, FB = "ok", "notfound", "forbidden"
 
@@ -219,7 +218,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), user_id=c.actor.id or 0, new_password=NEW_PASSWORD
     ),
     "delete_user": lambda c: users.delete_user(**c.kw(), user_id=c.subject_id),
-    "end_sessions": lambda c: users.end_sessions(**c.kw()),
+    "end_sessions": lambda c: accounts.end_sessions(**c.kw()),
     "add_post": lambda c: blog.add_post(**c.kw(), title="New", content="Text"),
     "list_posts": lambda c: blog.list_posts(**c.kw()),
     "count_posts": lambda c: blog.count_posts(**c.kw()),

@@ -14,8 +14,7 @@ from mailctl.errors import Conflict, Invalid
 from mailctl.models import Mailing
 from mailctl.services import blog, clients, mailings, messages, users
 from mailctl.services.validation import clean_email, clean_text
-
-from .conftest import World
+from tests.support.world import World
 
 LONG = "x" * 64
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlmodel import Session, SQLModel
 
 from mailctl.errors import Forbidden, NotFound
-from mailctl.models import Role, User
+from mailctl.models import Mailing, Role, User
 
 T = TypeVar("T", bound=SQLModel)
 
 CONTENT_ROLES = (Role.user.value, Role.admin.value)  # own clients, messages, mailings
 OVERSIGHT_ROLES = (Role.manager.value, Role.admin.value)  # all mailings read-only, users
 EDITOR_ROLES = (Role.editor.value, Role.admin.value)  # blog
+VIEW_ROLES = CONTENT_ROLES + OVERSIGHT_ROLES  # who sees mailings (their own, or all)
 
 
 def ensure_active(actor: User) -> None:
@@ -49,3 +51,68 @@ def get_visible(
     ):
         raise NotFound(f"{noun} {obj_id} not found")
     return obj
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the actor may do, for pages to offer only what works. Computed from the rules the
+    services enforce (the same role tables); the services still refuse everything else."""
+
+    actor: User | None
+
+    def _is(self, roles: tuple[str, ...]) -> bool:
+        return self.actor is not None and self.actor.is_active and self.actor.role in roles
+
+    @property
+    def can_edit_content(self) -> bool:
+        """Clients, messages and mailings of one's own (an admin: anyone's)."""
+        return self._is(CONTENT_ROLES)
+
+    @property
+    def can_view_mailings(self) -> bool:
+        return self._is(VIEW_ROLES)
+
+    @property
+    def can_manage_users(self) -> bool:
+        """The users list, blocking and unblocking."""
+        return self._is(OVERSIGHT_ROLES)
+
+    @property
+    def can_set_roles(self) -> bool:
+        return self._is((Role.admin.value,))
+
+    @property
+    def can_edit_blog(self) -> bool:
+        return self._is(EDITOR_ROLES)
+
+    def _sees(self, mailing: Mailing, *, oversight: bool) -> bool:
+        actor = self.actor
+        return actor is not None and (
+            sees_everything(actor, oversight=oversight) or mailing.owner_id == actor.id
+        )
+
+    def can_edit_mailing(self, mailing: Mailing) -> bool:
+        """Edit, delete, send by hand: the owner or an admin, never a manager."""
+        return self.can_edit_content and self._sees(mailing, oversight=False)
+
+    def can_send_mailing(self, mailing: Mailing) -> bool:
+        return self.can_edit_mailing(mailing) and mailing.is_enabled
+
+    def can_disable(self, mailing: Mailing) -> bool:
+        """Disable or re-enable: whoever may see the mailing (owner, any manager, any admin)."""
+        return self.can_view_mailings and self._sees(mailing, oversight=True)
+
+    def can_block(self, person: User) -> bool:
+        """Block or unblock `person`: managers and admins, never themselves; an admin's
+        account only an admin (set_blocked refuses a manager blocking an admin)."""
+        actor = self.actor
+        return (
+            self.can_manage_users
+            and actor is not None
+            and person.id != actor.id
+            and (person.role != Role.admin.value or actor.role == Role.admin.value)
+        )
+
+
+def capabilities(actor: User | None) -> Capabilities:
+    return Capabilities(actor)

@@ -27,6 +27,7 @@ from mailctl.scheduling.schedule import first_run, next_run_after
 from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
+    VIEW_ROLES,
     ensure_active,
     get_visible,
     owner_scope,
@@ -35,10 +36,10 @@ from mailctl.services.access import (
 )
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
+from mailctl.timeutil import to_local
 
 # A start this far in the past is a typo, not "now": refuse it.
 PAST_GRACE = timedelta(minutes=5)
-VIEW_ROLES = CONTENT_ROLES + OVERSIGHT_ROLES
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,15 @@ def recent_mailings(*, session: Session, actor: User, count: int = 5) -> Sequenc
     return cast(Sequence[Mailing], session.exec(newest).all())
 
 
+def _same_minute(new: datetime, old: datetime | None, tz: str) -> bool:
+    """Schedule times are typed to the minute on the zone's clock (the panel's fields, the
+    CLI's usual form): one in the stored time's minute is the stored time."""
+    if old is None:
+        return False
+    wall = [to_local(t, tz).replace(second=0, microsecond=0, tzinfo=None) for t in (new, old)]
+    return wall[0] == wall[1]
+
+
 def edit_mailing(
     *,
     session: Session,
@@ -342,9 +352,18 @@ def edit_mailing(
     clock: Clock = Clock(),
     now: datetime | None = None,
 ) -> Mailing:
+    """Change what is given; a value equal to the stored one changes nothing, so a form saved
+    as it was is accepted (an unchanged start that has passed is not "a start in the past")."""
     mailing = _editable(session, actor, mailing_id)
     now = now or utcnow()
     # Every check before the first change, so a refusal leaves the mailing as it was.
+    if start is not None and _same_minute(start, mailing.start_at, clock.tz):
+        start = None
+    if end is not None and _same_minute(end, mailing.end_at, clock.tz):
+        end = None
+    clear_end = clear_end and mailing.end_at is not None
+    if every is not None and _every(every) == mailing.every:
+        every = None
     schedule_changed = start is not None or end is not None or clear_end or every is not None
     new_start = start or mailing.start_at
     new_end = None if clear_end else (end or mailing.end_at)
@@ -352,13 +371,15 @@ def edit_mailing(
     if schedule_changed:
         _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
     message = None
-    if message_id is not None:
+    if message_id is not None and message_id != mailing.message_id:
         message = _message_of(session, actor, mailing.owner_id, message_id)
     ids = (
         _pick_clients(session, mailing.owner_id, client_ids, all_clients)
         if client_ids is not None or all_clients
         else None
     )
+    if ids is not None and set(ids) == set(mailing_client_ids(session=session, mailing=mailing)):
+        ids = None
     if message is not None:
         mailing.message_id = message.id or 0
     if ids is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,10 +13,14 @@ from sqlalchemy import func, tuple_, update
 from sqlmodel import Session, select
 
 from mailctl.errors import Invalid
-from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
+from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, Mailing, MailingRun, User
 from mailctl.services.mailings import get_mailing, require_sendable
+from mailctl.services.validation import ID_MAX
 
 LOG_STATUSES = tuple(s.value for s in DeliveryState if s.value not in ("pending", "sending"))
+LOG_PAGE = 50
+# Past this many attempts the log says "more than" instead of counting every row per page.
+LOG_COUNT_CAP = 10_000
 
 
 def _status(value: str | None) -> str | None:
@@ -64,6 +69,110 @@ def list_attempts(
     if limit is not None:
         stmt = stmt.limit(limit)
     return session.exec(stmt).all()
+
+
+Cursor = tuple[datetime, int]  # (attempted_at, id) of a row: where a page starts
+
+
+def parse_cursor(value: str) -> Cursor | None:
+    """A keyset cursor "ISO-TIME_ID" from a link; nonsense reads as none (the first page)."""
+    at, _, ident = value.rpartition("_")
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if when.tzinfo is None or not ident.isdigit() or int(ident) >= ID_MAX:
+        return None
+    return when, int(ident)
+
+
+def cursor_of(attempt: DeliveryAttempt) -> str:
+    return f"{attempt.attempted_at.isoformat()}_{attempt.id}"
+
+
+@dataclass(frozen=True)
+class AttemptsPage:
+    """One page of the attempts log, newest first, with the links to its neighbours.
+
+    A link is the query of the page it leads to (None: no such page). "older" and "newer"
+    carry a keyset cursor; the page number they carry is only for display."""
+
+    mailing: Mailing
+    attempts: list[DeliveryAttempt]
+    status: str | None
+    page: int
+    total: int  # counted up to count_cap + 1
+    count_cap: int
+    newest: dict[str, str] | None
+    newer: dict[str, str] | None
+    older: dict[str, str] | None
+
+    @property
+    def capped(self) -> bool:
+        return self.total > self.count_cap
+
+    @property
+    def pages(self) -> int | None:
+        return None if self.capped else max(1, math.ceil(self.total / LOG_PAGE))
+
+
+def attempts_page(
+    *,
+    session: Session,
+    actor: User,
+    mailing_id: int,
+    status: str | None = None,
+    page: int = 1,
+    before: str = "",
+    after: str = "",
+    count_cap: int = LOG_COUNT_CAP,
+) -> AttemptsPage:
+    """The log page a link asks for: `before` (older than a cursor), `after` (newer than
+    one), or a bare page number, counted by offset (from a typed or old link)."""
+    mailing = get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    older_than = parse_cursor(before)
+    newer_than = None if older_than else parse_cursor(after)
+    total = count_attempts(
+        session=session, actor=actor, mailing_id=mailing_id, status=status, cap=count_cap
+    )
+    rows = list(
+        list_attempts(
+            session=session,
+            actor=actor,
+            mailing_id=mailing_id,
+            status=status,
+            limit=LOG_PAGE + 1,  # one more tells whether the next page exists
+            offset=(page - 1) * LOG_PAGE,
+            older_than=older_than,
+            newer_than=newer_than,
+        )
+    )
+    extra = len(rows) > LOG_PAGE
+    if newer_than is not None:
+        # Fetched upwards from the cursor: the extra row is the newest one, in front.
+        rows = rows[1:] if extra else rows
+        has_older, at_newest = True, not extra
+    else:
+        rows = rows[:LOG_PAGE]
+        has_older, at_newest = extra, page == 1
+    if at_newest:
+        page = 1  # back at the newest rows: the page count restarts there
+    params = {"status": status} if status else {}
+    return AttemptsPage(
+        mailing=mailing,
+        attempts=rows,
+        status=status,
+        page=page,
+        total=total,
+        count_cap=count_cap,
+        newest={**params} if page > 1 else None,
+        newer={**params, "after": cursor_of(rows[0]), "page": str(page - 1)}
+        if rows and page > 1
+        else None,
+        older={**params, "before": cursor_of(rows[-1]), "page": str(page + 1)}
+        if rows and has_older
+        else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,22 +13,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Invalid, NotFound
-from mailctl.models import DeliveryAttempt, Mailing
+from mailctl.models import Mailing
 from mailctl.scheduling.passes import clock_of
 from mailctl.services import mailings as svc
 from mailctl.services import reports, runs
-from mailctl.services.access import CONTENT_ROLES
+from mailctl.services.access import capabilities
 from mailctl.services.reports import LOG_STATUSES
 from mailctl.timeutil import parse_when, to_local
 from mailctl.web.chart import localise, outcome_svg
-from mailctl.web.pages import MAX_ID, db, flash, int_or_404, page_args, redirect, render
+from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user, safe_next
-from mailctl.web.worker import worker_of
+from mailctl.web.state import panel
 
 PER_PAGE = 25
-# Past this many attempts the log says "more than" instead of counting every row per page.
-LOG_COUNT_CAP = 10_000
-LOG_PAGE = 50
 STATUSES = ("created", "started", "finished", "disabled")
 EVERY = (("once", "Once"), ("day", "Daily"), ("week", "Weekly"), ("month", "Monthly"))
 REFRESH_SECONDS = 3
@@ -46,7 +42,7 @@ def _local_input(value: datetime | None, tz: str) -> str:
 
 def _submit_if_due(request: Request, mailing: Mailing) -> bool:
     if mailing.id is not None and svc.is_due(mailing):
-        worker_of(request.app).submit(mailing.id)
+        panel(request).sender.submit(mailing.id)
         return True
     return False
 
@@ -56,7 +52,7 @@ def _submit_if_due(request: Request, mailing: Mailing) -> bool:
 
 async def dashboard(request: Request) -> Response:
     user = await require_user(request)
-    sees_mailings = user.role in svc.VIEW_ROLES
+    sees_mailings = capabilities(user).can_view_mailings
 
     def work(session: Session) -> dict[str, Any]:
         stats = svc.stats(session=session, actor=user)
@@ -71,7 +67,6 @@ async def dashboard(request: Request) -> Response:
         "user/dashboard.html",
         **data,
         sees_mailings=sees_mailings,
-        can_edit=user.role in CONTENT_ROLES,
         status_of=svc.display_status,
     )
 
@@ -104,7 +99,6 @@ async def mailing_list(request: Request) -> Response:
         status=status or "",
         statuses=STATUSES,
         page=page,
-        can_edit=user.role in CONTENT_ROLES,
         status_of=svc.display_status,
         every_names=dict(EVERY),
     )
@@ -171,7 +165,7 @@ def _render_form(
 
 async def mailing_new(request: Request) -> Response:
     user = await require_user(request)
-    settings = request.app.state.settings
+    settings = panel(request).settings
     tz = settings.timezone
     choices = _choices(
         await db(request, lambda s: svc.new_mailing_form(session=s, actor=user), readonly=True)
@@ -220,7 +214,7 @@ async def mailing_new(request: Request) -> Response:
 async def mailing_edit(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = _mailing_id(request)
-    settings = request.app.state.settings
+    settings = panel(request).settings
     tz = settings.timezone
 
     form = await db(
@@ -229,11 +223,11 @@ async def mailing_edit(request: Request) -> Response:
         readonly=True,
     )
     assert form.mailing is not None
-    mailing, current_ids, choices = form.mailing, form.client_ids, _choices(form)
+    mailing, choices = form.mailing, _choices(form)
     if request.method == "GET":
         values = FormValues(
             message_id=str(mailing.message_id),
-            client_ids=tuple(current_ids),
+            client_ids=tuple(form.client_ids),
             start=_local_input(mailing.start_at, tz),
             end=_local_input(mailing.end_at, tz),
             every=mailing.every,
@@ -241,32 +235,22 @@ async def mailing_edit(request: Request) -> Response:
         return _render_form(request, mailing=mailing, values=values, choices=choices)
 
     values = _read_form(await checked_form(request))
-    # Only what changed goes to the service: an unchanged start that has passed is not an error.
     try:
         message_id = _message_choice(values)
-        start = None
-        if values.start and values.start != _local_input(mailing.start_at, tz):
-            start = parse_when(values.start, tz)
-        end, clear_end = None, False
-        if not values.end:
-            clear_end = mailing.end_at is not None
-        elif values.end != _local_input(mailing.end_at, tz):
-            end = parse_when(values.end, tz)
-        client_ids = None
-        if not values.all_clients and set(values.client_ids) != set(current_ids):
-            client_ids = values.client_ids
+        start = parse_when(values.start, tz) if values.start else None  # blank: as it was
+        end = parse_when(values.end, tz) if values.end else None  # blank: no end
         updated = await db(
             request,
             lambda s: svc.edit_mailing(
                 session=s,
                 actor=user,
                 mailing_id=mailing_id,
-                message_id=message_id if message_id != mailing.message_id else None,
+                message_id=message_id,
                 start=start,
                 end=end,
-                clear_end=clear_end,
-                every=values.every if values.every != mailing.every else None,
-                client_ids=client_ids,
+                clear_end=end is None,
+                every=values.every,
+                client_ids=None if values.all_clients else values.client_ids,
                 all_clients=values.all_clients,
                 clock=clock_of(settings),
             ),
@@ -337,13 +321,13 @@ async def mailing_send(request: Request) -> Response:
                 session=s,
                 actor=user,
                 mailing_id=mailing_id,
-                clock=clock_of(request.app.state.settings),
+                clock=clock_of(panel(request).settings),
             ),
         )
     except Invalid as exc:
         flash(request, str(exc), "danger")
         return redirect(f"/mailings/{mailing_id}")
-    worker_of(request.app).submit(mailing_id)
+    panel(request).sender.submit(mailing_id)
     flash(request, "Sending has started; this page shows its progress.")
     return redirect(f"/mailings/{mailing_id}")
 
@@ -354,7 +338,7 @@ async def mailing_send(request: Request) -> Response:
 async def mailing_detail(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = _mailing_id(request)
-    tz = request.app.state.settings.timezone
+    tz = panel(request).settings.timezone
 
     def work(session: Session) -> dict[str, Any]:
         row = svc.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
@@ -381,7 +365,6 @@ async def mailing_detail(request: Request) -> Response:
         **data,
         chart=outcome_svg(localise(data["series"], tz)),
         status=svc.display_status(mailing),
-        can_edit=user.role in CONTENT_ROLES,
         refresh=REFRESH_SECONDS if busy else None,
         every_names=dict(EVERY),
     )
@@ -390,84 +373,39 @@ async def mailing_detail(request: Request) -> Response:
     return response
 
 
-def _cursor(value: str) -> tuple[datetime, int] | None:
-    """A keyset cursor "ISO-TIME_ID" from a link; nonsense reads as none (the first page)."""
-    at, _, ident = value.rpartition("_")
-    try:
-        when = datetime.fromisoformat(at)
-    except ValueError:
-        return None
-    if when.tzinfo is None or not ident.isdigit() or int(ident) >= MAX_ID:
-        return None
-    return when, int(ident)
-
-
-def cursor_of(attempt: DeliveryAttempt) -> str:
-    return f"{attempt.attempted_at.isoformat()}_{attempt.id}"
-
-
 async def mailing_attempts(request: Request) -> Response:
     """The attempts log: status filter, 50 a page, "older"/"newer" links carry a keyset cursor
     (a bare ?page=N, from a typed or old link, still works by offset)."""
     user = await require_user(request)
     mailing_id = _mailing_id(request)
-    status = request.query_params.get("status", "").strip() or None
-    page, limit, offset = page_args(request, LOG_PAGE)
-    older = _cursor(request.query_params.get("before", ""))
-    newer = None if older else _cursor(request.query_params.get("after", ""))
-
-    def work(session: Session) -> dict[str, Any]:
-        mailing = svc.get_mailing(session=session, actor=user, mailing_id=mailing_id)
-        total = reports.count_attempts(
-            session=session, actor=user, mailing_id=mailing_id, status=status, cap=LOG_COUNT_CAP
-        )
-        rows = reports.list_attempts(
-            session=session,
+    query = request.query_params
+    page, _limit, _offset = page_args(request, reports.LOG_PAGE)
+    log = await db(
+        request,
+        lambda s: reports.attempts_page(
+            session=s,
             actor=user,
             mailing_id=mailing_id,
-            status=status,
-            limit=limit + 1,  # one more tells whether the next page exists
-            offset=offset,
-            older_than=older,
-            newer_than=newer,
-        )
-        return {"mailing": mailing, "total": total, "attempts": list(rows)}
-
-    data = await db(request, work, readonly=True)
-    rows, extra = data["attempts"], len(data["attempts"]) > LOG_PAGE
-    if newer is not None:
-        # Fetched upwards from the cursor: the extra row is the newest one, in front.
-        rows = rows[1:] if extra else rows
-        has_older, at_newest = True, not extra
-    else:
-        rows = rows[:LOG_PAGE]
-        has_older, at_newest = extra, page == 1
-    if at_newest:
-        page = 1  # back at the newest rows: the page count restarts there
-    data["attempts"] = rows
-    capped = data["total"] > LOG_COUNT_CAP
-    pages = None if capped else max(1, math.ceil(data["total"] / LOG_PAGE))
-    params = {"status": status} if status else {}
-    links = {
-        "newest": {**params} if page > 1 else None,
-        "newer": {**params, "after": cursor_of(rows[0]), "page": page - 1}
-        if rows and page > 1
-        else None,
-        "older": {**params, "before": cursor_of(rows[-1]), "page": page + 1}
-        if rows and has_older
-        else None,
-    }
+            status=query.get("status", "").strip() or None,
+            page=page,
+            before=query.get("before", ""),
+            after=query.get("after", ""),
+        ),
+        readonly=True,
+    )
     return render(
         request,
         "user/mailing_attempts.html",
-        **data,
-        status=status or "",
+        mailing=log.mailing,
+        attempts=log.attempts,
+        total=log.total,
+        status=log.status or "",
         statuses=LOG_STATUSES,
-        page=page,
-        pages=pages,
-        capped=capped,
-        count_cap=LOG_COUNT_CAP,
-        links=links,
+        page=log.page,
+        pages=log.pages,
+        capped=log.capped,
+        count_cap=log.count_cap,
+        links={"newest": log.newest, "newer": log.newer, "older": log.older},
     )
 
 
