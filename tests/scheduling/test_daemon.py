@@ -338,7 +338,7 @@ def test_daemon_rides_out_a_mail_server_outage_while_the_cli_works(
         capture_output=True, text=True, timeout=START_TIMEOUT,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert [m["id"] for m in json.loads(listed.stdout)] == [mailing_id]
+    assert [m["id"] for m in json.loads(listed.stdout)] == [*world.mailings.values(), mailing_id]
     status = subprocess.run(
         [sys.executable, "-m", "mailctl", "status", "--json"],
         capture_output=True, text=True, timeout=START_TIMEOUT,
