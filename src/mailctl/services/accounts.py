@@ -28,6 +28,9 @@ from mailctl.tokens import sign, unsign
 LOGIN_FAILURES = 5  # wrong passwords for one address from one host, then a pause
 THROTTLE_SECONDS = 15 * 60
 MAILS_PER_WINDOW = 3  # verification / reset emails to one address per window
+_VERIFY = "verify"  # the purposes links are signed for: one never passes for another
+_RESET = "reset"
+_SPENT = "this link has already been used or is no longer valid"
 
 
 class Counters(Protocol):
@@ -169,11 +172,6 @@ def resend_verification(*, session: Session, links: Links, counters: Counters, e
     if allowed and user is not None and user.is_active and not user.is_verified:
         return Sent(address, _verification(links, user))
     return Sent(address, None)
-
-
-_VERIFY = "verify"
-_RESET = "reset"
-_SPENT = "this link has already been used or is no longer valid"
 
 
 def _fingerprint(password_hash: str) -> str:
