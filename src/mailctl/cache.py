@@ -45,7 +45,7 @@ class Cache:
             return compute()
         hit = self._cache.get(key, default=None)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return hit
         value = compute()
         self._cache.set(key, value, expire=self.ttl, tag=tag)
         return value

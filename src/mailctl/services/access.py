@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlmodel import Session, SQLModel
+from sqlalchemy import Select
+from sqlmodel import Session, col
 
 from mailctl.errors import Forbidden, NotFound
-from mailctl.models import Mailing, Role, User
+from mailctl.models import Client, Mailing, Message, Role, User
 
-T = TypeVar("T", bound=SQLModel)
+# What users own: each has an owner_id, and another user's is "not found".
+Owned = TypeVar("Owned", Client, Message, Mailing)
+# A select statement, of one entity or of several columns: filters keep its type.
+Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 CONTENT_ROLES = (Role.user.value, Role.admin.value)  # own clients, messages, mailings
 OVERSIGHT_ROLES = (Role.manager.value, Role.admin.value)  # all mailings read-only, users
@@ -34,22 +38,19 @@ def sees_everything(actor: User, *, oversight: bool = False) -> bool:
     return actor.role == Role.admin.value or (oversight and actor.role == Role.manager.value)
 
 
-def owner_scope(stmt: Any, model: type[SQLModel], actor: User, *, oversight: bool = False) -> Any:
+def owner_scope(stmt: Q, model: type[Owned], actor: User, *, oversight: bool = False) -> Q:
     if sees_everything(actor, oversight=oversight):
         return stmt
-    return stmt.where(model.owner_id == actor.id)  # type: ignore[attr-defined]
+    return stmt.where(col(model.owner_id) == actor.id)
 
 
 def get_visible(
-    session: Session, model: type[T], obj_id: int, actor: User, *, oversight: bool = False
-) -> T:
+    session: Session, model: type[Owned], obj_id: int, actor: User, *, oversight: bool = False
+) -> Owned:
     """The object if the actor may see it; NotFound otherwise, so nobody learns it exists."""
-    noun = model.__tablename__.rstrip("s").replace("_", " ")  # type: ignore[attr-defined]
     obj = session.get(model, obj_id)
-    if obj is None or not (
-        sees_everything(actor, oversight=oversight) or obj.owner_id == actor.id  # type: ignore[attr-defined]
-    ):
-        raise NotFound(f"{noun} {obj_id} not found")
+    if obj is None or not (sees_everything(actor, oversight=oversight) or obj.owner_id == actor.id):
+        raise NotFound(f"{model.__name__.lower()} {obj_id} not found")
     return obj
 
 

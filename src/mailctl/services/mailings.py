@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from mailctl.db import utcnow
 from mailctl.errors import Invalid, NotFound
@@ -28,6 +28,7 @@ from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
     VIEW_ROLES,
+    Q,
     ensure_active,
     get_visible,
     owner_scope,
@@ -73,7 +74,7 @@ def _owned_clients(session: Session, owner_id: int, client_ids: Sequence[int]) -
     wanted = sorted(set(client_ids))
     found = set(
         session.exec(
-            select(Client.id).where(Client.owner_id == owner_id, Client.id.in_(wanted))  # type: ignore[union-attr]
+            select(Client.id).where(Client.owner_id == owner_id, col(Client.id).in_(wanted))
         ).all()
     )
     missing = [i for i in wanted if i not in found]
@@ -86,12 +87,13 @@ def _pick_clients(
     session: Session, owner_id: int, client_ids: Sequence[int] | None, all_clients: bool
 ) -> list[int]:
     if all_clients:
-        ids = list(session.exec(select(Client.id).where(Client.owner_id == owner_id)).all())
+        found = session.exec(select(Client.id).where(Client.owner_id == owner_id)).all()
+        ids = [i for i in found if i is not None]
     else:
         ids = _owned_clients(session, owner_id, client_ids or [])
     if not ids:
         raise Invalid("a mailing needs at least one client")
-    return [i for i in ids if i is not None]
+    return ids
 
 
 def _message_of(session: Session, actor: User, owner_id: int, message_id: int) -> Message:
@@ -147,15 +149,15 @@ def is_due(mailing: Mailing, now: datetime | None = None) -> bool:
     )
 
 
-def _listing(stmt, actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
+def _listing(stmt: Q, actor: User, status: str | None, limit: int | None, offset: int) -> Q:
     """`stmt` (a select over Mailing) narrowed to what list_mailings shows, in its order."""
     require_role(actor, VIEW_ROLES, "see mailings")
-    stmt = owner_scope(stmt, Mailing, actor, oversight=True).order_by(Mailing.id)
+    stmt = owner_scope(stmt, Mailing, actor, oversight=True).order_by(col(Mailing.id))
     if status == "disabled":
-        stmt = stmt.where(Mailing.is_enabled == False)  # noqa: E712
+        stmt = stmt.where(col(Mailing.is_enabled) == False)  # noqa: E712
     elif status:
         try:
-            stmt = stmt.where(Mailing.status == MailingStatus(status).value)
+            stmt = stmt.where(col(Mailing.status) == MailingStatus(status).value)
         except ValueError:
             raise Invalid(
                 f"unknown status {status!r}: use created, started, finished or disabled"
@@ -193,8 +195,8 @@ def client_counts(*, session: Session, mailing_ids: Iterable[int]) -> dict[int, 
         return {}
     rows = session.exec(
         select(MailingClient.mailing_id, func.count())
-        .where(MailingClient.mailing_id.in_(ids))  # type: ignore[attr-defined]
-        .group_by(MailingClient.mailing_id)  # type: ignore[arg-type]
+        .where(col(MailingClient.mailing_id).in_(ids))
+        .group_by(col(MailingClient.mailing_id))
     ).all()
     return {i: 0 for i in ids} | {mailing_id: count for mailing_id, count in rows}
 
@@ -218,11 +220,13 @@ def _rows(
     ]
 
 
-def _with_names(actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
+def _with_names(
+    actor: User, status: str | None, limit: int | None, offset: int
+) -> Select[Mailing, str, str]:  # str | None, with the outer joins
     stmt = (
         select(Mailing, Message.subject, User.email)
-        .outerjoin(Message, Message.id == Mailing.message_id)  # type: ignore[arg-type]
-        .outerjoin(User, User.id == Mailing.owner_id)  # type: ignore[arg-type]
+        .outerjoin(Message, col(Message.id) == Mailing.message_id)
+        .outerjoin(User, col(User.id) == Mailing.owner_id)
     )
     return _listing(stmt, actor, status, limit, offset)
 
@@ -272,7 +276,7 @@ def mailing_client_ids(*, session: Session, mailing: Mailing) -> list[int]:
         session.exec(
             select(MailingClient.client_id)
             .where(MailingClient.mailing_id == mailing.id)
-            .order_by(MailingClient.client_id)  # type: ignore[arg-type]
+            .order_by(col(MailingClient.client_id))
         ).all()
     )
 
@@ -324,8 +328,8 @@ def recent_mailings(*, session: Session, actor: User, count: int = 5) -> Sequenc
     """The newest of the mailings list_mailings shows this actor, newest first."""
     require_role(actor, VIEW_ROLES, "see mailings")
     stmt = owner_scope(select(Mailing), Mailing, actor, oversight=True)
-    newest = stmt.order_by(Mailing.id.desc()).limit(count)  # type: ignore[union-attr]
-    return cast(Sequence[Mailing], session.exec(newest).all())
+    newest = stmt.order_by(col(Mailing.id).desc()).limit(count)
+    return session.exec(newest).all()
 
 
 def _same_minute(new: datetime, old: datetime | None, tz: str) -> bool:
@@ -383,7 +387,7 @@ def edit_mailing(
     if message is not None:
         mailing.message_id = message.id or 0
     if ids is not None:
-        session.exec(delete(MailingClient).where(MailingClient.mailing_id == mailing.id))  # type: ignore[call-overload]
+        session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing.id))
         session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
@@ -444,7 +448,7 @@ def refresh_status(session: Session, mailing: Mailing, now: datetime | None = No
     still_open = session.exec(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing.id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+        .where(Delivery.mailing_id == mailing.id, col(Delivery.state).in_(OPEN_STATES))
     ).one()
     if not still_open:
         mailing.status = MailingStatus.finished.value
@@ -474,8 +478,8 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
     unique = session.exec(
         select(func.count(func.distinct(Client.email_key)))
         .select_from(MailingClient)
-        .join(Client, Client.id == MailingClient.client_id)  # type: ignore[arg-type]
-        .join(Mailing, Mailing.id == MailingClient.mailing_id)  # type: ignore[arg-type]
+        .join(Client, col(Client.id) == MailingClient.client_id)
+        .join(Mailing, col(Mailing.id) == MailingClient.mailing_id)
         .where(scope)
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)

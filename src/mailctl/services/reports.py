@@ -8,10 +8,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import func, tuple_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from mailctl.db import rowcount
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, Mailing, MailingRun, User
 from mailctl.services.mailings import get_mailing, require_sendable
@@ -57,8 +59,8 @@ def list_attempts(
     stmt = select(a).where(a.mailing_id == mailing_id)
     if (wanted := _status(status)) is not None:
         stmt = stmt.where(a.status == wanted)
-    ascending = (a.attempted_at, a.id)
-    descending = (a.attempted_at.desc(), a.id.desc())  # type: ignore[attr-defined,union-attr]
+    ascending = (col(a.attempted_at), col(a.id))
+    descending = (col(a.attempted_at).desc(), col(a.id).desc())
     if newer_than is not None:
         stmt = stmt.where(key > tuple_(*newer_than)).order_by(*ascending)
         rows = list(session.exec(stmt.limit(limit)).all())
@@ -187,7 +189,7 @@ def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20
     latest = session.exec(
         select(MailingRun)
         .where(MailingRun.mailing_id == mailing_id)
-        .order_by(MailingRun.id.desc())  # type: ignore[union-attr]
+        .order_by(col(MailingRun.id).desc())
         .limit(limit)
     ).all()
     ids = [r.id for r in latest if r.id is not None]
@@ -195,8 +197,8 @@ def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20
     if ids:
         for run_id, state, n in session.exec(
             select(Delivery.run_id, Delivery.state, func.count())
-            .where(Delivery.mailing_id == mailing_id, Delivery.run_id.in_(ids))  # type: ignore[attr-defined]
-            .group_by(Delivery.run_id, Delivery.state)
+            .where(Delivery.mailing_id == mailing_id, col(Delivery.run_id).in_(ids))
+            .group_by(col(Delivery.run_id), col(Delivery.state))
         ).all():
             counts[run_id][state] = n
     return [RunRow(run=r, counts=counts.get(r.id or 0, {})) for r in latest]
@@ -262,7 +264,7 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
     last_error = session.exec(
         select(DeliveryAttempt)
         .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != "sent")
-        .order_by(DeliveryAttempt.id.desc())  # type: ignore[union-attr]
+        .order_by(col(DeliveryAttempt.id).desc())
         .limit(1)
     ).first()
     runs = session.exec(
@@ -307,11 +309,11 @@ def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = F
     states = ["deferred"] + (["unknown"] if unknown else [])
     result = session.execute(
         update(Delivery)
-        .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(states))  # type: ignore[attr-defined]
+        .where(col(Delivery.mailing_id) == mailing_id, col(Delivery.state).in_(states))
         .values(state="pending", next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def outcome_series(
@@ -319,21 +321,23 @@ def outcome_series(
 ) -> list[tuple[str, dict[str, int]]]:
     """Attempts per status per hour (per day past two days), counted by the database."""
     get_mailing(session=session, actor=actor, mailing_id=mailing_id)
-    where = DeliveryAttempt.mailing_id == mailing_id
-    first, last = session.exec(
+    where = col(DeliveryAttempt.mailing_id) == mailing_id
+    bounds = session.exec(
         select(
             func.min(DeliveryAttempt.attempted_at), func.max(DeliveryAttempt.attempted_at)
         ).where(where)
     ).one()
+    # MIN and MAX over no rows are NULL: a mailing without attempts has no bounds.
+    first, last = cast(tuple[datetime | None, datetime | None], tuple(bounds))
     if first is None or last is None:
         return []
     daily = last - first > timedelta(days=2)
-    col = DeliveryAttempt.attempted_at
+    at = DeliveryAttempt.attempted_at
     if session.get_bind().dialect.name == "sqlite":
-        bucket = func.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:00", col)
+        bucket = func.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:00", at)
     else:
         bucket = func.to_char(
-            func.date_trunc("day" if daily else "hour", func.timezone("UTC", col)),
+            func.date_trunc("day" if daily else "hour", func.timezone("UTC", at)),
             "YYYY-MM-DD" if daily else "YYYY-MM-DD HH24:00",
         )
     series: dict[str, dict[str, int]] = {}
@@ -351,5 +355,5 @@ def open_count(*, session: Session, mailing_id: int) -> int:
     return session.exec(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(("pending", "deferred")))  # type: ignore[attr-defined]
+        .where(Delivery.mailing_id == mailing_id, col(Delivery.state).in_(("pending", "deferred")))
     ).one()

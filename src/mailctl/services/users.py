@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.errors import Conflict, Forbidden, Invalid, NotFound
 from mailctl.models import Mailing, Role, User
-from mailctl.services.access import OVERSIGHT_ROLES, ensure_active, require_role
+from mailctl.services.access import OVERSIGHT_ROLES, Q, ensure_active, require_role
 from mailctl.services.passwords import hash_password, verify_password
 from mailctl.services.validation import clean_email, clean_text
 
@@ -66,7 +66,7 @@ def create_first_admin(*, session: Session, email: str, password: str) -> User:
 
 def first_admin(*, session: Session) -> User:
     user = session.exec(
-        select(User).where(User.role == Role.admin.value).order_by(User.id)  # type: ignore[arg-type]
+        select(User).where(User.role == Role.admin.value).order_by(col(User.id))
     ).first()
     if user is None:
         raise NotFound("no admin exists: run `mailctl init --admin EMAIL`")
@@ -102,14 +102,12 @@ def add_user(
     )
 
 
-def _user_filters(stmt, search: str | None, role: str | None):  # type: ignore[no-untyped-def]
+def _user_filters(stmt: Q, search: str | None, role: str | None) -> Q:
     if search:
         like = f"%{search.lower()}%"
-        stmt = stmt.where(
-            User.email.like(like) | func.lower(User.full_name).like(like)  # type: ignore[attr-defined]
-        )
+        stmt = stmt.where(col(User.email).like(like) | func.lower(User.full_name).like(like))
     if role:
-        stmt = stmt.where(User.role == _role(role))
+        stmt = stmt.where(col(User.role) == _role(role))
     return stmt
 
 
@@ -123,7 +121,7 @@ def list_users(
     offset: int = 0,
 ) -> Sequence[User]:
     require_role(actor, OVERSIGHT_ROLES, "list users")
-    stmt = _user_filters(select(User), search, role).order_by(User.id)
+    stmt = _user_filters(select(User), search, role).order_by(col(User.id))
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     return session.exec(stmt).all()
@@ -264,5 +262,5 @@ def delete_user(*, session: Session, actor: User, user_id: int) -> None:
     _guard_last_admin(session, user, "delete")
     # Mailings first: their message link is RESTRICT, which PostgreSQL checks row by row while
     # cascading from the user, so the order of that cascade must not matter.
-    session.exec(delete(Mailing).where(Mailing.owner_id == user.id))  # type: ignore[call-overload]
+    session.execute(delete(Mailing).where(col(Mailing.owner_id) == user.id))
     session.delete(user)

@@ -63,7 +63,7 @@ def _load_user(engine: Any, uid: int, version: int) -> User | None:
 async def current_user(request: Request) -> User | None:
     """The logged-in user, or None; a blocked user or an ended session is logged out here."""
     if "user" in request.scope:
-        return request.scope["user"]  # type: ignore[no-any-return]
+        return request.scope["user"]
     uid, version = request.session.get("uid"), request.session.get("sv")
     user = None
     if isinstance(uid, int) and isinstance(version, int):
