@@ -66,7 +66,6 @@ async def dashboard(request: Request) -> Response:
         request,
         "user/dashboard.html",
         **data,
-        sees_mailings=sees_mailings,
         status_of=svc.display_status,
     )
 
