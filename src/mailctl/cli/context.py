@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import typer
 from sqlalchemy.engine import Engine
@@ -13,6 +14,9 @@ from sqlmodel import Session
 from mailctl.config import Settings, load_settings
 from mailctl.db import make_engine, session_scope
 from mailctl.models import User
+
+if TYPE_CHECKING:
+    from mailctl.services.mailings import Clock
 
 
 class AppContext:
@@ -47,8 +51,8 @@ class AppContext:
         return self.settings.timezone
 
     @property
-    def clock(self):  # type: ignore[no-untyped-def]
-        from mailctl.services.mailings import Clock
+    def clock(self) -> Clock:
+        from mailctl.services.mailings import Clock  # services load with the first command
 
         return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
 

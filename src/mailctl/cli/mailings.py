@@ -110,11 +110,8 @@ def add(
     mailing_id = mailing.id or 0
     note(f"added mailing {mailing_id}")
     typer.echo(mailing_id)
-    try:
-        from mailctl.cli.delivery import after_create  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        note("stored")
-        return
+    from mailctl.cli.delivery import after_create  # with the sender, only when one is added
+
     after_create(ctx, mailing_id, no_send=no_send)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
-from mailctl.db import session_scope, utcnow
+from mailctl.db import rowcount, session_scope, utcnow
 from mailctl.models import Delivery, Mailing, Worker
 
 RUNNING = "running"
@@ -57,9 +57,9 @@ def prune(engine: Engine, *, kind: str, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - KEEP_FOR
     with session_scope(engine) as session:
         result = session.execute(
-            delete(Worker).where(Worker.kind == kind, Worker.seen_at < cutoff)  # type: ignore[arg-type]
+            delete(Worker).where(col(Worker.kind) == kind, col(Worker.seen_at) < cutoff)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return rowcount(result)
 
 
 def next_due(engine: Engine) -> datetime | None:
@@ -68,15 +68,15 @@ def next_due(engine: Engine) -> datetime | None:
         run_at = session.execute(
             select(func.min(Mailing.next_run_at)).where(
                 Mailing.is_enabled == True,  # noqa: E712
-                Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
+                col(Mailing.next_run_at).is_not(None),
             )
         ).scalar_one()
         retry_at = session.execute(
             select(func.min(Delivery.next_attempt_at))
-            .join(Mailing, Mailing.id == Delivery.mailing_id)  # type: ignore[arg-type]
+            .join(Mailing, col(Mailing.id) == Delivery.mailing_id)
             .where(
                 Delivery.state == "deferred",
-                Delivery.next_attempt_at.is_not(None),  # type: ignore[union-attr]
+                col(Delivery.next_attempt_at).is_not(None),
                 Mailing.is_enabled == True,  # noqa: E712
             )
         ).scalar_one()
@@ -121,7 +121,7 @@ def status(
                 "stale": w.state == RUNNING and now - w.seen_at > stale,
             }
             for w in session.execute(
-                select(Worker).order_by(Worker.seen_at.desc()).limit(limit)  # type: ignore[attr-defined]
+                select(Worker).order_by(col(Worker.seen_at).desc()).limit(limit)
             ).scalars()
         ]
         next_runs = [
@@ -135,9 +135,9 @@ def status(
                 select(Mailing.id, Mailing.next_run_at, Mailing.every)
                 .where(
                     Mailing.is_enabled == True,  # noqa: E712
-                    Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
+                    col(Mailing.next_run_at).is_not(None),
                 )
-                .order_by(Mailing.next_run_at, Mailing.id)  # type: ignore[arg-type]
+                .order_by(col(Mailing.next_run_at), col(Mailing.id))
                 .limit(limit)
             )
         ]
@@ -149,8 +149,8 @@ def status(
                 func.count(),
                 func.min(Delivery.next_attempt_at),
             )
-            .where(Delivery.state.in_(WAITING_STATES))  # type: ignore[attr-defined]
-            .group_by(Delivery.mailing_id, Delivery.state)  # type: ignore[arg-type]
+            .where(col(Delivery.state).in_(WAITING_STATES))
+            .group_by(col(Delivery.mailing_id), col(Delivery.state))
         ):
             row = per_mailing.setdefault(
                 mailing_id,

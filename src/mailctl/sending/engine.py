@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col
 
 from mailctl.config import Settings
 from mailctl.db import dbapi_cursor, raw_write, utcnow
@@ -39,9 +40,9 @@ from mailctl.sending.transport import (
 )
 from mailctl.tokens import sign
 
-DT = Delivery.__table__  # type: ignore[attr-defined]
+DT = Delivery.metadata.tables["deliveries"]
 D = DT.c
-A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+A = DeliveryAttempt.metadata.tables["delivery_attempts"]
 SKIPPED = "skipped"
 CLAIMABLE = ("pending", "deferred")
 
@@ -135,11 +136,15 @@ class _UnsubscribeLinks:
 
     def __init__(self, policy: Policy) -> None:
         from itsdangerous import URLSafeTimedSerializer
+        from itsdangerous.signer import HMACAlgorithm
 
         serializer = URLSafeTimedSerializer(policy.secret, salt="mailctl.unsubscribe")
         self._signer = serializer.make_signer()
         self._key = self._signer.derive_key()
-        self._digest = self._signer.algorithm.digest_method  # type: ignore[attr-defined]
+        algorithm = self._signer.algorithm
+        if not isinstance(algorithm, HMACAlgorithm):  # itsdangerous' default; the token needs it
+            raise TypeError("unsubscribe links are signed with HMAC")
+        self._digest = algorithm.digest_method
         self._prefix = f"{policy.base_url}/unsubscribe/"
         self._second = -1
         self._stamp = b""
@@ -328,12 +333,12 @@ def claim_batch(
     """
     due = (
         select(D.id)
-        .join(Mailing, Mailing.id == Delivery.mailing_id)  # type: ignore[arg-type]
+        .join(Mailing, col(Mailing.id) == D.mailing_id)
         .where(
             D.state.in_(CLAIMABLE),
             or_(D.next_attempt_at.is_(None), D.next_attempt_at <= now),
             or_(D.lease_until.is_(None), D.lease_until < now),
-            Mailing.is_enabled == True,  # type: ignore[arg-type]  # noqa: E712
+            col(Mailing.is_enabled) == True,  # noqa: E712
         )
         .order_by(D.id)
         .limit(policy.batch_size)
@@ -382,7 +387,7 @@ class _Row:
 
 def _load(conn: Connection, ids: list[int]) -> list[_Row]:
     stmt = (
-        select(  # type: ignore[call-overload]
+        select(
             D.id,
             D.run_id,
             D.mailing_id,
@@ -390,17 +395,17 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
             D.email,
             D.attempts,
             D.first_attempt_at,
-            Client.full_name,
-            Client.unsubscribed_at,
-            Message.id.label("message_id"),  # type: ignore[union-attr]
-            Message.subject,
-            Message.body,
-            Message.updated_at,
+            col(Client.full_name),
+            col(Client.unsubscribed_at),
+            col(Message.id).label("message_id"),
+            col(Message.subject),
+            col(Message.body),
+            col(Message.updated_at),
         )
         .select_from(Delivery)
-        .join(Mailing, Mailing.id == D.mailing_id)  # type: ignore[arg-type]
-        .join(Message, Message.id == Mailing.message_id)  # type: ignore[arg-type]
-        .outerjoin(Client, Client.id == D.client_id)  # type: ignore[arg-type]
+        .join(Mailing, col(Mailing.id) == D.mailing_id)
+        .join(Message, col(Message.id) == Mailing.message_id)
+        .outerjoin(Client, col(Client.id) == D.client_id)
         .where(D.id.in_(ids))
         .order_by(D.id)
     )
@@ -508,7 +513,7 @@ def _note_mailings(conn: Connection, mailing_ids: set[int], error: str | None) -
         return
     with conn.begin():
         conn.execute(
-            update(Mailing).where(Mailing.id.in_(mailing_ids)).values(last_error=error)  # type: ignore[union-attr]
+            update(Mailing).where(col(Mailing.id).in_(mailing_ids)).values(last_error=error)
         )
 
 
@@ -659,6 +664,7 @@ class Sender:
             pending = None
             if not marked:
                 continue
+            assert isinstance(prepared, bytes)  # an Outcome was recorded above, unmarked
             try:
                 outcome = self.transport.send(
                     sender=self.policy.from_address,

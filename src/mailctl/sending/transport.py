@@ -10,6 +10,7 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -161,7 +162,8 @@ class _Watchdog:
 class _WatchedSMTP(smtplib.SMTP):
     watchdog: _Watchdog | None = None
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
@@ -171,11 +173,17 @@ class _WatchedSMTP(smtplib.SMTP):
 class _WatchedSMTPSSL(smtplib.SMTP_SSL):
     watchdog: _Watchdog | None = None
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
         return sock
+
+
+# A line of the message that starts with a dot gets a second one (what smtplib's own, private
+# _quote_periods does).
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -323,7 +331,7 @@ class SmtpTransport:
                 return self._refused(code, reply, step)
             phase = "data"
             if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
-                data = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+                data = _LINE_START_DOT.sub(b"..", data)
             conn.send(data + b".\r\n")
             phase = "final"  # from here on the server may have the message
             if meanwhile is not None:
