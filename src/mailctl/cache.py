@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import diskcache
 
@@ -45,7 +45,7 @@ class Cache:
             return compute()
         hit = self._cache.get(key, default=None)
         if hit is not None:
-            return hit
+            return cast(T, hit)  # what compute() returned when it was stored
         value = compute()
         self._cache.set(key, value, expire=self.ttl, tag=tag)
         return value

@@ -28,22 +28,10 @@ from tests.support.browser import (
     SCREENSHOTS,
     START_TIMEOUT,
     Panel,
+    mailctl_cli,
 )
 from tests.support.env import PASSWORD
 from tests.support.smtp import free_port
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mailctl", *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"mailctl {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
 
 
 def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -78,9 +66,11 @@ def panel(mailctl_env: Path, tmp_path: Path) -> Iterator[Panel]:
             "MAILCTL_GENERAL_LOG_LEVEL": "WARNING",
         }
     )
-    _cli(env, "init", "--admin", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
+    mailctl_cli(env, "init", "--admin", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
     for address, role in ((MANAGER, "manager"), (EDITOR, "editor")):
-        _cli(env, "user", "add", address, "--role", role, "--password-stdin", stdin=PASSWORD + "\n")
+        mailctl_cli(
+            env, "user", "add", address, "--role", role, "--password-stdin", stdin=PASSWORD + "\n"
+        )
 
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

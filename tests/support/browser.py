@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -69,3 +71,17 @@ def link_in(message: EmailMessage, prefix: str) -> str:
     match = re.search(r"https?://[^/\s\"'<>]+" + re.escape(prefix) + r"[^\s\"'<>]*", text)
     assert match, f"no {prefix} link in: {text}"
     return match.group(0)
+
+
+def mailctl_cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
+    """`python -m mailctl ARGS` with this environment; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mailctl", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"mailctl {' '.join(args)} failed:\n{done.stdout}{done.stderr}"

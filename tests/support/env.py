@@ -73,7 +73,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
     from mailctl import migrations
     from mailctl.db import make_engine
 
-    eng = make_engine(settings)
+    eng = make_engine(settings, create=True)
     migrations.upgrade(eng)
     yield eng
     eng.dispose()

@@ -16,6 +16,7 @@ from mailctl.db import make_engine, session_scope
 from mailctl.models import User
 
 if TYPE_CHECKING:
+    from mailctl.sending.budget import RenderLimits
     from mailctl.services.mailings import Clock
 
 
@@ -28,16 +29,30 @@ class AppContext:
     def settings(self) -> Settings:
         return load_settings(self.config_path)
 
-    @cached_property
-    def raw_engine(self) -> Engine:
-        """The engine without the schema check, for `init` and `db`."""
+    _raw: Engine | None = None
+    _raw_creates = False
+
+    def open_engine(self, *, create: bool = False) -> Engine:
+        """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
+        demo) may make a SQLite database that is not there; any other command is told there
+        is none and writes nothing."""
         from mailctl.cache import drop_for_tables
         from mailctl.db import on_commit
 
-        engine = make_engine(self.settings)
+        if self._raw is not None and (self._raw_creates or not create):
+            return self._raw
+        if self._raw is not None:
+            self._raw.dispose()
+        engine = make_engine(self.settings, create=create)
         # A change from the shell shows on the panel at once, not after the cache lifetime.
         on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+        self._raw, self._raw_creates = engine, create
         return engine
+
+    @property
+    def raw_engine(self) -> Engine:
+        """The engine without the schema check, for `db current` and the daemon."""
+        return self.open_engine()
 
     @cached_property
     def engine(self) -> Engine:
@@ -45,6 +60,12 @@ class AppContext:
 
         require_current(self.raw_engine)
         return self.raw_engine
+
+    @cached_property
+    def render_limits(self) -> RenderLimits:
+        from mailctl.sending.budget import RenderLimits
+
+        return RenderLimits.from_settings(self.settings)
 
     @property
     def tz(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import xstatic.pkg.bootstrap as bootstrap
 from starlette.applications import Starlette
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from mailctl.cache import Cache
 from mailctl.config import Settings
@@ -21,10 +23,23 @@ from mailctl.db import make_engine, on_commit
 from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
 from mailctl.services.accounts import Links
+from mailctl.web.headers import SecurityHeaders
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
 from mailctl.web.state import PanelState, panel_of
 from mailctl.web.worker import BackgroundSender
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Panel(Starlette):
+    """The panel's app: its security headers wrap the whole stack, so that even the 500
+    page of Starlette's outermost error middleware carries them."""
+
+    hsts = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -62,10 +77,11 @@ def create_app(settings: Settings) -> Starlette:
         cache.close()
         engine.dispose()
 
-    app = Starlette(
+    app = Panel(
         routes=[
             *routes(),
             Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
             Middleware(
@@ -85,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.hsts = bool(settings.get("web", "secure_cookies"))
     app.state.panel = PanelState(
         settings=settings,
         engine=engine,

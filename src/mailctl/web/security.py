@@ -63,7 +63,8 @@ def _load_user(engine: Any, uid: int, version: int) -> User | None:
 async def current_user(request: Request) -> User | None:
     """The logged-in user, or None; a blocked user or an ended session is logged out here."""
     if "user" in request.scope:
-        return request.scope["user"]
+        known = request.scope["user"]  # looked up once per request
+        return known if isinstance(known, User) else None
     uid, version = request.session.get("uid"), request.session.get("sv")
     user = None
     if isinstance(uid, int) and isinstance(version, int):
