@@ -24,7 +24,7 @@ from mailctl.models import (
     MailingRun,
     User,
 )
-from mailctl.services import blog, clients, mailings, messages, reports, users
+from mailctl.services import blog, clients, mailing_rows, mailings, messages, reports, users
 from mailctl.tokens import sign
 from tests.support.world import World
 
@@ -158,7 +158,7 @@ def _more_mailings(session: Session, world: World, count: int) -> list[int]:
 def test_mailing_rows_for_the_owner(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 3)
     owner = _user(session, world, "owner")
-    rows = mailings.list_mailing_rows(session=session, actor=owner)
+    rows = mailing_rows.list_mailing_rows(session=session, actor=owner)
     assert [r.mailing.id for r in rows] == [world.mailings["owner"], *extra]
     assert [r.client_count for r in rows] == [1, 1, 2, 3]
     assert {r.subject for r in rows} == {"Used owner"}
@@ -169,7 +169,7 @@ def test_mailing_rows_for_the_owner(session: Session, world: World) -> None:
 def test_mailing_rows_for_oversight_name_the_owner(
     session: Session, world: World, role: str
 ) -> None:
-    rows = mailings.list_mailing_rows(session=session, actor=_user(session, world, role))
+    rows = mailing_rows.list_mailing_rows(session=session, actor=_user(session, world, role))
     assert {r.mailing.id: r.owner_email for r in rows} == {
         mailing_id: f"{name}@example.com" for name, mailing_id in world.mailings.items()
     }
@@ -181,30 +181,30 @@ def test_mailing_rows_for_oversight_name_the_owner(
 def test_mailing_rows_page_and_filter(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 4)
     owner = _user(session, world, "owner")
-    page = mailings.list_mailing_rows(session=session, actor=owner, limit=2, offset=2)
+    page = mailing_rows.list_mailing_rows(session=session, actor=owner, limit=2, offset=2)
     assert [(r.mailing.id, r.client_count) for r in page] == [(extra[1], 2), (extra[2], 3)]
     session.get(Mailing, extra[0]).is_enabled = False  # type: ignore[union-attr]
     session.flush()
-    disabled = mailings.list_mailing_rows(session=session, actor=owner, status="disabled")
+    disabled = mailing_rows.list_mailing_rows(session=session, actor=owner, status="disabled")
     assert [r.mailing.id for r in disabled] == [extra[0]]
     with pytest.raises(Invalid, match="unknown status"):
-        mailings.list_mailing_rows(session=session, actor=owner, status="paused")
+        mailing_rows.list_mailing_rows(session=session, actor=owner, status="paused")
 
 
 def test_mailing_rows_take_the_same_queries_for_any_number(session: Session, world: World) -> None:
     admin = _user(session, world, "admin")
     with counted(session) as few:
-        mailings.list_mailing_rows(session=session, actor=admin)
+        mailing_rows.list_mailing_rows(session=session, actor=admin)
     _more_mailings(session, world, 20)
     with counted(session) as many:
-        rows = mailings.list_mailing_rows(session=session, actor=admin)
+        rows = mailing_rows.list_mailing_rows(session=session, actor=admin)
     assert len(rows) == len(world.mailings) + 20
     assert len(many) == len(few) <= 3
 
 
 def test_mailing_row_for_the_detail_page(session: Session, world: World) -> None:
     manager = _user(session, world, "manager")
-    row = mailings.get_mailing_row(
+    row = mailing_rows.get_mailing_row(
         session=session, actor=manager, mailing_id=world.mailings["owner"]
     )
     assert (row.subject, row.owner_email, row.client_count) == (
@@ -216,15 +216,15 @@ def test_mailing_row_for_the_detail_page(session: Session, world: World) -> None
 
 def test_client_counts(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 2)
-    assert mailings.client_counts(session=session, mailing_ids=[]) == {}
-    assert mailings.client_counts(session=session, mailing_ids=[*extra, 999_999]) == {
+    assert mailing_rows.client_counts(session=session, mailing_ids=[]) == {}
+    assert mailing_rows.client_counts(session=session, mailing_ids=[*extra, 999_999]) == {
         extra[0]: 1,
         extra[1]: 2,
         999_999: 0,
     }
     mailing = session.get(Mailing, extra[1])
     assert mailing is not None
-    assert mailings.client_count(session=session, mailing=mailing) == 2
+    assert mailing_rows.client_count(session=session, mailing=mailing) == 2
 
 
 def test_recent_mailings_newest_first(session: Session, world: World) -> None:

@@ -15,8 +15,8 @@ from starlette.routing import BaseRoute, Route
 from mailctl.errors import Invalid, NotFound
 from mailctl.models import Mailing
 from mailctl.scheduling.passes import clock_of
+from mailctl.services import mailing_rows, reports, runs
 from mailctl.services import mailings as svc
-from mailctl.services import reports, runs
 from mailctl.services.access import capabilities
 from mailctl.services.reports import LOG_STATUSES
 from mailctl.timeutil import parse_when, to_local
@@ -80,7 +80,7 @@ async def mailing_list(request: Request) -> Response:
 
     def work(session: Session) -> dict[str, Any]:
         # One row more than a page tells whether there is a next page, without a count.
-        rows = svc.list_mailing_rows(
+        rows = mailing_rows.list_mailing_rows(
             session=session, actor=user, status=status, limit=limit + 1, offset=offset
         )
         shown = rows[:limit]
@@ -340,7 +340,7 @@ async def mailing_detail(request: Request) -> Response:
     tz = panel(request).settings.timezone
 
     def work(session: Session) -> dict[str, Any]:
-        row = svc.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
+        row = mailing_rows.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
         report = reports.mailing_report(session=session, actor=user, mailing_id=mailing_id)
         series = reports.outcome_series(session=session, actor=user, mailing_id=mailing_id)
         return {
