@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import diskcache
 
@@ -45,7 +45,7 @@ class Cache:
             return compute()
         hit = self._cache.get(key, default=None)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return cast(T, hit)  # what compute() returned when it was stored
         value = compute()
         self._cache.set(key, value, expire=self.ttl, tag=tag)
         return value
@@ -63,6 +63,20 @@ class Cache:
 
     def on_tables_changed(self, tables: set[str]) -> None:
         self.invalidate(*tags_for(tables))
+
+    # Counters for throttling: kept whatever ttl_seconds says (0 turns off caching, never
+    # the limits), shared by every worker and process on the host.
+
+    def bump(self, key: str, window: int) -> int:
+        """Add one to the counter and return it; a new counter lives `window` seconds."""
+        self._cache.add(key, 0, expire=window)  # starts the window; incr keeps its expiry
+        return int(self._cache.incr(key))
+
+    def count(self, key: str) -> int:
+        return int(self._cache.get(key, default=0) or 0)
+
+    def forget(self, key: str) -> None:
+        self._cache.delete(key)
 
     def close(self) -> None:
         self._cache.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from tests.support.cli import USER1, as_json, fails, new_id, ok
 
 
 def test_message_commands(cli, users, tmp_path: Path) -> None:

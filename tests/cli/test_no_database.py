@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import fails, ok
+from tests.support.cli import fails, ok
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("MAILCTL_TEST_DATABASE_URL")),

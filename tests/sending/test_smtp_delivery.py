@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from mailctl.schedule import Clock
-from sending.conftest import Sink, attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.smtp import Sink
 
 CLIENTS = [
     ("ann@example.com", "Ann Lee"),

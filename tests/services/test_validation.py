@@ -15,8 +15,7 @@ from mailctl.models import Mailing
 from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages, users
 from mailctl.services.validation import clean_email, clean_text
-
-from .conftest import World
+from tests.support.world import World
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)

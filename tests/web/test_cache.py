@@ -15,6 +15,7 @@ from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, User
 from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages
+from mailctl.web.state import panel_of
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
@@ -36,9 +37,9 @@ class Statements:
 def sql(app) -> Iterator[Statements]:  # type: ignore[no-untyped-def]
     """Every SQL statement the app's own engine runs."""
     recorder = Statements()
-    event.listen(app.state.engine, "before_cursor_execute", recorder)
+    event.listen(panel_of(app).engine, "before_cursor_execute", recorder)
     yield recorder
-    event.remove(app.state.engine, "before_cursor_execute", recorder)
+    event.remove(panel_of(app).engine, "before_cursor_execute", recorder)
 
 
 def _counts(statements: list[str]) -> list[str]:
@@ -88,7 +89,7 @@ def test_second_home_hit_is_served_from_the_cache(client, sql) -> None:
 
 def test_new_mailing_shows_after_invalidation(app, client, sql) -> None:
     assert _figure(client.get("/").text, "total-mailings") == 0
-    _new_mailing(app.state.engine)  # the commit hook drops the "stats" entries
+    _new_mailing(panel_of(app).engine)  # the commit hook drops the "stats" entries
     text = client.get("/").text
     assert _figure(text, "total-mailings") == 1
     assert _figure(text, "unique-clients") == 1
@@ -111,7 +112,7 @@ def test_no_cache_when_the_lifetime_is_zero(settings, engine, monkeypatch) -> No
 
     app = create_app(settings.with_overrides("cache", ttl_seconds=0))
     recorder = Statements()
-    event.listen(app.state.engine, "before_cursor_execute", recorder)
+    event.listen(panel_of(app).engine, "before_cursor_execute", recorder)
     with TestClient(app) as c:
         c.get("/")
         recorder.take()
@@ -128,12 +129,12 @@ def _published(engine, title: str = "Cached post") -> int:  # type: ignore[no-un
 
 
 def test_blog_list_is_cached_and_dropped_on_change(app, client, sql) -> None:
-    post_id = _published(app.state.engine)
+    post_id = _published(panel_of(app).engine)
     assert "Cached post" in client.get("/blog").text
     sql.take()
     assert "Cached post" in client.get("/blog").text
     assert sql.take() == []
-    with session_scope(app.state.engine) as s:
+    with session_scope(panel_of(app).engine) as s:
         editor = User(email="ed@example.com", role="editor", password_hash="x")
         s.add(editor)
         s.flush()
@@ -143,7 +144,7 @@ def test_blog_list_is_cached_and_dropped_on_change(app, client, sql) -> None:
 
 
 def test_view_counts_are_exact_and_do_not_drop_the_cache(app, client, sql) -> None:
-    post_id = _published(app.state.engine)
+    post_id = _published(panel_of(app).engine)
     for n in range(1, 21):
         response = client.get(f"/blog/{post_id}")
         assert f'id="views">{n}<' in response.text
@@ -152,13 +153,13 @@ def test_view_counts_are_exact_and_do_not_drop_the_cache(app, client, sql) -> No
     contents = [s for s in statements if "blog_posts.content" in s]
     # One read per hit is count_view's existence check; the page was filled once, not 20 times.
     assert len(contents) == 20 + 1
-    assert app.state.cache.raw().get(f"blog:post:{post_id}") is not None
-    with session_scope(app.state.engine, readonly=True) as s:
+    assert panel_of(app).cache.raw().get(f"blog:post:{post_id}") is not None
+    with session_scope(panel_of(app).engine, readonly=True) as s:
         assert s.get(BlogPost, post_id).views == 20
 
 
 def test_view_counts_exact_under_concurrent_hits(app, client) -> None:
-    post_id = _published(app.state.engine)
+    post_id = _published(panel_of(app).engine)
 
     def hits(_: int) -> list[int]:
         # Not `with`: that would run the app's shutdown (and dispose of its engine) per thread.
@@ -171,14 +172,14 @@ def test_view_counts_exact_under_concurrent_hits(app, client) -> None:
     with ThreadPoolExecutor(4) as pool:
         codes = [code for batch in pool.map(hits, range(4)) for code in batch]
     assert codes == [200] * 20
-    with session_scope(app.state.engine, readonly=True) as s:
+    with session_scope(panel_of(app).engine, readonly=True) as s:
         assert s.get(BlogPost, post_id).views == 20
     assert 'id="views">21<' in client.get(f"/blog/{post_id}").text
 
 
 def test_home_posts_follow_blog_changes(app, client) -> None:
     assert "Fresh news" not in client.get("/").text
-    _published(app.state.engine, "Fresh news")
+    _published(panel_of(app).engine, "Fresh news")
     assert "Fresh news" in client.get("/").text
 
 

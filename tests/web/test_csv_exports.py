@@ -13,7 +13,7 @@ from sqlmodel import select
 from mailctl.db import session_scope
 from mailctl.models import Client, User
 from mailctl.services.csvfile import TRIGGERS
-from web.conftest import logged_in, post_form
+from tests.support.web import logged_in, post_form
 
 CLIENTS = [
     ("a@example.com", '=HYPERLINK("http://evil.example","x")', "=cmd|' /C calc'!A0"),
@@ -71,7 +71,7 @@ def test_the_client_export_is_guarded_and_uploads_back(client, engine, make_user
 def hostile_server() -> Iterator[int]:
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]

@@ -8,8 +8,8 @@ import pytest
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, Client
-
-from .conftest import logged_in
+from mailctl.web.state import panel_of
+from tests.support.web import logged_in
 
 
 def add_post(
@@ -261,4 +261,4 @@ def test_web_command_runs_uvicorn(cli, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert seen["kwargs"]["host"] == "0.0.0.0"
     assert seen["kwargs"]["port"] == 8123
-    assert seen["app"].state.settings.base_url() == "http://0.0.0.0:8123"
+    assert panel_of(seen["app"]).settings.base_url() == "http://0.0.0.0:8123"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -15,13 +16,23 @@ from mailctl.errors import MailctlError
 class ErrorsToMessages(TyperGroup):
     """Every domain error becomes one line on stderr and exit code 1, never a traceback."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         # Usage errors as one line too, instead of a framed multi-line box.
         from typer import Abort
         from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
         except NoArgsIsHelpError as exc:
             exc.show()
             result = exc.exit_code
@@ -130,4 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

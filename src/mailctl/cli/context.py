@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import typer
 from sqlalchemy.engine import Engine
@@ -14,6 +15,9 @@ from mailctl.config import Settings, load_settings
 from mailctl.db import make_engine, session_scope
 from mailctl.models import User
 from mailctl.schedule import Clock
+
+if TYPE_CHECKING:
+    from mailctl.services.messages import RenderLimits
 
 
 class AppContext:
@@ -58,7 +62,7 @@ class AppContext:
         return self.raw_engine
 
     @cached_property
-    def render_limits(self):  # type: ignore[no-untyped-def]
+    def render_limits(self) -> RenderLimits:
         from mailctl.services.messages import render_limits
 
         return render_limits(self.settings)

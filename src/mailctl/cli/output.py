@@ -52,7 +52,7 @@ def emit_rows(
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title or None, no_wrap=False)
+        table = Table(title=title or None)
         for col in columns:
             table.add_column(col.replace("_", " "))
         for row in rows:

@@ -51,11 +51,15 @@ class FastUnsubscribeLinks:
 
     def __init__(self, links: Links) -> None:
         from itsdangerous import URLSafeTimedSerializer
+        from itsdangerous.signer import HMACAlgorithm
 
         serializer = URLSafeTimedSerializer(links.secret, salt=f"mailctl.{UNSUBSCRIBE}")
         self._signer = serializer.make_signer()
         self._key = self._signer.derive_key()
-        self._digest = self._signer.algorithm.digest_method  # type: ignore[attr-defined]
+        algorithm = self._signer.algorithm
+        if not isinstance(algorithm, HMACAlgorithm):  # itsdangerous' default; the token needs it
+            raise TypeError("unsubscribe links are signed with HMAC")
+        self._digest = algorithm.digest_method
         self._prefix = f"{links.base_url}/unsubscribe/"
         self._second = -1
         self._stamp = b""

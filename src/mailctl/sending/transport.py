@@ -10,6 +10,7 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -105,6 +106,11 @@ class OutboxTransport:
 
     def close(self) -> None:
         pass
+
+
+# A line of the message that starts with a dot gets a second one (what smtplib's own, private
+# _quote_periods does).
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -257,7 +263,7 @@ class SmtpTransport:
                 return self._refused(code, reply, step)
             phase = "data"
             if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
-                data = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+                data = _LINE_START_DOT.sub(b"..", data)
             conn.send(data + b".\r\n")
             phase = "final"  # from here on the server may have the message
             if meanwhile is not None:

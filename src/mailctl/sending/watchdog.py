@@ -77,8 +77,9 @@ class Watchdog:
 class WatchedSMTP(smtplib.SMTP):
     watchdog: Watchdog | None = None
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
         return sock
@@ -87,8 +88,9 @@ class WatchedSMTP(smtplib.SMTP):
 class WatchedSMTPSSL(smtplib.SMTP_SSL):
     watchdog: Watchdog | None = None
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
         return sock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.config import Settings
 from mailctl.db import utcnow
@@ -65,7 +65,7 @@ def list_messages(
     """The messages the actor may see, optionally only one owner's (an admin building a
     mailing for that owner)."""
     require_role(actor, CONTENT_ROLES, "list messages")
-    stmt = owner_scope(select(Message), Message, actor).order_by(Message.id)
+    stmt = owner_scope(select(Message), Message, actor).order_by(col(Message.id))
     if owner_id is not None:
         stmt = stmt.where(Message.owner_id == owner_id)
     return session.exec(stmt).all()

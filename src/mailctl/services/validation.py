@@ -8,6 +8,7 @@ from mailctl.errors import Invalid
 from mailctl.sending.mime import check_header
 
 EMAIL_MAX = 254
+ID_MAX = 2**63  # ids from this up are too big for the database even to look up
 LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode
 
 

@@ -43,7 +43,7 @@ def _nice_max(value: int) -> int:
     """The smallest 1/2/5 x 10^k at or above value, so grid lines fall on round numbers."""
     if value <= 4:
         return 4
-    magnitude = 10 ** math.floor(math.log10(value))
+    magnitude = int(10 ** math.floor(math.log10(value)))  # value > 4: a whole power
     for step in (1, 2, 5, 10):
         if step * magnitude >= value:
             return step * magnitude
