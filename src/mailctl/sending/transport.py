@@ -34,8 +34,42 @@ class Outcome:
     connection_failure: bool = False
 
 
-class AuthRejected(Exception):
-    """The server refused our login: nothing can go out until the operator fixes it."""
+class SetupError(Exception):
+    """A fault of the set-up, not of a recipient: nothing can go out until the operator fixes
+    it, so the pass pauses with this reason instead of deferring everybody."""
+
+
+class AuthRejected(SetupError):
+    """The server refused our login."""
+
+
+class TlsRejected(SetupError):
+    """The server's certificate is not trusted, or it offers no STARTTLS when it must."""
+
+
+# OpenSSL's X509_V_ERR_* codes, as a person would say them.
+_SELF_SIGNED = (18, 19)
+_UNKNOWN_CA = (2, 20, 21)
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_WRONG_HOST = (62, 64)
+
+
+def certificate_problem(exc: ssl.SSLCertVerificationError, host: str) -> str:
+    """One line that names what is wrong with the server's certificate."""
+    code = exc.verify_code
+    if code in _SELF_SIGNED:
+        what = "is self-signed; trust it with smtp.ca_file"
+    elif code in _UNKNOWN_CA:
+        what = "is signed by an unknown certificate authority; trust that CA with smtp.ca_file"
+    elif code == _EXPIRED:
+        what = "has expired"
+    elif code == _NOT_YET_VALID:
+        what = "is not valid yet (is this machine's clock right?)"
+    elif code in _WRONG_HOST:
+        what = f"is for another host name, not {host!r} (smtp.host must be a name it lists)"
+    else:
+        what = f"was refused: {exc.verify_message or exc.reason or exc}"
+    return f"TLS: the mail server's certificate {what}"
 
 
 class Transport(Protocol):
@@ -158,8 +192,20 @@ class _Watchdog:
                         pass
 
 
-class _WatchedSMTP(smtplib.SMTP):
+class _Watched:
+    """A watched socket, and the server name TLS checks the certificate against.
+
+    smtplib only learns that name from a host given to its constructor, which would also
+    connect at once, before the watchdog is attached; `connect()` later does not set it, and
+    TLS then fails with "check_hostname requires server_hostname". So it is set here.
+    """
+
     watchdog: _Watchdog | None = None
+    _host: str
+
+    def watch(self, watchdog: _Watchdog, server_name: str) -> None:
+        self.watchdog = watchdog
+        self._host = server_name
 
     def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
@@ -168,14 +214,12 @@ class _WatchedSMTP(smtplib.SMTP):
         return sock
 
 
-class _WatchedSMTPSSL(smtplib.SMTP_SSL):
-    watchdog: _Watchdog | None = None
+class _WatchedSMTP(_Watched, smtplib.SMTP):
+    pass
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock
+
+class _WatchedSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -200,9 +244,17 @@ def _text(reply: bytes | str) -> str:
     return " ".join(reply.split())[:500]
 
 
+class Unreachable(Exception):
+    """The server could not be reached or spoke nonsense (a probe's failure)."""
+
+
 class _Malformed(Exception):
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"malformed reply from server (code {code}): {reply!r}"[:500])
+
+
+class _Refused(Exception):
+    """A temporary refusal while setting up the connection (STARTTLS answered 454...)."""
 
 
 class SmtpTransport:
@@ -216,6 +268,7 @@ class SmtpTransport:
         self.security: str = smtp["security"]
         self.username: str = smtp["username"]
         self.password: str = settings.secret("smtp", "password")
+        self.ca_file: str = smtp["ca_file"]
         self.timeout = float(smtp["timeout"])
         self.local_hostname: str = smtp["local_hostname"]
         self.deadline = float(delivery["attempt_deadline_seconds"])
@@ -225,16 +278,31 @@ class SmtpTransport:
 
     # -- connection ---------------------------------------------------------------------
 
-    def _connect(self) -> smtplib.SMTP:
+    def tls_context(self) -> ssl.SSLContext:
+        """The system's trusted CAs, plus smtp.ca_file's (a private CA or a self-signed
+        server certificate); host names are always checked."""
         context = ssl.create_default_context()
-        conn: smtplib.SMTP
+        if self.ca_file:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except ssl.SSLError:  # before OSError, its base class
+                raise TlsRejected(f"smtp.ca_file {self.ca_file} holds no PEM certificate") from None
+            except OSError as exc:
+                raise TlsRejected(
+                    f"cannot read smtp.ca_file {self.ca_file}: {exc.strerror}"
+                ) from None
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self.tls_context() if self.security != "none" else None
+        conn: _WatchedSMTP | _WatchedSMTPSSL
         if self.security == "ssl":
             conn = _WatchedSMTPSSL(
                 local_hostname=self.local_hostname, timeout=self.timeout, context=context
             )
         else:
             conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
-        conn.watchdog = self._watchdog
+        conn.watch(self._watchdog, self.host)
         try:
             code, reply = conn.connect(self.host, self.port)
             if code != 220:
@@ -247,19 +315,78 @@ class SmtpTransport:
                 if code != 250:
                     raise smtplib.SMTPHeloError(code, reply)
             if self.security == "starttls":
-                conn.starttls(context=context)
+                if not conn.has_extn("starttls"):
+                    # Never fall back to plain text: the login and the mail would travel
+                    # readable by anyone on the way (and a man in the middle strips it).
+                    raise TlsRejected(
+                        "TLS: the mail server does not offer STARTTLS (smtp.security is "
+                        "starttls); nothing was sent"
+                    )
+                try:
+                    conn.starttls(context=context)
+                except smtplib.SMTPResponseException as exc:  # 454: TLS not available now
+                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                    raise _Refused(f"STARTTLS: {answer}") from None
                 self._watchdog.rearm(conn.sock)
                 conn.ehlo()
             if self.username:
-                try:
-                    conn.login(self.username, self.password)
-                except smtplib.SMTPAuthenticationError as exc:
-                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-                    raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+                self._login(conn)
+        except ssl.SSLCertVerificationError as exc:
+            self._drop(conn)
+            raise TlsRejected(certificate_problem(exc, self.host)) from None
         except BaseException:
             self._drop(conn)
             raise
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        if not conn.has_extn("auth"):
+            hint = (
+                " (many servers offer it only after STARTTLS: set smtp.security)"
+                if self.security == "none"
+                else ""
+            )
+            raise AuthRejected(
+                f"the mail server offers no login (AUTH) but smtp.username is set{hint}"
+            )
+        try:
+            conn.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+        except smtplib.SMTPException as exc:
+            if "authentication method" not in str(exc):
+                raise
+            offered = conn.esmtp_features.get("auth", "").strip()
+            raise AuthRejected(
+                f"the mail server offers no login method mailctl knows ({offered}); "
+                "CRAM-MD5, PLAIN and LOGIN are"
+            ) from None
+
+    def probe(self) -> str:
+        """Connect (TLS and login as configured) and hang up, sending no mail: what
+        `mailctl config check` asks. Raises SetupError for a fault of the set-up and
+        Unreachable for anything else."""
+        try:
+            self._watchdog.arm(None, self.deadline)
+            conn = self._connect()
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        except SetupError:
+            raise
+        except smtplib.SMTPConnectError as exc:
+            raise Unreachable(f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (_Malformed, _Refused) as exc:
+            raise Unreachable(str(exc)) from None
+        except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
+            raise Unreachable(self._reason(exc)) from None
+        finally:
+            self._watchdog.disarm()
+        secure = {"ssl": ", TLS", "starttls": ", STARTTLS"}.get(self.security, "")
+        login = f", logged in as {self.username}" if self.username else ""
+        return f"{self.host}:{self.port} answers{secure}{login}"
 
     def _drop(self, conn: smtplib.SMTP | None = None) -> None:
         conn = conn or self._conn
@@ -338,9 +465,12 @@ class SmtpTransport:
                     UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
                 )
             return self._refused(code, reply, "end of DATA")
-        except AuthRejected:
+        except SetupError:
             self._drop()
             raise
+        except _Refused as exc:
+            self._drop()
+            return self._temporary(None, str(exc))
         except smtplib.SMTPConnectError as exc:
             self._drop()
             return self._temporary(
