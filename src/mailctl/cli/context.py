@@ -1,18 +1,26 @@
-"""What every command shares: settings, the engine, the acting user, the clock."""
+"""What every command shares: settings, the engine, the acting user, the clock.
+
+Imports of the database layer wait until a command asks for it: `--help` and `--version`
+need none of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from mailctl.config import Settings, load_settings
-from mailctl.db import make_engine, session_scope
-from mailctl.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from mailctl.models import User
+    from mailctl.services.mailings import Clock
 
 
 class AppContext:
@@ -27,12 +35,19 @@ class AppContext:
     @cached_property
     def raw_engine(self) -> Engine:
         """The engine without the schema check, for `init` and `db`."""
-        from mailctl.cache import drop_for_tables
-        from mailctl.db import on_commit
+        from mailctl.db import make_engine, on_commit
 
         engine = make_engine(self.settings)
-        # A change from the shell shows on the panel at once, not after the cache lifetime.
-        on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+        settings = self.settings
+
+        def drop_cached_pages(tables: set[str]) -> None:
+            # A change from the shell shows on the panel at once, not after the cache
+            # lifetime. Only a commit that changed something pays for loading diskcache.
+            from mailctl.cache import drop_for_tables
+
+            drop_for_tables(settings, tables)
+
+        on_commit(engine, drop_cached_pages)
         return engine
 
     @cached_property
@@ -47,13 +62,15 @@ class AppContext:
         return self.settings.timezone
 
     @property
-    def clock(self):  # type: ignore[no-untyped-def]
+    def clock(self) -> Clock:
         from mailctl.services.mailings import Clock
 
         return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        from mailctl.db import session_scope
+
         with session_scope(self.engine, readonly=readonly) as session:
             yield session
 

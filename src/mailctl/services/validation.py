@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 from mailctl.errors import Invalid
-from mailctl.sending.render import check_header
 
 EMAIL_MAX = 254
 LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode
@@ -13,6 +10,11 @@ LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in str
 
 def clean_email(value: str) -> str:
     """A syntactically valid address (no DNS look-up), domain normalised, case kept."""
+    # Loaded on first use: commands that only read (client list) never check an address.
+    from email_validator import EmailNotValidError, validate_email
+
+    from mailctl.sending.render import check_header
+
     value = (value or "").strip()
     if not value:
         raise Invalid("email is required")
