@@ -750,3 +750,21 @@ def test_app_shutdown_stops_the_worker(settings: Any, engine: Engine, world: Wor
         worker = app.state.worker
     assert worker.submit(world.mailing_id) is None
     assert not worker.busy()
+
+
+def test_a_body_from_the_form_is_kept_as_written(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A browser sends CRLF: stored as LF, indents, blank lines and the final newline kept,
+    and the edit form gives it back intact (a textarea drops one leading newline)."""
+    as_role(client, world, "owner")
+    body = "\r\n  indented {{ client.full_name }}\r\n\r\n\tTabbed\r\n"
+    response = post_form(client, "/messages/new", {"subject": "Kept", "body": body})
+    assert response.status_code == 303
+    message_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with session_scope(engine, readonly=True) as s:
+        stored = s.get(Message, message_id)
+        assert stored is not None
+        assert stored.body == "\n  indented {{ client.full_name }}\n\n\tTabbed\n"
+    form = client.get(f"/messages/{message_id}/edit").text
+    assert 'name="body" rows="12" required>\n\n  indented {{ client.full_name }}\n' in form

@@ -151,4 +151,4 @@ def preview(
         )
     typer.echo(f"Subject: {rendered.subject}")
     typer.echo("")
-    typer.echo(rendered.body)
+    typer.echo(rendered.body, nl=not rendered.body.endswith("\n"))

@@ -22,7 +22,10 @@ def _clean(subject: str, body: str) -> tuple[str, str]:
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
-    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    # The body as written: indented lines and a final newline are part of it. Only line
+    # endings are made one kind (a browser's form sends CRLF, a file may have either).
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
     validate_template(subject, field="subject")
     validate_template(body, field="body")
     return subject, body

@@ -41,9 +41,14 @@ def clean_text(
     max_len: int,
     required: bool = False,
     single_line: bool = False,
+    strip: bool = True,
 ) -> str:
-    value = (value or "").strip()
-    if required and not value:
+    """`strip=False` keeps the text as written (a message body's indents and last newline);
+    emptiness is still judged without the surrounding whitespace."""
+    value = value or ""
+    if strip:
+        value = value.strip()
+    if required and not value.strip():
         raise Invalid(f"{field} must not be empty")
     if len(value) > max_len:
         raise Invalid(f"{field} is too long ({len(value)} characters, at most {max_len})")
