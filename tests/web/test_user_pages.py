@@ -303,7 +303,7 @@ def test_mailing_form_errors_keep_the_values(client: TestClient, world: World) -
     base = {"message_id": str(world.message_id), "client_ids": [str(world.client_id)]}
     cases = [
         ({"start": "2031-03-01T09:30", "end": "2031-02-01T09:30"}, "the end must be after"),
-        ({"start": "2020-01-01T09:30"}, "in the past"),
+        ({"start": "2020-01-01T09:30", "end": "2020-02-01T09:30"}, "both in the past"),
         ({"start": "yesterday-ish"}, "cannot read time"),
         ({"message_id": ""}, "choose a message"),
         ({"client_ids": []}, "at least one client"),
@@ -768,3 +768,30 @@ def test_a_body_from_the_form_is_kept_as_written(
         assert stored.body == "\n  indented {{ client.full_name }}\n\n\tTabbed\n"
     form = client.get(f"/messages/{message_id}/edit").text
     assert 'name="body" rows="12" required>\n\n  indented {{ client.full_name }}\n' in form
+
+
+def test_a_start_that_has_passed_is_sent_at_once_from_the_panel(
+    client: TestClient, world: World, engine: Engine, settings: Any
+) -> None:
+    as_role(client, world, "owner")
+    now_local = to_local(utcnow(), "Europe/Berlin").replace(tzinfo=None)
+    form = {
+        "message_id": str(world.message_id),
+        "all_clients": "1",
+        "every": "once",
+        "start": (now_local - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "end": (now_local + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    response = post_form(client, "/mailings/new", form)
+    assert response.status_code == 303, response.text
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert wait_for(lambda: _states(engine, mailing_id).get("sent") == 1)
+    assert client.app.state.worker.wait(timeout=10)  # type: ignore[attr-defined]
+    assert [m["To"].addresses[0].addr_spec for m in outbox(settings)] == [
+        "client-of-owner@example.com"
+    ]
+
+    both_past = form | {"end": (now_local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    refused = post_form(client, "/mailings/new", both_past)
+    assert refused.status_code == 400
+    assert "the start and the end are both in the past" in refused.text
