@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-import xstatic.pkg.bootstrap as bootstrap
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -22,6 +22,10 @@ from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
+
+# Our stylesheet and the vendored Bootstrap CSS (static/vendor/bootstrap/SOURCE.txt says why
+# and from where), served from the installed package: the panel works offline.
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -63,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             *routes(),
-            Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
             Middleware(
