@@ -42,19 +42,23 @@ def _summary_line(summary: Summary) -> str:
     return line + (f"; {summary.stopped}" if summary.stopped else "")
 
 
-def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
+def send_now(app_ctx: AppContext, mailing_id: int, *, bring: bool = True) -> Summary:
+    """Send the mailing's due run (brought forward first unless `bring` is false: a mailing
+    that is due already may have had its run started by a daemon meanwhile, and then this
+    pass helps send it instead of failing)."""
     from mailctl.scheduling.passes import run_pass
     from mailctl.sending.engine import new_worker_id
     from mailctl.services import reports
     from mailctl.services.runs import bring_forward, start_due_runs
 
-    with app_ctx.session() as session:
-        bring_forward(
-            session=session,
-            actor=app_ctx.actor(session),
-            mailing_id=mailing_id,
-            clock=app_ctx.clock,
-        )
+    if bring:
+        with app_ctx.session() as session:
+            bring_forward(
+                session=session,
+                actor=app_ctx.actor(session),
+                mailing_id=mailing_id,
+                clock=app_ctx.clock,
+            )
     started = start_due_runs(app_ctx.engine, clock=app_ctx.clock, mailing_id=mailing_id)
     with app_ctx.session(readonly=True) as session:
         total = reports.open_count(session=session, mailing_id=mailing_id)
@@ -80,7 +84,7 @@ def after_create(ctx: typer.Context, mailing_id: int, *, no_send: bool) -> None:
     if no_send or not is_due(mailing):
         note(f"stored mailing {mailing_id}; it starts by itself at its start time")
         return
-    summary = send_now(app_ctx, mailing_id)
+    summary = send_now(app_ctx, mailing_id, bring=False)
     note(f"mailing {mailing_id}: {_summary_line(summary)}")
 
 
