@@ -461,3 +461,27 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         .where(scope)
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """How far an account is on the way to its first mailing (the dashboard's guide)."""
+
+    clients: int
+    messages: int
+    mailings: int
+
+    @property
+    def done(self) -> bool:
+        return bool(self.clients and self.messages and self.mailings)
+
+
+def first_steps(*, session: Session, actor: User) -> FirstSteps:
+    """The actor's own clients, messages and mailings, counted."""
+    require_role(actor, CONTENT_ROLES, "create mailings")
+
+    def count(model: type[Client] | type[Message] | type[Mailing]) -> int:
+        owned = model.owner_id == actor.id  # type: ignore[attr-defined]
+        return int(session.exec(select(func.count()).select_from(model).where(owned)).one())
+
+    return FirstSteps(clients=count(Client), messages=count(Message), mailings=count(Mailing))

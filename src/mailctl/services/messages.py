@@ -15,6 +15,7 @@ from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
+PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
 
 
@@ -117,4 +118,8 @@ def preview_message(
     renderer = MessageRenderer(
         subject=message.subject, body=message.body, from_address=from_address, from_name=from_name
     )
-    return renderer.render(RenderClient(email=client.email, full_name=client.full_name))
+    # Not the real link: following it from a preview would unsubscribe the client.
+    return renderer.render(
+        RenderClient(email=client.email, full_name=client.full_name),
+        unsubscribe_url=PREVIEW_UNSUBSCRIBE,
+    )
