@@ -9,6 +9,7 @@ from datetime import timedelta
 from html import unescape
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -800,3 +801,84 @@ def test_a_start_that_has_passed_is_sent_at_once_from_the_panel(
     refused = post_form(client, "/mailings/new", both_past)
     assert refused.status_code == 400
     assert "the start and the end are both in the past" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("most", "top", "step"),
+    [(1, 1, 1), (3, 3, 1), (7, 8, 2), (10, 10, 2), (12, 15, 5), (47, 50, 10), (101, 150, 50)],
+)
+def test_chart_ticks_are_round_numbers(most: int, top: int, step: int) -> None:
+    from mailctl.web.chart import axis
+
+    assert axis(most) == (top, step)
+    for compact in (False, True):
+        svg = ET.fromstring(
+            str(outcome_svg([("2030-01-01 10:00", {"sent": most})], compact=compact))
+        )
+        ns = "{http://www.w3.org/2000/svg}"
+        ticks = [int(t.text) for t in svg.iter(f"{ns}text") if (t.text or "").isdigit()]
+        assert ticks == list(range(0, top + 1, step))  # 0, 2, 4, 6, 8, 10, never 0, 2, 5, 7
+
+
+def test_the_compact_chart_is_drawn_at_a_phones_scale() -> None:
+    series = [(f"2030-01-0{d} 10:00", {"sent": d, "deferred": 1}) for d in range(1, 8)]
+    wide = ET.fromstring(str(outcome_svg(series)))
+    compact = ET.fromstring(str(outcome_svg(series, compact=True)))
+    assert compact.get("viewBox") == "0 0 340 250" and compact.get("font-size") == "12"
+    assert wide.get("viewBox") == "0 0 720 260"
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in compact.iter(f"{ns}text") if "10:00" in (t.text or "")]
+    assert labels and all(not label.startswith("2030") for label in labels)  # no year
+    assert len(labels) <= 3  # a phone gets a few labels it can read, not seven squeezed ones
+
+
+def test_no_warning_on_a_mailing_whose_every_recipient_got_it(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A deferral that a later retry got through is history; a failure is not."""
+    _fill_log(engine, world.mailing_id, 8)  # failures logged, but the delivery ended `sent`
+    as_role(client, world, "owner")
+    page = client.get(f"/mailings/{world.mailing_id}").text
+    assert "Needs attention" not in page and "alert-warning" not in page
+    with engine.begin() as conn:
+        conn.execute(Delivery.__table__.update().values(state="failed"))  # type: ignore[attr-defined]
+    page = client.get(f"/mailings/{world.mailing_id}").text
+    assert "Needs attention" in page and "550 no such user" in page
+
+
+def test_long_addresses_may_wrap_at_dots_and_before_the_at_sign() -> None:
+    from mailctl.web.pages import breakable
+
+    assert str(breakable("ann@example.com")) == "ann@example.com"  # fits any line
+    long = "konstantin.k-w@marketing.example.org"
+    assert str(breakable(long)) == ("konstantin.<wbr>k-<wbr>w<wbr>@marketing.<wbr>example.<wbr>org")
+    assert str(breakable('<b>"x"</b>.long-enough-to-break@example.org')).startswith("&lt;b&gt;")
+
+
+def test_the_dashboard_guides_a_new_account_to_its_first_mailing(
+    client: TestClient, world: World, engine: Engine, make_user: Any
+) -> None:
+    from .conftest import logged_in
+
+    newcomer = make_user("user", email="newcomer@example.com")
+    logged_in(client, newcomer.email)
+    page = client.get("/dashboard").text
+    assert 'id="first-steps"' in page
+    assert page.count('class="done"') == 0
+    assert 'href="/clients/new"' in page and 'href="/messages/new"' in page
+    post_form(client, "/clients/new", {"email": "c@example.com", "full_name": "C"})
+    page = client.get("/dashboard").text
+    assert page.count('class="done"') == 1 and "1 client so far" in page
+    as_role(client, world, "owner")  # has clients, messages and mailings: no guide
+    assert 'id="first-steps"' not in client.get("/dashboard").text
+
+
+def test_a_new_mailing_needs_a_message_and_clients_first(
+    client: TestClient, make_user: Any
+) -> None:
+    from .conftest import logged_in
+
+    logged_in(client, make_user("user", email="fresh@example.com").email)
+    page = client.get("/mailings/new").text
+    assert 'id="needs-first"' in page and "you have neither yet" in page
+    assert '<form method="post" action="/mailings/new"' not in page
