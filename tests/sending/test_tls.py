@@ -401,3 +401,100 @@ def test_postfix_with_an_unknown_ca_pauses_the_pass(
     assert "paused: TLS: the mail server's certificate is signed by an unknown" in result.stderr
     assert postfix.held() == []
     assert "auth=" not in postfix.log()
+
+
+# -- TLS that breaks after STARTTLS was offered: temporary, the run goes on -----------------
+
+
+class _OddStarttls:
+    """Offers STARTTLS, then refuses it (454) or answers 220 and speaks plain text."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.sendall(b"220 odd.example ESMTP\r\n")
+                    conn.recv(1000)  # EHLO
+                    conn.sendall(b"250-odd.example\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n")
+                    conn.recv(1000)  # STARTTLS
+                    conn.sendall(self.answer)
+                    conn.recv(1000)  # a ClientHello, or QUIT
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"454 4.7.0 TLS not available due to local problem\r\n", "STARTTLS: 454 4.7.0 TLS not"),
+        (b"220 go ahead\r\nthis is not a TLS handshake\r\n", "TLS failure"),
+    ],
+    ids=["454", "garbage-handshake"],
+)
+def test_a_tls_failure_that_is_not_the_certificate_is_deferred(
+    cli, engine, smtp_settings, mailing, answer: bytes, reason: str
+) -> None:
+    server = _OddStarttls(answer)
+    try:
+        smtp_settings(
+            server.port, smtp_security="starttls", smtp_username=USER, smtp_password=PASSWORD
+        )
+        mailing_id = mailing(2)
+        result = cli("mailing", "send", mailing_id)
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.stderr  # not paused: try again later
+    assert "deferred 2" in result.stderr
+    log = attempts(engine, mailing_id)
+    assert [a["status"] for a in log] == ["deferred", "deferred"]
+    assert all(reason in (a["response"] or "") for a in log), [a["response"] for a in log]
+    assert server.connections == 2  # a fresh connection for the next recipient
+
+
+def test_config_check_names_an_untrusted_certificate(
+    cli, pki: Pki, smtp_server, smtp_settings
+) -> None:
+    server = smtp_server(pki.self_signed)
+    _tls_settings(
+        smtp_settings,
+        server.port,
+        "starttls",
+        pki.authority.ca_file,
+        web_secret_key="shared-key-for-every-host",
+        web_secure_cookies="true",
+    )
+    result = cli("config", "check")
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines == [
+        f"serious: smtp localhost:{server.port}: TLS: the mail server's certificate is "
+        "self-signed; trust it with smtp.ca_file"
+    ]
+    assert server.logins.seen == [] and server.handler.rcpts() == []
+    _tls_settings(
+        smtp_settings,
+        server.port,
+        "starttls",
+        pki.self_signed.cert,
+        web_secret_key="shared-key-for-every-host",
+        web_secure_cookies="true",
+    )
+    fixed = cli("config", "check")
+    assert fixed.exit_code == 0, fixed.stdout  # trusting the certificate itself works too
+    assert server.logins.seen == [("PLAIN", USER, True)]  # and the login was tried, over TLS
