@@ -20,7 +20,8 @@ HEAVY = {"alembic", "mako", "uvicorn", "starlette", "apscheduler", "argon2", "pa
 WRAPPER = """
 import atexit, json, runpy, sys
 out, sys.argv = sys.argv[1], ["mailctl", *sys.argv[2:]]
-atexit.register(lambda: open(out, "w").write(json.dumps(sorted({m.split(".")[0] for m in sys.modules}))))
+names = lambda: sorted({m.split(".")[0] for m in sys.modules})
+atexit.register(lambda: open(out, "w").write(json.dumps(names())))
 runpy.run_module("mailctl", run_name="__main__")
 """
 

@@ -13,7 +13,6 @@ import os
 import smtplib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from mailctl.config import Settings
+from mailctl.sending import tls
+from mailctl.sending.watchdog import Watchdog
 
 SENT, DEFERRED, FAILED, UNKNOWN = "sent", "deferred", "failed", "unknown"
 
@@ -45,31 +46,6 @@ class AuthRejected(SetupError):
 
 class TlsRejected(SetupError):
     """The server's certificate is not trusted, or it offers no STARTTLS when it must."""
-
-
-# OpenSSL's X509_V_ERR_* codes, as a person would say them.
-_SELF_SIGNED = (18, 19)
-_UNKNOWN_CA = (2, 20, 21)
-_EXPIRED, _NOT_YET_VALID = 10, 9
-_WRONG_HOST = (62, 64)
-
-
-def certificate_problem(exc: ssl.SSLCertVerificationError, host: str) -> str:
-    """One line that names what is wrong with the server's certificate."""
-    code = exc.verify_code
-    if code in _SELF_SIGNED:
-        what = "is self-signed; trust it with smtp.ca_file"
-    elif code in _UNKNOWN_CA:
-        what = "is signed by an unknown certificate authority; trust that CA with smtp.ca_file"
-    elif code == _EXPIRED:
-        what = "has expired"
-    elif code == _NOT_YET_VALID:
-        what = "is not valid yet (is this machine's clock right?)"
-    elif code in _WRONG_HOST:
-        what = f"is for another host name, not {host!r} (smtp.host must be a name it lists)"
-    else:
-        what = f"was refused: {exc.verify_message or exc.reason or exc}"
-    return f"TLS: the mail server's certificate {what}"
 
 
 class Transport(Protocol):
@@ -126,72 +102,6 @@ class OutboxTransport:
         pass
 
 
-class _Watchdog:
-    """Cuts a connection whose attempt outlives its deadline.
-
-    smtplib's timeout is per read: a server dripping one byte at a time never trips it. One
-    thread per transport shuts the socket down when the armed deadline passes, which wakes
-    the blocked read with an error.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._sock: socket.socket | None = None
-        self.fired = False
-        self._closed = False
-        self._wake_at: float | None = None  # when the thread's current wait ends; None: never
-        self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, sock: socket.socket | None, seconds: float) -> None:
-        with self._cond:
-            self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
-            # Waking the thread for every message costs two context switches; a thread that
-            # will wake up before this deadline anyway re-reads it then.
-            if self._wake_at is None or self._wake_at > self._deadline:
-                self._cond.notify()
-
-    def rearm(self, sock: socket.socket | None) -> None:
-        with self._cond:
-            self._sock = sock
-            if self.fired and sock is not None:
-                # The deadline passed while no socket existed (a slow connect): cut it now.
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def disarm(self) -> None:
-        with self._cond:
-            self._deadline, self._sock = None, None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if self._deadline is None:
-                    self._wake_at = None
-                    self._cond.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._wake_at = self._deadline
-                    self._cond.wait(left)
-                    continue
-                self.fired, self._deadline = True, None
-                if self._sock is not None:
-                    try:
-                        self._sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-
 class _Watched:
     """A watched socket, and the server name TLS checks the certificate against.
 
@@ -200,10 +110,10 @@ class _Watched:
     TLS then fails with "check_hostname requires server_hostname". So it is set here.
     """
 
-    watchdog: _Watchdog | None = None
+    watchdog: Watchdog | None = None
     _host: str
 
-    def watch(self, watchdog: _Watchdog, server_name: str) -> None:
+    def watch(self, watchdog: Watchdog, server_name: str) -> None:
         self.watchdog = watchdog
         self._host = server_name
 
@@ -274,24 +184,15 @@ class SmtpTransport:
         self.deadline = float(delivery["attempt_deadline_seconds"])
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
 
     # -- connection ---------------------------------------------------------------------
 
     def tls_context(self) -> ssl.SSLContext:
-        """The system's trusted CAs, plus smtp.ca_file's (a private CA or a self-signed
-        server certificate); host names are always checked."""
-        context = ssl.create_default_context()
-        if self.ca_file:
-            try:
-                context.load_verify_locations(cafile=self.ca_file)
-            except ssl.SSLError:  # before OSError, its base class
-                raise TlsRejected(f"smtp.ca_file {self.ca_file} holds no PEM certificate") from None
-            except OSError as exc:
-                raise TlsRejected(
-                    f"cannot read smtp.ca_file {self.ca_file}: {exc.strerror}"
-                ) from None
-        return context
+        try:
+            return tls.client_context(self.ca_file)
+        except tls.CaFileError as exc:
+            raise TlsRejected(str(exc)) from None
 
     def _connect(self) -> smtplib.SMTP:
         context = self.tls_context() if self.security != "none" else None
@@ -333,7 +234,7 @@ class SmtpTransport:
                 self._login(conn)
         except ssl.SSLCertVerificationError as exc:
             self._drop(conn)
-            raise TlsRejected(certificate_problem(exc, self.host)) from None
+            raise TlsRejected(tls.certificate_problem(exc, self.host)) from None
         except BaseException:
             self._drop(conn)
             raise
