@@ -21,8 +21,9 @@ COLOURS = [pytest.param(True, id="colour"), pytest.param(False, id="no-colour")]
 
 
 @pytest.fixture
-def populated(cli, users, tmp_path: Path) -> dict[str, Any]:
+def populated(cli, users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """user1 with clients, a message and a mailing that went out (so it has a log); a post."""
+    monkeypatch.setenv("MAILCTL_WEB_SECRET_KEY", "one-key-for-every-host")  # config check
     c1 = new_id(cli("client", "add", "ann@example.com", "--name", "Ann Lee", as_=USER1))
     new_id(
         cli("client", "add", LONG_EMAIL, "--name", "Long Name", "--comment", "x" * 80, as_=USER1)
