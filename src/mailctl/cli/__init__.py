@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -69,6 +70,7 @@ def load(name: str) -> Any:
     target, short_help = COMMANDS[name]
     module_name, attr = target.split(":")
     obj = getattr(importlib.import_module(module_name), attr)
+    command: Any
     if isinstance(obj, typer.Typer):
         command = typer.main.get_group(obj)  # a group even while it has one command
         command.help = command.help or short_help
@@ -94,7 +96,8 @@ def tidy_help(command: Any) -> None:
         if param.is_flag:
             param.metavar = ""
         elif param.multiple:
-            param.metavar = param.display_type_rich(None).replace("list[", "").replace("]", "")  # type: ignore[arg-type]
+            label = param.display_type_rich(None) or ""  # type: ignore[arg-type]  # no ctx needed
+            param.metavar = label.replace("list[", "").replace("]", "")
     for sub in getattr(command, "commands", {}).values():
         tidy_help(sub)
 
@@ -125,14 +128,22 @@ class ErrorsToMessages(TyperGroup):
         finally:
             self._listing = False
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         # Usage errors as one line too, instead of a framed multi-line box.
         from typer import Abort
         from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
         tidy_help(self)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **kwargs)
         except NoArgsIsHelpError as exc:
             exc.show()
             result = exc.exit_code
@@ -224,4 +235,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
