@@ -129,7 +129,7 @@ def build_database(n: int) -> int:
     from mailctl.services.messages import add_message
 
     settings = load_settings()
-    engine = make_engine(settings)
+    engine = make_engine(settings, create=True)
     migrations.upgrade(engine)
     now = utcnow()
     with session_scope(engine) as session:

@@ -141,7 +141,7 @@ def seed(rows: int) -> Seeded:
 
     began = time.perf_counter()
     settings = load_settings()
-    engine = make_engine(settings)
+    engine = make_engine(settings, create=True)
     migrations.upgrade(engine)
     now = datetime.now(UTC)
     future = now + timedelta(days=365)  # nothing is due: no sender runs during the bench

@@ -72,7 +72,7 @@ def engine(settings) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
     from mailctl import migrations
     from mailctl.db import make_engine
 
-    eng = make_engine(settings)
+    eng = make_engine(settings, create=True)
     migrations.upgrade(eng)
     yield eng
     eng.dispose()

@@ -23,6 +23,7 @@ class Key:
     help: str
     secret: bool = False
     choices: tuple[str, ...] = ()
+    minimum: float | None = None  # a budget of zero would refuse everything
 
 
 # Every setting, once: the loader, `config show` and mailctl.toml.example all read this table.
@@ -69,7 +70,36 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "attempt_deadline_seconds": Key(
             float, 60.0, "overall deadline for one message, whatever the server does"
         ),
-        "circuit_breaker": Key(int, 5, "consecutive connection failures that stop a run"),
+        "circuit_breaker": Key(
+            int,
+            5,
+            "consecutive failed attempts that stop a pass: connection failures, timeouts and"
+            " no reply after the message; after such a stop the next pass tries one first",
+            minimum=1,
+        ),
+    },
+    "render": {
+        "time_budget_seconds": Key(
+            float,
+            1.0,
+            "wall-clock time one message may take to render (subject and body): longer is"
+            " refused when saving, and fails that recipient when sending",
+            minimum=0.01,
+        ),
+        "max_output_bytes": Key(
+            int,
+            1_000_000,
+            "largest rendered subject or body; each value built on the way too, and all of"
+            " them together at most 8 times this",
+            minimum=1000,
+        ),
+        "max_message_bytes": Key(
+            int,
+            10_000_000,
+            "largest whole message with its headers, checked before any byte is sent"
+            " (10 MB: the usual relay limit)",
+            minimum=1000,
+        ),
     },
     "smtp": {
         "host": Key(str, "localhost", "mail server"),
@@ -160,6 +190,8 @@ def _coerce(section: str, key: str, spec: Key, value: Any) -> Any:
         raise ConfigError(f"{where} must be {spec.type.__name__}, got {value!r}") from None
     if spec.choices and result not in spec.choices:
         raise ConfigError(f"{where} must be one of {', '.join(spec.choices)}, got {result!r}")
+    if spec.minimum is not None and result < spec.minimum:
+        raise ConfigError(f"{where} must be at least {spec.minimum:g}, got {result!r}")
     return result
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailctl.config import Settings
-from mailctl.errors import ConfigError, DatabaseError
+from mailctl.errors import ConfigError, DatabaseError, NoDatabase
 
 # Stable constraint names, so migrations can name what they drop on any database.
 SQLModel.metadata.naming_convention = {
@@ -55,7 +55,10 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
+def make_engine(settings: Settings, *, create: bool = False) -> Engine:
+    """The engine for database.url. A SQLite file that does not exist is made (with its
+    directory) only with `create` (`init`, `db upgrade`, the demo); otherwise connecting
+    raises NoDatabase and nothing is written."""
     url_text = settings.database_url
     try:
         url = make_url(url_text)
@@ -63,12 +66,15 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
         raise ConfigError(f"database.url is not a valid database URL: {url_text!r}") from None
     db = settings.values["database"]
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:" and create_dir:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         busy_ms = int(db["busy_timeout_ms"])
-        engine = create_engine(
-            url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}
-        )
+        connect_args = {"timeout": busy_ms / 1000, "check_same_thread": False}
+        path = _sqlite_file(url.database)
+        if path is not None and create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None and not create:
+            engine = create_engine(url, creator=_existing_sqlite(path, connect_args))
+        else:
+            engine = create_engine(url, connect_args=connect_args)
         _sqlite_setup(engine, busy_ms)
         return engine
     try:
@@ -87,6 +93,29 @@ def make_engine(settings: Settings, *, create_dir: bool = True) -> Engine:
         ) from None
     _close_when_dropped(engine)
     return engine
+
+
+def _sqlite_file(database: str | None) -> Path | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _existing_sqlite(path: Path, connect_args: dict[str, Any]) -> Callable[[], Any]:
+    """Connects only to a file that is there: sqlite3 would create a missing one (and a
+    read command would leave an empty database behind). mode=rw keeps it so even if the
+    file disappears between the check and the open."""
+    import sqlite3
+
+    def connect() -> Any:
+        if not path.is_file():
+            raise NoDatabase(
+                f"no database at {path} (database.url); create it with `mailctl init --admin EMAIL`"
+            )
+        uri = f"{path.resolve().as_uri()}?mode=rw"
+        return sqlite3.connect(uri, uri=True, **connect_args)
+
+    return connect
 
 
 def _close_when_dropped(engine: Engine) -> None:

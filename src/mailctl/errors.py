@@ -34,3 +34,9 @@ class ConfigError(MailctlError):
 
 class DatabaseError(MailctlError):
     http_status = 503
+
+
+class NoDatabase(ConfigError):
+    """The configured SQLite file does not exist (only `init` and `db upgrade` make one)."""
+
+    http_status = 503

@@ -19,7 +19,7 @@ def _diff(engine):  # type: ignore[no-untyped-def]
 
 
 def test_upgrade_downgrade_upgrade_matches_models(settings) -> None:
-    engine = make_engine(settings)
+    engine = make_engine(settings, create=True)
     try:
         assert migrations.current_revision(engine) is None
         migrations.upgrade(engine)

@@ -30,7 +30,13 @@ def test_second_init_with_admin(cli, snapshot) -> None:
     assert snapshot() == before
 
 
-def test_unmigrated_database(bare_cli) -> None:
+def test_unmigrated_database(bare_cli, db_url) -> None:
+    if db_url.startswith("sqlite"):  # an empty file, as sqlite3 or an interrupted init leaves
+        import sqlite3
+
+        path = Path(db_url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
     for argv in (("client", "list"), ("user", "list", "--json"), ("stats",)):
         fails(bare_cli(*argv), "the database is not initialised: run `mailctl init` first")
 

@@ -28,6 +28,8 @@ Scenarios (applied to each *new* connection, see :data:`SCENARIOS`):
 ``550_some``        same as ``ok`` (``reject`` addresses get 550).
 ``drop_data``       after the 354, reads a little body then resets the socket.
 ``no_final_reply``  reads the whole body, then never answers.
+``silent_after_dot`` reads the whole body and keeps the message (it counts as received),
+                    then never answers: a server that took it and went silent.
 ``garbage_quit``    like ``ok`` but QUIT is answered with ``\\x00\\xffgarbage``.
 ``refuse``          listener closed for ``down_for`` seconds (ECONNREFUSED),
                     then re-bound on the same port and behaves like ``ok``.
@@ -61,6 +63,7 @@ SCENARIOS = frozenset(
         "550_some",
         "drop_data",
         "no_final_reply",
+        "silent_after_dot",
         "garbage_quit",
         "refuse",
         "535_auth",
@@ -326,6 +329,8 @@ class _Session:
         if self.scenario == "no_final_reply":
             self.hang()
         n = self.server._store(self.mail_from, list(self.rcpts), b"".join(body))
+        if self.scenario == "silent_after_dot":
+            self.hang()
         self.reset()
         if self.scenario == "slow_drip":
             self.reply("250 " + "x" * 200)

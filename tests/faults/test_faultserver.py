@@ -155,7 +155,7 @@ def test_client_disconnects_do_not_break_server():
 def test_unknown_scenario_rejected():
     with pytest.raises(ValueError):
         FaultServer("nope")
-    assert "ok" in SCENARIOS and len(SCENARIOS) == 16
+    assert "ok" in SCENARIOS and len(SCENARIOS) == 17
 
 
 # --------------------------------------------------------------- timing ----
@@ -340,6 +340,20 @@ def test_no_final_reply():
         finally:
             s.close()
         assert srv.messages == []
+
+
+def test_silent_after_dot_keeps_the_message_and_never_answers():
+    with FaultServer("silent_after_dot") as srv:
+        s = client(srv, timeout=0.5)
+        try:
+            s.ehlo()
+            s.mail("f@x.test")
+            s.rcpt("t@x.test")
+            with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+                s.data(MSG_BYTES)
+        finally:
+            s.close()
+        assert srv.received_rcpts() == ["t@x.test"]
 
 
 # ------------------------------------------------------------ refuse ----

@@ -116,7 +116,9 @@ def test_a_tick_survives_a_broken_database_and_backs_off(
     assert waits == [2, 4, 8, 16]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 4 and all("\n" not in r.getMessage() for r in errors)
-    assert "not initialised" in errors[0].getMessage()
+    assert "no database at" in errors[0].getMessage()
+    assert "mailctl init" in errors[0].getMessage()
+    assert not (tmp_path / "nothing-here.db").exists()  # waited for, never created
     # Once the database is there, the next tick works and says so.
     d.engine = engine
     d.tick()

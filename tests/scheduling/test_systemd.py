@@ -53,10 +53,14 @@ def test_daemon_unit_is_hardened_and_restarts_on_failure() -> None:
         "ReadWritePaths": "/var/lib/mailctl",
         "PrivateTmp": "yes",
         "KillSignal": "SIGTERM",
-        "TimeoutStopSec": "30",
     }
     for key, value in expected.items():
         assert service.get(key) == [value], key
+    # A stop waits for the message in flight: systemd must wait longer than an attempt may last.
+    from mailctl.config import SCHEMA
+
+    deadline = SCHEMA["delivery"]["attempt_deadline_seconds"].default
+    assert int(service["TimeoutStopSec"][0]) > deadline + 10
     assert "MAILCTL_CONFIG=/etc/mailctl/mailctl.toml" in service["Environment"]
     assert directives("mailctl-daemon.service")["Install"]["WantedBy"] == ["multi-user.target"]
 

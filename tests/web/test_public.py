@@ -51,7 +51,7 @@ def test_home_shows_at_most_three_posts(client, engine) -> None:
 def test_bootstrap_is_served_locally(client) -> None:
     import hashlib
 
-    from mailctl.web.app import STATIC_DIR
+    from mailctl.web.app import STATIC
 
     response = client.get("/static/vendor/bootstrap/bootstrap.min.css")
     assert response.status_code == 200
@@ -60,8 +60,8 @@ def test_bootstrap_is_served_locally(client) -> None:
     # Unchanged from the npm package SOURCE.txt names, and shipped with its licence.
     digest = hashlib.sha256(response.content).hexdigest()
     assert digest == "9caac977a0af0c2229abd397eee3345899c4020da2a1a0b711c1cc543fe3719d"
-    assert digest in (STATIC_DIR / "vendor/bootstrap/SOURCE.txt").read_text()
-    assert "MIT" in (STATIC_DIR / "vendor/bootstrap/LICENSE").read_text()
+    assert digest in (STATIC / "vendor/bootstrap/SOURCE.txt").read_text()
+    assert "MIT" in (STATIC / "vendor/bootstrap/LICENSE").read_text()
     ours = client.get("/static/mailctl.css")
     assert ours.status_code == 200 and "text/css" in ours.headers["content-type"]
     assert client.get("/static/../app.py").status_code == 404

@@ -32,12 +32,20 @@ class AppContext:
     def settings(self) -> Settings:
         return load_settings(self.config_path)
 
-    @cached_property
-    def raw_engine(self) -> Engine:
-        """The engine without the schema check, for `init` and `db`."""
+    _raw: Engine | None = None
+    _raw_creates = False
+
+    def open_engine(self, *, create: bool = False) -> Engine:
+        """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
+        demo) may make a SQLite database that is not there; any other command is told there
+        is none and writes nothing."""
         from mailctl.db import make_engine, on_commit
 
-        engine = make_engine(self.settings)
+        if self._raw is not None and (self._raw_creates or not create):
+            return self._raw
+        if self._raw is not None:
+            self._raw.dispose()
+        engine = make_engine(self.settings, create=create)
         settings = self.settings
 
         def drop_cached_pages(tables: set[str]) -> None:
@@ -48,7 +56,13 @@ class AppContext:
             drop_for_tables(settings, tables)
 
         on_commit(engine, drop_cached_pages)
+        self._raw, self._raw_creates = engine, create
         return engine
+
+    @property
+    def raw_engine(self) -> Engine:
+        """The engine without the schema check, for `db current` and the daemon."""
+        return self.open_engine()
 
     @cached_property
     def engine(self) -> Engine:
@@ -56,6 +70,12 @@ class AppContext:
 
         require_current(self.raw_engine)
         return self.raw_engine
+
+    @cached_property
+    def render_limits(self):  # type: ignore[no-untyped-def]
+        from mailctl.sending.budget import RenderLimits
+
+        return RenderLimits.from_settings(self.settings)
 
     @property
     def tz(self) -> str:

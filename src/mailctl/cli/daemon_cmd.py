@@ -134,6 +134,8 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         counts = ", ".join(f"{s} {m[s]}" for s in heartbeat.WAITING_STATES if m[s])
         retry = f" (next retry {fmt(m['next_retry_at'], tz)})" if m["next_retry_at"] else ""
         out.append(f"  mailing {m['mailing_id']}: {counts}{retry}")
+        if m["last_error"]:
+            out.append(f"    last pass: {m['last_error']}")
     totals = report.totals
     out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in heartbeat.WAITING_STATES))
     if totals["unknown"]:

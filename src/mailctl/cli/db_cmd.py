@@ -22,7 +22,7 @@ def upgrade(
 
     Example: mailctl db upgrade
     """
-    engine = app_context(ctx).raw_engine
+    engine = app_context(ctx).open_engine(create=True)
     migrations.upgrade(engine, revision)
     note(f"database at revision {migrations.current_revision(engine)}")
 

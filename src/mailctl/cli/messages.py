@@ -55,7 +55,11 @@ def add(
     text = text_or_file(body, body_file, name="body", required=True) or ""
     with app_ctx.session() as session:
         message = svc.add_message(
-            session=session, actor=app_ctx.actor(session), subject=subject, body=text
+            session=session,
+            actor=app_ctx.actor(session),
+            subject=subject,
+            body=text,
+            limits=app_ctx.render_limits,
         )
     note(f"added message {message.id}")
     typer.echo(message.id)
@@ -112,6 +116,7 @@ def edit(
             message_id=message_id,
             subject=subject,
             body=text,
+            limits=app_ctx.render_limits,
         )
     note(f"updated message {message_id}")
 
@@ -148,6 +153,7 @@ def preview(
             client_id=client,
             from_address=settings.get("delivery", "from_address"),
             from_name=settings.get("delivery", "from_name"),
+            limits=app_ctx.render_limits,
         )
     typer.echo(f"Subject: {rendered.subject}")
     typer.echo("")

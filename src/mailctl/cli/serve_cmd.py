@@ -42,7 +42,7 @@ def serve(
     if overrides:
         settings = settings.with_overrides("web", **overrides)
     if demo:
-        migrations.upgrade(app_ctx.raw_engine)
+        migrations.upgrade(app_ctx.open_engine(create=True))
         with app_ctx.session() as session:
             fresh = not count_users(session=session)
             if fresh:

@@ -40,7 +40,7 @@ def init(
     from mailctl.services import users
 
     app_ctx = app_context(ctx)
-    engine = app_ctx.raw_engine
+    engine = app_ctx.open_engine(create=True)
     with session_scope(engine, readonly=True) as session:
         has_users = migrations.current_revision(engine) is not None and bool(
             users.count_users(session=session)
@@ -96,7 +96,7 @@ def demo(ctx: typer.Context) -> None:
     from mailctl.services.demo import seed_demo
 
     app_ctx = app_context(ctx)
-    migrations.upgrade(app_ctx.raw_engine)
+    migrations.upgrade(app_ctx.open_engine(create=True))
     with app_ctx.session() as session:
         result = seed_demo(session=session, clock=app_ctx.clock)
     send_due(app_ctx)

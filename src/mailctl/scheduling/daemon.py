@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -25,7 +26,7 @@ from mailctl.config import Settings
 from mailctl.db import utcnow
 from mailctl.errors import MailctlError
 from mailctl.scheduling import heartbeat
-from mailctl.sending.engine import Summary, new_worker_id
+from mailctl.sending.engine import Sender, Summary, new_worker_id
 
 log = logging.getLogger("mailctl.daemon")
 
@@ -35,8 +36,8 @@ HEARTBEAT_JOB = "heartbeat"
 # A pass that fails (database down, locked, not initialised) is retried after tick * 2**n,
 # at most this long: a little patience, never a crash loop.
 MAX_BACKOFF = 300.0
-# How long a stop waits for the message in flight before giving up on the pass.
-STOP_GRACE = 20.0
+# While a stop waits for the pass in flight, it says what it is waiting for this often.
+STOP_REPORT_EVERY = 5.0
 
 
 def describe(exc: BaseException) -> str:
@@ -81,6 +82,7 @@ class Daemon:
         self.failures = 0
         self.schema_ok = False
         self._pass_lock = threading.Lock()
+        self._sender: Sender | None = None  # the pass's sender, while a pass runs
         self._beat_failing = False
         self._scheduler: Any = None
 
@@ -103,7 +105,6 @@ class Daemon:
 
     def tick(self) -> datetime:
         """Run one pass and return when to wake next. Never raises."""
-        from mailctl.scheduling.passes import run_pass
 
         try:
             if not self.schema_ok:
@@ -111,7 +112,7 @@ class Daemon:
 
                 require_current(self.engine)
                 self.schema_ok = True
-            summary = run_pass(self.engine, self.settings, worker=self.worker, stop=self.stop)
+            summary = self._run_pass()
             due = heartbeat.next_due(self.engine)
         except Exception as exc:
             self.failures += 1
@@ -130,6 +131,30 @@ class Daemon:
         wake = self.wake_time(due, busy=busy, now=utcnow())
         log.debug("next wake-up at %s", wake.isoformat(timespec="seconds"))
         return wake
+
+    def _run_pass(self) -> Summary:
+        from mailctl.scheduling.passes import run_pass
+
+        # Our own sender, so that a stop can say which message it is waiting for.
+        sender = Sender(self.engine, self.settings, worker=self.worker, stop=self.stop)
+        self._sender = sender
+        try:
+            return run_pass(
+                self.engine, self.settings, worker=self.worker, stop=self.stop, sender=sender
+            )
+        finally:
+            self._sender = None
+            sender.close()
+
+    def waiting_for(self) -> str | None:
+        """What a stop has to wait for now, in words; None when nothing is running."""
+        sender = self._sender
+        in_flight = sender.in_flight if sender is not None else None
+        if in_flight is not None:
+            return in_flight.describe()
+        if self._pass_lock.locked():
+            return "the pass in progress to record its last outcome and release its claims"
+        return None
 
     def beat(self, state: str = heartbeat.RUNNING) -> None:
         try:
@@ -196,10 +221,12 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------
 
     def request_stop(self, reason: str = "stop requested") -> None:
+        waiting = self.waiting_for()
+        doing = f"waiting for {waiting}" if waiting else "nothing in flight"
         if self.stop.is_set():
-            log.info("%s; already stopping", reason)
+            log.info("%s; already stopping, %s", reason, doing)
             return
-        log.info("%s; finishing the message in flight", reason)
+        log.info("%s; stopping, %s", reason, doing)
         self.stop.set()
         # Not from the signal handler itself: it runs on the main thread, which may be
         # inside APScheduler holding its locks.
@@ -265,10 +292,14 @@ class Daemon:
         return 0
 
     def _finish(self) -> None:
-        if self._pass_lock.acquire(timeout=STOP_GRACE):
-            self._pass_lock.release()
-        else:
-            log.warning("the pass in flight did not finish within %gs", STOP_GRACE)
+        # The pass ends by itself: the sender stops between messages, and the message in
+        # flight is bounded by delivery.attempt_deadline_seconds (the transport's watchdog).
+        # "stopped" is only said once it has ended, and until then what it waits for.
+        began = time.monotonic()
+        while not self._pass_lock.acquire(timeout=STOP_REPORT_EVERY):
+            waiting = self.waiting_for() or "the pass in progress"
+            log.info("still waiting (%.0fs) for %s", time.monotonic() - began, waiting)
+        self._pass_lock.release()
         try:
             from mailctl.sending.engine import release
 

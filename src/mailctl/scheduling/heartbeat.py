@@ -163,6 +163,17 @@ def status(
             row[state] = int(count)
             if state == "deferred":
                 row["next_retry_at"] = retry_at
+        # Why a mailing's last pass stopped early (the breaker, a refused login), if it did.
+        if per_mailing:
+            for mailing_id, error in session.execute(
+                select(Mailing.id, Mailing.last_error).where(
+                    Mailing.id.in_(per_mailing),  # type: ignore[union-attr]
+                    Mailing.last_error.is_not(None),  # type: ignore[union-attr]
+                )
+            ):
+                per_mailing[mailing_id]["last_error"] = error
+    for row in per_mailing.values():
+        row.setdefault("last_error", None)
     waiting = [per_mailing[k] for k in sorted(per_mailing)]
     totals = {s: sum(r[s] for r in waiting) for s in WAITING_STATES}
     return Status(now=now, workers=workers, next_runs=next_runs, waiting=waiting, totals=totals)

@@ -28,7 +28,9 @@ from sqlalchemy.exc import DBAPIError
 from mailctl.config import Settings
 from mailctl.db import dbapi_cursor, raw_write, utcnow
 from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
-from mailctl.sending.render import HeaderInjection, MessageRenderer, RenderClient
+from mailctl.sending.breaker import Breaker
+from mailctl.sending.budget import RenderLimits
+from mailctl.sending.render import HeaderInjection, MessageRenderer, RenderClient, RenderFailed
 from mailctl.sending.transport import (
     DEFERRED,
     FAILED,
@@ -47,6 +49,22 @@ D = DT.c
 A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 SKIPPED = "skipped"
 CLAIMABLE = ("pending", "deferred")
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The message a sender is waiting on the mail server for (a stop waits for it)."""
+
+    email: str
+    mailing_id: int
+    until: float  # time.monotonic() by which the attempt's deadline ends it
+
+    def describe(self) -> str:
+        left = max(0.0, self.until - time.monotonic())
+        return (
+            f"the mail server's answer for the message to {self.email} (mailing"
+            f" {self.mailing_id}), at most {left:.0f}s more (delivery.attempt_deadline_seconds)"
+        )
 
 
 def new_worker_id(kind: str) -> str:
@@ -96,10 +114,12 @@ class Policy:
     retry_max: float
     lifetime: timedelta
     breaker: int
+    attempt_deadline: float
     from_address: str
     from_name: str
     base_url: str
     secret: str
+    limits: RenderLimits
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -114,10 +134,12 @@ class Policy:
             retry_max=float(d["retry_max_seconds"]),
             lifetime=timedelta(seconds=int(d["retry_lifetime_seconds"])),
             breaker=int(d["circuit_breaker"]),
+            attempt_deadline=float(d["attempt_deadline_seconds"]),
             from_address=d["from_address"],
             from_name=d["from_name"],
             base_url=settings.base_url(),
             secret=settings.web_secret_key(),
+            limits=RenderLimits.from_settings(settings),
         )
 
     def backoff(self, attempts: int) -> timedelta:
@@ -381,6 +403,7 @@ class _Row:
     subject: str
     body: str
     updated_at: datetime
+    mailing_error: str | None = None
 
 
 def _load(conn: Connection, ids: list[int]) -> list[_Row]:
@@ -399,6 +422,7 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
             Message.subject,
             Message.body,
             Message.updated_at,
+            Mailing.last_error,
         )
         .select_from(Delivery)
         .join(Mailing, Mailing.id == D.mailing_id)  # type: ignore[arg-type]
@@ -423,6 +447,7 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
                 subject=r.subject,
                 body=r.body,
                 updated_at=r.updated_at,
+                mailing_error=r.last_error,
             )
             for r in conn.execute(stmt)
         ]
@@ -539,7 +564,8 @@ class Sender:
         self.stop = stop or threading.Event()
         self.progress = progress
         self._renderers: dict[tuple[int, datetime], MessageRenderer] = {}
-        self._consecutive_failures = 0
+        self.in_flight: InFlight | None = None
+        self._breaker = Breaker(self.policy.breaker)
         self._links = _UnsubscribeLinks(self.policy)
         self._statements = _Statements(engine.dialect)
 
@@ -564,6 +590,7 @@ class Sender:
                 from_address=self.policy.from_address,
                 from_name=self.policy.from_name,
                 unsubscribe=True,
+                limits=self.policy.limits,
             )
             self._renderers[key] = renderer
         return renderer
@@ -582,7 +609,7 @@ class Sender:
                 RenderClient(email=row.email, full_name=row.full_name or ""),
                 unsubscribe_url=self._links(row.client_id),
             )
-        except HeaderInjection as exc:
+        except (HeaderInjection, RenderFailed) as exc:  # a budget exceeded, a broken header
             return Outcome(FAILED, None, f"refused before sending: {exc}")
         except Exception as exc:  # a template that renders for the sample may still fail here
             return Outcome(FAILED, None, f"cannot render the message: {exc}")
@@ -602,7 +629,7 @@ class Sender:
     def deliver(self, *, mailing_id: int | None = None, summary: Summary | None = None) -> Summary:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
         summary = summary or Summary()
-        self._consecutive_failures = 0
+        self._breaker = Breaker(self.policy.breaker)
         warned = False
         with self.engine.connect() as conn:
             started = utcnow()
@@ -637,6 +664,7 @@ class Sender:
         renew_every = self.policy.lease.total_seconds() / 3
         # The next row's message, rendered while the server was busy with this one.
         ahead: dict[int, bytes | Outcome] = {}
+        self._breaker.probe(r.mailing_error for r in rows)
         for index, row in enumerate(rows):
             if self.stop.is_set():
                 break
@@ -670,6 +698,9 @@ class Sender:
             pending = None
             if not marked:
                 continue
+            self.in_flight = InFlight(
+                row.email, row.mailing_id, time.monotonic() + self.policy.attempt_deadline
+            )
             try:
                 outcome = self.transport.send(
                     sender=self.policy.from_address,
@@ -687,15 +718,13 @@ class Sender:
                     )
                 summary.stopped = f"paused: {exc}"
                 break
+            finally:
+                self.in_flight = None
             pending = (row, outcome)
             # Counted across batches: a dead server trips the breaker wherever a batch ends.
-            failures = self._consecutive_failures + 1 if outcome.connection_failure else 0
-            self._consecutive_failures = failures
-            if failures >= self.policy.breaker:
-                summary.stopped = (
-                    f"stopped after {failures} consecutive connection failures "
-                    f"({outcome.reply}); the rest waits for the next pass"
-                )
+            stop = self._breaker.record(outcome)
+            if stop is not None:
+                summary.stopped = stop
                 break
         if pending is not None:
             self._finish(conn, *pending, summary)

@@ -35,6 +35,18 @@ class Outcome:
     connection_failure: bool = False
 
 
+def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
+    """The last gate before the wire: a message over render.max_message_bytes never starts."""
+    if max_bytes is not None and len(data) > max_bytes:
+        return Outcome(
+            FAILED,
+            None,
+            f"refused before sending: the message is {len(data):,} bytes, more than"
+            f" {max_bytes:,} (render.max_message_bytes)",
+        )
+    return None
+
+
 class SetupError(Exception):
     """A fault of the set-up, not of a recipient: nothing can go out until the operator fixes
     it, so the pass pauses with this reason instead of deferring everybody."""
@@ -71,9 +83,10 @@ class Transport(Protocol):
 class OutboxTransport:
     """Each message becomes an .eml file; nothing leaves the machine."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
         self._seq = 0
 
     def send(
@@ -84,6 +97,9 @@ class OutboxTransport:
         data: bytes,
         meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
+        refused = refuse_oversized(data, self.max_bytes)
+        if refused is not None:
+            return refused
         self._seq += 1
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)[:80]
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
@@ -182,6 +198,7 @@ class SmtpTransport:
         self.timeout = float(smtp["timeout"])
         self.local_hostname: str = smtp["local_hostname"]
         self.deadline = float(delivery["attempt_deadline_seconds"])
+        self.max_bytes = int(settings.values["render"]["max_message_bytes"])
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
         self._watchdog = Watchdog()
@@ -323,6 +340,9 @@ class SmtpTransport:
         data: bytes,
         meanwhile: Callable[[], None] | None = None,
     ) -> Outcome:
+        refused = refuse_oversized(data, self.max_bytes)
+        if refused is not None:
+            return refused
         if not data.endswith(b"\r\n"):
             data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
@@ -484,4 +504,7 @@ class SmtpTransport:
 def make_transport(settings: Settings) -> Transport:
     if settings.get("delivery", "transport") == "smtp":
         return SmtpTransport(settings)
-    return OutboxTransport(settings.get("delivery", "outbox_dir"))
+    return OutboxTransport(
+        settings.get("delivery", "outbox_dir"),
+        max_bytes=int(settings.values["render"]["max_message_bytes"]),
+    )

@@ -14,6 +14,7 @@ from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, User
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
+from mailctl.services.csvfile import restore_cell, write_csv
 from mailctl.services.validation import clean_email, clean_text
 from mailctl.tokens import unsign
 
@@ -244,20 +245,23 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
         if len(row) != len(names):
             yield line, f"expected {len(names)} fields, found {len(row)}"
             continue
+        # Undo the guard quote our export puts before formula-like cells (csvfile.py).
         yield (
             line,
             (
-                row[index["email"]],
-                row[index["full_name"]] if "full_name" in index else "",
-                row[index["comment"]] if "comment" in index else "",
+                restore_cell(row[index["email"]]),
+                restore_cell(row[index["full_name"]]) if "full_name" in index else "",
+                restore_cell(row[index["comment"]]) if "comment" in index else "",
             ),
         )
 
 
 def export_clients(*, session: Session, actor: User) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for client in list_clients(session=session, actor=actor):
-        writer.writerow((client.email, client.full_name, client.comment))
-    return out.getvalue()
+    """The actor's clients as CSV that `import_clients` reads back to the same values."""
+    return write_csv(
+        CSV_HEADER,
+        (
+            (client.email, client.full_name, client.comment)
+            for client in list_clients(session=session, actor=actor)
+        ),
+    )

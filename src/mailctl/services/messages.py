@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
-from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_template
+from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
+from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_message
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
@@ -19,7 +20,7 @@ PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
 
 
-def _clean(subject: str, body: str) -> tuple[str, str]:
+def _clean(subject: str, body: str, limits: RenderLimits) -> tuple[str, str]:
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
@@ -27,8 +28,9 @@ def _clean(subject: str, body: str) -> tuple[str, str]:
     # endings are made one kind (a browser's form sends CRLF, a file may have either).
     body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
     body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
-    validate_template(subject, field="subject")
-    validate_template(body, field="body")
+    # Rendered for sample clients within the render budget: a template that would run away
+    # or grow without bound is refused here, in one line, before it is ever sent.
+    validate_message(subject, body, limits=limits)
     return subject, body
 
 
@@ -37,10 +39,17 @@ def check_may_write(*, actor: User) -> None:
     require_role(actor, CONTENT_ROLES, "write messages")
 
 
-def add_message(*, session: Session, actor: User, subject: str, body: str) -> Message:
+def add_message(
+    *,
+    session: Session,
+    actor: User,
+    subject: str,
+    body: str,
+    limits: RenderLimits = DEFAULT_LIMITS,
+) -> Message:
     check_may_write(actor=actor)
     assert actor.id is not None
-    subject, body = _clean(subject, body)
+    subject, body = _clean(subject, body, limits)
     message = Message(owner_id=actor.id, subject=subject, body=body)
     session.add(message)
     session.flush()
@@ -71,11 +80,13 @@ def edit_message(
     message_id: int,
     subject: str | None = None,
     body: str | None = None,
+    limits: RenderLimits = DEFAULT_LIMITS,
 ) -> Message:
     message = get_message(session=session, actor=actor, message_id=message_id)
     message.subject, message.body = _clean(
         subject if subject is not None else message.subject,
         body if body is not None else message.body,
+        limits,
     )
     message.updated_at = utcnow()
     session.add(message)
@@ -110,13 +121,19 @@ def preview_message(
     client_id: int,
     from_address: str,
     from_name: str,
+    limits: RenderLimits = DEFAULT_LIMITS,
 ) -> Rendered:
+    """The message as this client would get it; RenderFailed (Invalid) says why not."""
     message = get_message(session=session, actor=actor, message_id=message_id)
     client = get_client(session=session, actor=actor, client_id=client_id)
     if client.owner_id != message.owner_id:
         raise Conflict(f"client {client_id} and message {message_id} belong to different users")
     renderer = MessageRenderer(
-        subject=message.subject, body=message.body, from_address=from_address, from_name=from_name
+        subject=message.subject,
+        body=message.body,
+        from_address=from_address,
+        from_name=from_name,
+        limits=limits,
     )
     # Not the real link: following it from a preview would unsubscribe the client.
     return renderer.render(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +11,7 @@ from sqlmodel import Session, select
 
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
+from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
 
 LOG_STATUSES = tuple(s.value for s in DeliveryState if s.value not in ("pending", "sending"))
@@ -185,13 +184,10 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
 
 
 def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("attempted_at", "run_id", "email", "status", "smtp_code", "response"))
-    for a in list_attempts(
-        session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
-    ):
-        writer.writerow(
+    """Every attempt as CSV; a mail server's reply is text from outside, neutralised too."""
+    return write_csv(
+        ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
+        (
             (
                 a.attempted_at.isoformat(),
                 a.run_id,
@@ -200,8 +196,11 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
                 a.smtp_code or "",
                 a.response or "",
             )
-        )
-    return out.getvalue()
+            for a in list_attempts(
+                session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
+            )
+        ),
+    )
 
 
 def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = False) -> int:

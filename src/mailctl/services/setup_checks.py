@@ -176,7 +176,7 @@ def _database(settings: Settings) -> list[Finding]:
             )
         ]
     try:
-        engine = make_engine(settings, create_dir=False)
+        engine = make_engine(settings)  # never creates a database file
     except MailctlError as exc:
         return [Finding(True, "database.url", str(exc))]
     try:

@@ -14,18 +14,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from mailctl.cache import Cache
 from mailctl.config import Settings
 from mailctl.db import make_engine, on_commit
 from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
+from mailctl.web.headers import SecurityHeaders
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
 
 # Our stylesheet and the vendored Bootstrap CSS (static/vendor/bootstrap/SOURCE.txt says why
 # and from where), served from the installed package: the panel works offline.
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent / "static"
+
+
+class Panel(Starlette):
+    """The panel's app: its security headers wrap the whole stack, so that even the 500
+    page of Starlette's outermost error middleware carries them."""
+
+    hsts = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -64,10 +76,10 @@ def create_app(settings: Settings) -> Starlette:
         cache.close()
         engine.dispose()
 
-    app = Starlette(
+    app = Panel(
         routes=[
             *routes(),
-            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
             Middleware(
@@ -87,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.hsts = bool(settings.get("web", "secure_cookies"))
     app.state.settings = settings
     app.state.secret_key = settings.web_secret_key()  # signs and checks emailed links
     app.state.engine = engine

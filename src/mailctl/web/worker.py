@@ -90,7 +90,13 @@ class BackgroundSender:
         # The stop event makes a running sender finish its current message and release its
         # claims; queued passes are dropped (their rows stay pending for the scheduler).
         self._stop.set()
+        with self._lock:
+            running = len(self._futures)
+        if wait and running:
+            log.info("waiting for %d background send(s) to finish the message in flight", running)
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        if wait and running:
+            log.info("background sends stopped")
 
 
 def worker_of(app: Starlette) -> BackgroundSender:

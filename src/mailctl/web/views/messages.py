@@ -10,12 +10,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
+from mailctl.sending.budget import RenderLimits
 from mailctl.services import messages as svc
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
 
 # The preview's client picker lists this many; a client beyond them can be given by id.
 PICKER_LIMIT = 200
+
+
+def _limits(request: Request) -> RenderLimits:
+    return RenderLimits.from_settings(request.app.state.settings)
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -36,7 +41,10 @@ async def message_new(request: Request) -> Response:
         return render(request, "user/message_form.html", message=None, values=values, error=None)
     values = _fields(await checked_form(request))
     try:
-        message = await db(request, lambda s: svc.add_message(session=s, actor=user, **values))
+        message = await db(
+            request,
+            lambda s: svc.add_message(session=s, actor=user, limits=_limits(request), **values),
+        )
     except Invalid as exc:
         return render(
             request,
@@ -75,6 +83,7 @@ async def message_detail(request: Request) -> Response:
                     client_id=chosen,
                     from_address=settings.get("delivery", "from_address"),
                     from_name=settings.get("delivery", "from_name"),
+                    limits=_limits(request),
                 )
             except (Invalid, Conflict) as exc:
                 error = str(exc)
@@ -104,7 +113,9 @@ async def message_edit(request: Request) -> Response:
     try:
         await db(
             request,
-            lambda s: svc.edit_message(session=s, actor=user, message_id=message_id, **values),
+            lambda s: svc.edit_message(
+                session=s, actor=user, message_id=message_id, limits=_limits(request), **values
+            ),
         )
     except Invalid as exc:
         return render(
