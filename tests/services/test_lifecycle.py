@@ -314,13 +314,19 @@ def test_an_unchanged_form_keeps_a_started_mailings_due_run(session: Session, wo
     assert mailing.next_run_at == due
 
 
-def test_a_changed_start_in_the_past_is_still_refused(
+def test_a_changed_start_in_the_past_is_due_at_once_unless_the_end_passed_too(
     session: Session, world: World, refuse: Any
 ) -> None:
+    """The assignment's start rule: a start that has passed is due at once while the end is
+    ahead; a start and an end both in the past leave nothing to send, and are refused."""
     mailing = _passed_created(session, world)
     form = _as_the_form_sends_it(mailing, [world.clients["owner"]])
+    over = form | {"start": form["start"] - timedelta(days=2), "end": form["start"]}
+    over["clear_end"] = False
+    refuse(Invalid, lambda: _edit(session, world, mailing, **over), "both in the past")
     form["start"] -= timedelta(minutes=1)  # another minute: a change, and in the past
-    refuse(Invalid, lambda: _edit(session, world, mailing, **form), "start is in the past")
+    _edit(session, world, mailing, **form)
+    assert mailing.start_at == form["start"] and mailing.next_run_at == form["start"]
 
 
 def test_a_changed_field_next_to_unchanged_ones_is_saved(session: Session, world: World) -> None:

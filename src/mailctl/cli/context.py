@@ -1,4 +1,8 @@
-"""What every command shares: settings, the engine, the acting user, the clock."""
+"""What every command shares: settings, the engine, the acting user, the clock.
+
+Imports of the database layer wait until a command asks for it: `--help` and `--version`
+need none of it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from mailctl.config import Settings, load_settings
-from mailctl.db import make_engine, session_scope
-from mailctl.models import User
-from mailctl.schedule import Clock
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from mailctl.models import User
+    from mailctl.schedule import Clock
     from mailctl.services.messages import RenderLimits
 
 
@@ -36,16 +40,23 @@ class AppContext:
         """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
         demo) may make a SQLite database that is not there; any other command is told there
         is none and writes nothing."""
-        from mailctl.cache import drop_for_tables
-        from mailctl.db import on_commit
+        from mailctl.db import make_engine, on_commit
 
         if self._raw is not None and (self._raw_creates or not create):
             return self._raw
         if self._raw is not None:
             self._raw.dispose()
         engine = make_engine(self.settings, create=create)
-        # A change from the shell shows on the panel at once, not after the cache lifetime.
-        on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+        settings = self.settings
+
+        def drop_cached_pages(tables: set[str]) -> None:
+            # A change from the shell shows on the panel at once, not after the cache
+            # lifetime. Only a commit that changed something pays for loading diskcache.
+            from mailctl.cache import drop_for_tables
+
+            drop_for_tables(settings, tables)
+
+        on_commit(engine, drop_cached_pages)
         self._raw, self._raw_creates = engine, create
         return engine
 
@@ -73,10 +84,14 @@ class AppContext:
 
     @property
     def clock(self) -> Clock:
+        from mailctl.schedule import Clock
+
         return Clock.from_settings(self.settings)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        from mailctl.db import session_scope
+
         with session_scope(self.engine, readonly=readonly) as session:
             yield session
 

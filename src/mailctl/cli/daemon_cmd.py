@@ -143,8 +143,3 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             " `mailctl mailing retry ID --unknown`"
         )
     typer.echo("\n".join(out))
-
-
-def register(root: typer.Typer) -> None:
-    root.command("daemon")(daemon)
-    root.command("status")(status)

@@ -22,7 +22,10 @@ from typing import Protocol
 
 from mailctl.config import Settings, SmtpServer
 from mailctl.models.delivery import DEFERRED, FAILED, SENT, UNKNOWN
-from mailctl.sending.watchdog import Watchdog, WatchedSMTP, WatchedSMTPSSL
+from mailctl.sending import tls
+from mailctl.sending.watchdog import Watchdog
+
+__all__ = ["DEFERRED", "FAILED", "SENT", "UNKNOWN"]  # what an Outcome's status can be
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,17 @@ def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
     return None
 
 
-class AuthRejected(Exception):
-    """The server refused our login: nothing can go out until the operator fixes it."""
+class SetupError(Exception):
+    """A fault of the set-up, not of a recipient: nothing can go out until the operator fixes
+    it, so the pass pauses with this reason instead of deferring everybody."""
+
+
+class AuthRejected(SetupError):
+    """The server refused our login."""
+
+
+class TlsRejected(SetupError):
+    """The server's certificate is not trusted, or it offers no STARTTLS when it must."""
 
 
 class Transport(Protocol):
@@ -108,6 +120,37 @@ class OutboxTransport:
         pass
 
 
+class _Watched:
+    """A watched socket, and the server name TLS checks the certificate against.
+
+    smtplib only learns that name from a host given to its constructor, which would also
+    connect at once, before the watchdog is attached; `connect()` later does not set it, and
+    TLS then fails with "check_hostname requires server_hostname". So it is set here.
+    """
+
+    watchdog: Watchdog | None = None
+    _host: str
+
+    def watch(self, watchdog: Watchdog, server_name: str) -> None:
+        self.watchdog = watchdog
+        self._host = server_name
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.watchdog is not None:
+            self.watchdog.rearm(sock)
+        return sock
+
+
+class _WatchedSMTP(_Watched, smtplib.SMTP):
+    pass
+
+
+class _WatchedSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
+
+
 # A line of the message that starts with a dot gets a second one (what smtplib's own, private
 # _quote_periods does).
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
@@ -135,9 +178,17 @@ def _text(reply: bytes | str) -> str:
     return " ".join(reply.split())[:500]
 
 
+class Unreachable(Exception):
+    """The server could not be reached or spoke nonsense (a probe's failure)."""
+
+
 class _Malformed(Exception):
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"malformed reply from server (code {code}): {reply!r}"[:500])
+
+
+class _Refused(Exception):
+    """A temporary refusal while setting up the connection (STARTTLS answered 454...)."""
 
 
 class SmtpTransport:
@@ -152,6 +203,7 @@ class SmtpTransport:
         self.security = server.security
         self.username = server.username
         self.password = server.login_password()
+        self.ca_file = server.ca_file
         self.timeout = server.timeout
         self.local_hostname = server.local_hostname
         self.deadline = deadline
@@ -162,16 +214,22 @@ class SmtpTransport:
 
     # -- connection ---------------------------------------------------------------------
 
+    def tls_context(self) -> ssl.SSLContext:
+        try:
+            return tls.client_context(self.ca_file)
+        except tls.CaFileError as exc:
+            raise TlsRejected(str(exc)) from None
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
-        conn: smtplib.SMTP
+        context = self.tls_context() if self.security != "none" else None
+        conn: _WatchedSMTP | _WatchedSMTPSSL
         if self.security == "ssl":
-            conn = WatchedSMTPSSL(
+            conn = _WatchedSMTPSSL(
                 local_hostname=self.local_hostname, timeout=self.timeout, context=context
             )
         else:
-            conn = WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
-        conn.watchdog = self._watchdog
+            conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
+        conn.watch(self._watchdog, self.host)
         try:
             code, reply = conn.connect(self.host, self.port)
             if code != 220:
@@ -184,19 +242,78 @@ class SmtpTransport:
                 if code != 250:
                     raise smtplib.SMTPHeloError(code, reply)
             if self.security == "starttls":
-                conn.starttls(context=context)
+                if not conn.has_extn("starttls"):
+                    # Never fall back to plain text: the login and the mail would travel
+                    # readable by anyone on the way (and a man in the middle strips it).
+                    raise TlsRejected(
+                        "TLS: the mail server does not offer STARTTLS (smtp.security is "
+                        "starttls); nothing was sent"
+                    )
+                try:
+                    conn.starttls(context=context)
+                except smtplib.SMTPResponseException as exc:  # 454: TLS not available now
+                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                    raise _Refused(f"STARTTLS: {answer}") from None
                 self._watchdog.rearm(conn.sock)
                 conn.ehlo()
             if self.username:
-                try:
-                    conn.login(self.username, self.password)
-                except smtplib.SMTPAuthenticationError as exc:
-                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-                    raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+                self._login(conn)
+        except ssl.SSLCertVerificationError as exc:
+            self._drop(conn)
+            raise TlsRejected(tls.certificate_problem(exc, self.host)) from None
         except BaseException:
             self._drop(conn)
             raise
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        if not conn.has_extn("auth"):
+            hint = (
+                " (many servers offer it only after STARTTLS: set smtp.security)"
+                if self.security == "none"
+                else ""
+            )
+            raise AuthRejected(
+                f"the mail server offers no login (AUTH) but smtp.username is set{hint}"
+            )
+        try:
+            conn.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+        except smtplib.SMTPException as exc:
+            if "authentication method" not in str(exc):
+                raise
+            offered = conn.esmtp_features.get("auth", "").strip()
+            raise AuthRejected(
+                f"the mail server offers no login method mailctl knows ({offered}); "
+                "CRAM-MD5, PLAIN and LOGIN are"
+            ) from None
+
+    def probe(self) -> str:
+        """Connect (TLS and login as configured) and hang up, sending no mail: what
+        `mailctl config check` asks. Raises SetupError for a fault of the set-up and
+        Unreachable for anything else."""
+        try:
+            self._watchdog.arm(None, self.deadline)
+            conn = self._connect()
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        except SetupError:
+            raise
+        except smtplib.SMTPConnectError as exc:
+            raise Unreachable(f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (_Malformed, _Refused) as exc:
+            raise Unreachable(str(exc)) from None
+        except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
+            raise Unreachable(self._reason(exc)) from None
+        finally:
+            self._watchdog.disarm()
+        secure = {"ssl": ", TLS", "starttls": ", STARTTLS"}.get(self.security, "")
+        login = f", logged in as {self.username}" if self.username else ""
+        return f"{self.host}:{self.port} answers{secure}{login}"
 
     def _drop(self, conn: smtplib.SMTP | None = None) -> None:
         conn = conn or self._conn
@@ -278,9 +395,12 @@ class SmtpTransport:
                     UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
                 )
             return self._refused(code, reply, "end of DATA")
-        except AuthRejected:
+        except SetupError:
             self._drop()
             raise
+        except _Refused as exc:
+            self._drop()
+            return self._temporary(None, str(exc))
         except smtplib.SMTPConnectError as exc:
             self._drop()
             return self._temporary(
@@ -390,14 +510,20 @@ class SmtpTransport:
         return Outcome(FAILED, code, text)
 
 
+def smtp_transport(settings: Settings) -> SmtpTransport:
+    """The first configured server (`[smtp]`, or the first of `[[smtp.servers]]`)."""
+    # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
+    # "Several SMTP servers", says where a pool of them goes).
+    return SmtpTransport(
+        settings.smtp.servers[0],
+        deadline=settings.delivery.attempt_deadline_seconds,
+        max_bytes=settings.render.max_message_bytes,
+    )
+
+
 def make_transport(settings: Settings) -> Transport:
-    delivery = settings.delivery
-    max_bytes = settings.render.max_message_bytes
-    if delivery.transport == "smtp":
-        # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
-        # "Several SMTP servers", says where a pool of them goes).
-        server = settings.smtp.servers[0]
-        return SmtpTransport(
-            server, deadline=delivery.attempt_deadline_seconds, max_bytes=max_bytes
-        )
-    return OutboxTransport(delivery.outbox_dir, max_bytes=max_bytes)
+    if settings.delivery.transport == "smtp":
+        return smtp_transport(settings)
+    return OutboxTransport(
+        settings.delivery.outbox_dir, max_bytes=settings.render.max_message_bytes
+    )

@@ -14,7 +14,16 @@ from sqlmodel import Session, col, select
 from mailctl.db import rowcount
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, Mailing, MailingRun, User
-from mailctl.models.delivery import DECIDED, DEFERRED, LOGGED, OPEN, PENDING, SENT, UNKNOWN
+from mailctl.models.delivery import (
+    DECIDED,
+    DEFERRED,
+    FAILED,
+    LOGGED,
+    OPEN,
+    PENDING,
+    SENT,
+    UNKNOWN,
+)
 from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.validation import ID_MAX
@@ -266,9 +275,17 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
             DeliveryAttempt.mailing_id == mailing_id
         )
     ).one()
+    # The error that still matters: of a recipient not delivered (yet). A deferral that a
+    # later retry got through, or a skip, is history, not something to warn the owner about.
+    troubled = (FAILED, DEFERRED, UNKNOWN)
     last_error = session.exec(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != SENT)
+        .join(Delivery, col(Delivery.id) == DeliveryAttempt.delivery_id)
+        .where(
+            DeliveryAttempt.mailing_id == mailing_id,
+            col(DeliveryAttempt.status).in_(troubled),
+            col(Delivery.state).in_(troubled),
+        )
         .order_by(col(DeliveryAttempt.id).desc())
         .limit(1)
     ).first()

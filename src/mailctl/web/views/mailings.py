@@ -38,14 +38,17 @@ def mailing_id_of(request: Request) -> int:
 
 async def dashboard(request: Request) -> Response:
     user = await require_user(request)
-    sees_mailings = capabilities(user).can_view_mailings
+    caps = capabilities(user)
 
     def work(session: Session) -> dict[str, Any]:
         stats = svc.stats(session=session, actor=user)
         recent: list[Mailing] = []
-        if sees_mailings:
+        if caps.can_view_mailings:
             recent = list(svc.recent_mailings(session=session, actor=user, count=5))
-        return {"stats": stats, "recent": recent}
+        steps = None
+        if caps.can_edit_content:  # the guide to a first mailing
+            steps = svc.first_steps(session=session, actor=user)
+        return {"stats": stats, "recent": recent, "steps": steps}
 
     data = await db(request, work, readonly=True)
     return render(
@@ -182,6 +185,7 @@ async def mailing_detail(request: Request) -> Response:
         "user/mailing_detail.html",
         **data,
         chart=outcome_svg(localise(data["series"], tz)),
+        chart_compact=outcome_svg(localise(data["series"], tz), compact=True),
         status=svc.display_status(mailing),
         refresh=REFRESH_SECONDS if busy else None,
         every_names=dict(EVERY),
