@@ -140,8 +140,8 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in heartbeat.WAITING_STATES))
     if totals["unknown"]:
         out.append(
-            "  unknown: a sender stopped mid-message; check, then"
-            " `mailctl mailing retry ID --unknown`"
+            "  unknown: the server took the message and did not answer, or a sender stopped"
+            " mid-message; check, then `mailctl mailing retry ID --unknown`"
         )
     typer.echo("\n".join(out))
 
