@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from mailctl.config import Settings, load_settings
 from mailctl.db import make_engine, session_scope
+from mailctl.errors import MailctlError
 from mailctl.models import User
 
 
@@ -26,6 +27,7 @@ class AppContext:
 
     _raw: Engine | None = None
     _raw_creates = False
+    _cache_warned = False
 
     def open_engine(self, *, create: bool = False) -> Engine:
         """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
@@ -39,8 +41,24 @@ class AppContext:
         if self._raw is not None:
             self._raw.dispose()
         engine = make_engine(self.settings, create=create)
-        # A change from the shell shows on the panel at once, not after the cache lifetime.
-        on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+
+        def drop_cached(tables: set[str]) -> None:
+            # A change from the shell shows on the panel at once, not after the cache
+            # lifetime. It is committed already: a cache that cannot be cleared is a warning,
+            # once per command however many commits it makes.
+            try:
+                drop_for_tables(self.settings, tables)
+            except MailctlError as exc:
+                if not self._cache_warned:
+                    self._cache_warned = True
+                    ttl = int(self.settings.get("cache", "ttl_seconds"))
+                    typer.echo(
+                        f"warning: {exc}; the panel may show old figures for up to {ttl}s"
+                        " (cache.ttl_seconds)",
+                        err=True,
+                    )
+
+        on_commit(engine, drop_cached)
         self._raw, self._raw_creates = engine, create
         return engine
 

@@ -1,0 +1,93 @@
+"""Data folders that cannot be made (cache.dir or the outbox under a file, a read-only disk).
+
+The cache: the panel refuses to start with one line; a change made from the shell is made, with
+one line of warning that the panel's cached figures could not be cleared. The outbox: every
+attempt is deferred and the breaker stops the pass. No traceback anywhere (root may write
+anywhere else, so "cannot be made" is a path under a plain file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import USER1, as_json, fails, new_id, ok
+from .shell import lines, run_mailctl
+
+
+@pytest.fixture
+def no_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "a-file").write_text("")
+    directory = tmp_path / "a-file" / "cache"
+    monkeypatch.setenv("MAILCTL_CACHE_DIR", str(directory))
+    return directory
+
+
+def _warning(directory: Path) -> str:
+    return (
+        f"warning: cannot open the cache in {directory} (cache.dir): Not a directory;"
+        " the panel may show old figures for up to 60s (cache.ttl_seconds)"
+    )
+
+
+def _emails(cli) -> list[str]:  # type: ignore[no-untyped-def]
+    return [c["email"] for c in as_json(cli("client", "list", "--json", as_=USER1))]
+
+
+def test_a_change_from_the_shell_is_made_and_the_cache_warned_about(
+    cli, users, no_cache_dir
+) -> None:
+    result = ok(cli("client", "add", "ann@example.com", as_=USER1))
+    assert sorted(lines(result.stderr)) == [
+        "added client 1 <ann@example.com>",
+        _warning(no_cache_dir),
+    ], result.stderr
+    assert _emails(cli) == ["ann@example.com"]
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
+def test_the_same_from_a_real_shell(cli, users, no_cache_dir, terminal: bool) -> None:
+    code, out, _ = run_mailctl(
+        ["--as", USER1, "client", "add", "ann@example.com"], terminal=terminal
+    )
+    assert code == 0, out
+    assert _warning(no_cache_dir) in lines(out), out
+    assert "Traceback" not in out
+    assert _emails(cli) == ["ann@example.com"]
+
+
+def test_one_warning_for_a_command_that_commits_many_times(cli, users, no_cache_dir) -> None:
+    source = no_cache_dir.parent.parent / "clients.csv"
+    source.write_text("email,full_name,comment\nann@example.com,Ann,\nbob@example.com,Bob,\n")
+    message = new_id(cli("message", "add", "--subject", "S", "--body", "B", as_=USER1))
+    ok(cli("client", "import", str(source), as_=USER1))
+    argv = ["--message", str(message), "--all-clients", "--start", "now", "--every", "once"]
+    result = ok(cli("mailing", "add", *argv, as_=USER1))  # the mailing, then its first run
+    assert result.stderr.count("warning: cannot open the cache") == 1, result.stderr
+    assert "mailing 1: sent 2, deferred 0" in result.stderr, result.stderr
+
+
+def test_no_warning_when_the_panel_caches_nothing(cli, users, no_cache_dir, monkeypatch) -> None:
+    monkeypatch.setenv("MAILCTL_CACHE_TTL_SECONDS", "0")
+    result = ok(cli("client", "add", "ann@example.com", as_=USER1))
+    assert "warning" not in result.stderr, result.stderr
+    assert not no_cache_dir.parent.is_dir()
+
+
+def test_the_panel_refuses_to_start_in_one_line(cli, no_cache_dir) -> None:
+    for argv in (("web", "--port", "1"), ("serve", "--port", "1")):
+        result = fails(
+            cli(*argv),
+            f"error: cannot open the cache in {no_cache_dir} (cache.dir): Not a directory",
+        )
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
+def test_the_panel_refuses_from_a_real_shell(cli, no_cache_dir, terminal: bool) -> None:
+    code, out, took = run_mailctl(["web", "--port", "1"], terminal=terminal)
+    assert code == 1, out
+    assert lines(out) == [
+        f"error: cannot open the cache in {no_cache_dir} (cache.dir): Not a directory"
+    ], out
+    assert took < 60
