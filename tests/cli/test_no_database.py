@@ -112,3 +112,16 @@ def test_init_and_db_upgrade_do_create_it(bare_cli, mailctl_env: Path) -> None:
 def test_init_creates_the_directory_too(bare_cli, mailctl_env: Path) -> None:
     ok(bare_cli("init", "--admin", "root@example.com", "--password-stdin", input="pw-pw-pw-pw\n"))
     assert (mailctl_env / "mailctl.db").is_file()
+
+
+def test_init_in_a_directory_that_cannot_be_made_is_one_line(bare_cli, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A file where the database's directory should be (root may write anywhere else)."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MAILCTL_DATABASE_URL", f"sqlite:///{tmp_path}/a-file/sub/mailctl.db")
+    for argv in (("init", "--admin", "root@example.com", "--password-stdin"), ("db", "upgrade")):
+        result = fails(
+            bare_cli(*argv, input="pw-pw-pw-pw\n"),
+            f"error: cannot create the database's directory {tmp_path}/a-file/sub (database.url):"
+            " Not a directory",
+        )
+        assert result.stderr.count("\n") == 1, result.stderr
