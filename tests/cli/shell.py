@@ -10,14 +10,16 @@ import sys
 import time
 
 
-def run_mailctl(argv: list[str], *, terminal: bool, stdin: str = "") -> tuple[int, str, float]:
+def run_mailctl(
+    argv: list[str], *, terminal: bool, stdin: str = "", timeout: float = 120
+) -> tuple[int, str, float]:
     """(exit code, what it wrote to stderr or the terminal, seconds taken). On a terminal
     stdout and stderr are the same device, as in a shell; line ends come back as '\\n'."""
     command = [sys.executable, "-m", "mailctl", *argv]
     began = time.monotonic()
     if not terminal:
         done = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, timeout=120, check=False
+            command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
         return done.returncode, done.stderr, time.monotonic() - began
     master, slave = pty.openpty()
@@ -26,11 +28,14 @@ def run_mailctl(argv: list[str], *, terminal: bool, stdin: str = "") -> tuple[in
     if stdin:
         os.write(master, stdin.encode())
     chunks = []
+    deadline = began + timeout
     try:
         while True:
-            ready, _, _ = select.select([master], [], [], 120)
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
-                raise AssertionError("no output from mailctl on the terminal")
+                proc.kill()
+                seen = b"".join(chunks).decode(errors="replace")
+                raise AssertionError(f"mailctl still running after {timeout}s:\n{seen}")
             try:
                 chunk = os.read(master, 4096)
             except OSError:  # EIO: the child closed the terminal
