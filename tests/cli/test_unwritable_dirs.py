@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from .helpers import FUTURE, USER1, as_json, fails, new_id, ok
 from .shell import lines, run_mailctl
 
 
@@ -91,3 +91,40 @@ def test_the_panel_refuses_from_a_real_shell(cli, no_cache_dir, terminal: bool) 
         f"error: cannot open the cache in {no_cache_dir} (cache.dir): Not a directory"
     ], out
     assert took < 60
+
+
+@pytest.fixture
+def no_outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MAILCTL_DELIVERY_OUTBOX_DIR", str(tmp_path / "a-file" / "outbox"))
+    monkeypatch.setenv("MAILCTL_DELIVERY_CIRCUIT_BREAKER", "2")
+    return tmp_path / "a-file" / "outbox"
+
+
+STOP = "stopped after 2 consecutive connection failures (outbox write failed: Not a directory"
+
+
+def test_an_outbox_that_cannot_be_made_defers_and_stops_the_pass(cli, users, no_outbox) -> None:
+    for n in range(4):
+        ok(cli("client", "add", f"c{n}@example.com", as_=USER1))
+    message = new_id(cli("message", "add", "--subject", "S", "--body", "B", as_=USER1))
+    argv = ["--message", str(message), "--all-clients", "--start", "now", "--every", "once"]
+    result = ok(cli("mailing", "add", *argv, as_=USER1))  # its first run goes at once
+    assert STOP in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = ok(cli("status"))
+    assert "pending 2, deferred 2" in result.stdout, result.stdout
+    assert not no_outbox.parent.is_dir()
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
+def test_the_outbox_from_a_real_shell(cli, users, no_outbox, terminal: bool) -> None:
+    for n in range(4):
+        ok(cli("client", "add", f"c{n}@example.com", as_=USER1))
+    message = new_id(cli("message", "add", "--subject", "S", "--body", "B", as_=USER1))
+    argv = ["--message", str(message), "--all-clients", "--start", FUTURE, "--every", "once"]
+    mailing = new_id(cli("mailing", "add", *argv, as_=USER1))
+    code, out, _ = run_mailctl(["--as", USER1, "mailing", "send", str(mailing)], terminal=terminal)
+    assert code == 0, out
+    assert "Traceback" not in out
+    assert STOP in out and f"({no_outbox})" in out, out
+    assert "pending 2, deferred 2" in ok(cli("status")).stdout

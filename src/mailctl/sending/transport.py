@@ -9,6 +9,7 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import socket
@@ -75,9 +76,15 @@ class OutboxTransport:
 
     def __init__(self, directory: str | Path, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._seq = 0
+        # A folder that cannot be made (a read-only disk) is not an error here: each attempt
+        # then fails like a failed write, deferred and counted by the breaker.
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        except OSError:
+            self._made = False
 
     def send(
         self,
@@ -95,11 +102,18 @@ class OutboxTransport:
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
         tmp = self.directory / f".{name}.tmp"
         try:
+            if not self._made:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._made = True
             envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: <{recipient}>\r\n".encode()
             tmp.write_bytes(envelope + data)
             tmp.rename(self.directory / name)  # atomic: readers never see half a message
         except OSError as exc:
-            return Outcome(DEFERRED, None, f"outbox write failed: {exc.strerror}", True)
+            # A write cut short (a full disk) leaves no half message behind.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = f"outbox write failed: {exc.strerror} ({self.directory})"
+            return Outcome(DEFERRED, None, reason, True)
         if meanwhile is not None:  # a file has no one to wait for: run it now
             meanwhile()
         return Outcome(SENT, 250, f"written to outbox as {name}")
