@@ -110,6 +110,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
             str, "", "password (prefer password_file or MAILCTL_SMTP_PASSWORD)", secret=True
         ),
         "password_file": Key(str, "", "file holding the password"),
+        "ca_file": Key(
+            str,
+            "",
+            "PEM file of CA certificates to trust besides the system's (a private CA or a "
+            "self-signed server certificate)",
+        ),
         "timeout": Key(float, 30.0, "seconds for every socket operation"),
         "local_hostname": Key(str, "localhost", "name sent in EHLO; avoids a DNS look-up"),
     },
@@ -262,6 +268,15 @@ class Settings:
         if url:
             return url
         return f"http://{self.values['web']['host']}:{self.values['web']['port']}"
+
+    def base_url_problem(self) -> str | None:
+        """Why links in mail would not reach the panel: real mail, and no web.base_url."""
+        if self.values["delivery"]["transport"] != "smtp" or self.values["web"]["base_url"]:
+            return None
+        return (
+            f"web.base_url is not set: unsubscribe and account links in mail point at "
+            f"{self.base_url()}, which readers cannot open; set it to the panel's public URL"
+        )
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         new_values = {s: dict(v) for s, v in self.values.items()}

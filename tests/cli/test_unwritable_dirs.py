@@ -7,12 +7,28 @@ anywhere else, so "cannot be made" is a path under a plain file)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from . import terminal
 from .helpers import FUTURE, USER1, as_json, fails, new_id, ok
-from .shell import lines, run_mailctl
+
+
+def run_mailctl(argv: list[str], how: str) -> tuple[int | None, str]:
+    """A real `mailctl` on a terminal ("pty": what it shows) or through pipes (its stderr)."""
+    if how == "pty":
+        screen = terminal.run(argv, colour=False)
+        return screen.status, screen.text
+    command = [sys.executable, "-m", "mailctl", *argv]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode, done.stderr
+
+
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -45,11 +61,9 @@ def test_a_change_from_the_shell_is_made_and_the_cache_warned_about(
     assert _emails(cli) == ["ann@example.com"]
 
 
-@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
-def test_the_same_from_a_real_shell(cli, users, no_cache_dir, terminal: bool) -> None:
-    code, out, _ = run_mailctl(
-        ["--as", USER1, "client", "add", "ann@example.com"], terminal=terminal
-    )
+@pytest.mark.parametrize("how", ["pipe", "pty"])
+def test_the_same_from_a_real_shell(cli, users, no_cache_dir, how: str) -> None:
+    code, out = run_mailctl(["--as", USER1, "client", "add", "ann@example.com"], how)
     assert code == 0, out
     assert _warning(no_cache_dir) in lines(out), out
     assert "Traceback" not in out
@@ -83,14 +97,13 @@ def test_the_panel_refuses_to_start_in_one_line(cli, no_cache_dir) -> None:
         assert result.stderr.count("\n") == 1, result.stderr
 
 
-@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
-def test_the_panel_refuses_from_a_real_shell(cli, no_cache_dir, terminal: bool) -> None:
-    code, out, took = run_mailctl(["web", "--port", "1"], terminal=terminal)
+@pytest.mark.parametrize("how", ["pipe", "pty"])
+def test_the_panel_refuses_from_a_real_shell(cli, no_cache_dir, how: str) -> None:
+    code, out = run_mailctl(["web", "--port", "1"], how)
     assert code == 1, out
     assert lines(out) == [
         f"error: cannot open the cache in {no_cache_dir} (cache.dir): Not a directory"
     ], out
-    assert took < 60
 
 
 @pytest.fixture
@@ -116,14 +129,14 @@ def test_an_outbox_that_cannot_be_made_defers_and_stops_the_pass(cli, users, no_
     assert not no_outbox.parent.is_dir()
 
 
-@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "pty"])
-def test_the_outbox_from_a_real_shell(cli, users, no_outbox, terminal: bool) -> None:
+@pytest.mark.parametrize("how", ["pipe", "pty"])
+def test_the_outbox_from_a_real_shell(cli, users, no_outbox, how: str) -> None:
     for n in range(4):
         ok(cli("client", "add", f"c{n}@example.com", as_=USER1))
     message = new_id(cli("message", "add", "--subject", "S", "--body", "B", as_=USER1))
     argv = ["--message", str(message), "--all-clients", "--start", FUTURE, "--every", "once"]
     mailing = new_id(cli("mailing", "add", *argv, as_=USER1))
-    code, out, _ = run_mailctl(["--as", USER1, "mailing", "send", str(mailing)], terminal=terminal)
+    code, out = run_mailctl(["--as", USER1, "mailing", "send", str(mailing)], how)
     assert code == 0, out
     assert "Traceback" not in out
     assert STOP in out and f"({no_outbox})" in out, out

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, NotFound
@@ -70,6 +70,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "mailing_form_choices": (OK, OK, FB,     FB,    OK,   FB),
     "new_mailing_form": (OK,   OK,   FB,     FB,    OK,   FB),
     "edit_mailing_form": (OK,  NF,   FB,     FB,    OK,   FB),
+    "first_steps":      (OK,   OK,   FB,     FB,    OK,   FB),
 
     "list_users":       (FB,   FB,   OK,     FB,    OK,   FB),
     "count_users_visible": (FB, FB,  OK,     FB,    OK,   FB),
@@ -195,6 +196,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), owner_id=c.w.users[c.target].id or 0
     ),
     "new_mailing_form": lambda c: mailings.new_mailing_form(**c.kw()),
+    "first_steps": lambda c: mailings.first_steps(**c.kw()),
     "edit_mailing_form": lambda c: mailings.edit_mailing_form(
         **c.kw(), mailing_id=c.w.mailings[c.target]
     ),
@@ -266,6 +268,17 @@ def _check_visibility(c: Ctx, op: str, result: Any) -> None:
         assert result.total_mailings == (1 if mine else len(c.w.mailings))
     elif op == "count_clients":
         assert result == (1 if c.role in ("owner", "other") else len(c.w.clients))
+    elif op == "first_steps":
+        # Only the actor's own: an admin's guide counts what the admin owns, not everyone's.
+        def own(model):  # type: ignore[no-untyped-def]
+            return sum(1 for x in c.s.exec(select(model)).all() if x.owner_id == me)
+
+        assert (result.clients, result.messages, result.mailings) == (
+            own(Client),
+            own(Message),
+            own(Mailing),
+        )
+        assert result.clients < len(c.w.clients)
     elif op == "list_users":
         assert len(result) == len(c.w.users)
     elif op == "count_users_visible":

@@ -14,7 +14,7 @@ from mailctl.errors import Invalid
 from mailctl.services import blog as svc
 from mailctl.timeutil import fmt, parse_when
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = (
     "id",

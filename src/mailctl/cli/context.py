@@ -1,19 +1,27 @@
-"""What every command shares: settings, the engine, the acting user, the clock."""
+"""What every command shares: settings, the engine, the acting user, the clock.
+
+Imports of the database layer wait until a command asks for it: `--help` and `--version`
+need none of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from mailctl.config import Settings, load_settings
-from mailctl.db import make_engine, session_scope
 from mailctl.errors import MailctlError
-from mailctl.models import User
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from mailctl.models import User
+    from mailctl.services.mailings import Clock
 
 
 class AppContext:
@@ -33,32 +41,35 @@ class AppContext:
         """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
         demo) may make a SQLite database that is not there; any other command is told there
         is none and writes nothing."""
-        from mailctl.cache import drop_for_tables
-        from mailctl.db import on_commit
+        from mailctl.db import make_engine, on_commit
 
         if self._raw is not None and (self._raw_creates or not create):
             return self._raw
         if self._raw is not None:
             self._raw.dispose()
         engine = make_engine(self.settings, create=create)
+        settings = self.settings
 
-        def drop_cached(tables: set[str]) -> None:
+        def drop_cached_pages(tables: set[str]) -> None:
             # A change from the shell shows on the panel at once, not after the cache
-            # lifetime. It is committed already: a cache that cannot be cleared is a warning,
-            # once per command however many commits it makes.
+            # lifetime. Only a commit that changed something pays for loading diskcache.
+            # It is committed already: a cache that cannot be cleared is a warning, once per
+            # command however many commits it makes.
+            from mailctl.cache import drop_for_tables
+
             try:
-                drop_for_tables(self.settings, tables)
+                drop_for_tables(settings, tables)
             except MailctlError as exc:
                 if not self._cache_warned:
                     self._cache_warned = True
-                    ttl = int(self.settings.get("cache", "ttl_seconds"))
+                    ttl = int(settings.get("cache", "ttl_seconds"))
                     typer.echo(
                         f"warning: {exc}; the panel may show old figures for up to {ttl}s"
                         " (cache.ttl_seconds)",
                         err=True,
                     )
 
-        on_commit(engine, drop_cached)
+        on_commit(engine, drop_cached_pages)
         self._raw, self._raw_creates = engine, create
         return engine
 
@@ -85,13 +96,15 @@ class AppContext:
         return self.settings.timezone
 
     @property
-    def clock(self):  # type: ignore[no-untyped-def]
+    def clock(self) -> Clock:
         from mailctl.services.mailings import Clock
 
         return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        from mailctl.db import session_scope
+
         with session_scope(self.engine, readonly=readonly) as session:
             yield session
 

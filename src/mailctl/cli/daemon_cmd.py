@@ -7,15 +7,17 @@ import logging
 import os
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.engine import Engine
 
 from mailctl.cli.context import app_context
 from mailctl.cli.output import JsonOpt
 from mailctl.errors import NoDatabase
 from mailctl.timeutil import fmt
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # journald reads a leading <N> as the syslog priority of the line.
 _PRIORITY = {
@@ -162,8 +164,3 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             " mid-message; check, then `mailctl mailing retry ID --unknown`"
         )
     typer.echo("\n".join(out))
-
-
-def register(root: typer.Typer) -> None:
-    root.command("daemon")(daemon)
-    root.command("status")(status)

@@ -7,15 +7,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
-from mailctl.sending.engine import Summary, new_worker_id
-from mailctl.services import reports
+
+if TYPE_CHECKING:
+    from mailctl.sending.engine import Summary
 
 
 @contextmanager
@@ -24,9 +25,11 @@ def _progress(total: int) -> Iterator[Callable[[str], None] | None]:
     if not sys.stderr.isatty() or total == 0:
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    # On stderr, with the other notes: stdout stays data (`--json`, ids) even on a terminal.
+    with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sending", total=total)
         yield lambda _status: bar.advance(task)
 
@@ -39,17 +42,23 @@ def _summary_line(summary: Summary) -> str:
     return line + (f"; {summary.stopped}" if summary.stopped else "")
 
 
-def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
+def send_now(app_ctx: AppContext, mailing_id: int, *, bring: bool = True) -> Summary:
+    """Send the mailing's due run (brought forward first unless `bring` is false: a mailing
+    that is due already may have had its run started by a daemon meanwhile, and then this
+    pass helps send it instead of failing)."""
     from mailctl.scheduling.passes import run_pass
+    from mailctl.sending.engine import new_worker_id
+    from mailctl.services import reports
     from mailctl.services.runs import bring_forward, start_due_runs
 
-    with app_ctx.session() as session:
-        bring_forward(
-            session=session,
-            actor=app_ctx.actor(session),
-            mailing_id=mailing_id,
-            clock=app_ctx.clock,
-        )
+    if bring:
+        with app_ctx.session() as session:
+            bring_forward(
+                session=session,
+                actor=app_ctx.actor(session),
+                mailing_id=mailing_id,
+                clock=app_ctx.clock,
+            )
     started = start_due_runs(app_ctx.engine, clock=app_ctx.clock, mailing_id=mailing_id)
     with app_ctx.session(readonly=True) as session:
         total = reports.open_count(session=session, mailing_id=mailing_id)
@@ -75,7 +84,7 @@ def after_create(ctx: typer.Context, mailing_id: int, *, no_send: bool) -> None:
     if no_send or not is_due(mailing):
         note(f"stored mailing {mailing_id}; it starts by itself at its start time")
         return
-    summary = send_now(app_ctx, mailing_id)
+    summary = send_now(app_ctx, mailing_id, bring=False)
     note(f"mailing {mailing_id}: {_summary_line(summary)}")
 
 
@@ -112,6 +121,8 @@ def logs(
 
     Example: mailctl mailing logs 4 --status deferred --json
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         rows = reports.list_attempts(
@@ -139,6 +150,8 @@ def report(
 
     Example: mailctl mailing report 4 --csv attempts.csv
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
@@ -172,6 +185,8 @@ def retry(
 
     Example: mailctl mailing retry 4 --unknown
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session() as session:
         count = reports.requeue(
@@ -185,6 +200,7 @@ def retry(
 
 def send_due(app_ctx: AppContext) -> Summary:
     from mailctl.scheduling.passes import run_pass
+    from mailctl.sending.engine import new_worker_id
 
     return run_pass(app_ctx.engine, app_ctx.settings, worker=new_worker_id("cli"))
 
@@ -204,9 +220,9 @@ def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"runs started {summary.runs_started}; {_summary_line(summary)}")
 
 
-def register(mailing_app: typer.Typer, root: typer.Typer) -> None:
+def register(mailing_app: typer.Typer) -> None:
+    """The sending half of `mailctl mailing` (`run-due` is a root command)."""
     mailing_app.command("send")(send)
     mailing_app.command("logs")(logs)
     mailing_app.command("report")(report)
     mailing_app.command("retry")(retry)
-    root.command("run-due")(run_due)

@@ -10,6 +10,7 @@ to a sender that died mid-message: it becomes `unknown`, never resent by itself.
 from __future__ import annotations
 
 import hmac
+import logging
 import socket
 import threading
 import time
@@ -34,12 +35,14 @@ from mailctl.sending.transport import (
     DEFERRED,
     FAILED,
     UNKNOWN,
-    AuthRejected,
     Outcome,
+    SetupError,
     Transport,
     make_transport,
 )
 from mailctl.tokens import sign
+
+log = logging.getLogger(__name__)
 
 DT = Delivery.__table__  # type: ignore[attr-defined]
 D = DT.c
@@ -627,6 +630,7 @@ class Sender:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
         summary = summary or Summary()
         self._breaker = Breaker(self.policy.breaker)
+        warned = False
         with self.engine.connect() as conn:
             started = utcnow()
             recover_stale(conn, started)
@@ -642,6 +646,13 @@ class Sender:
                     )
                     if not ids:
                         break
+                    if not warned:
+                        # Once per pass that sends, so the daemon's log says it every time
+                        # it mails people links they cannot open.
+                        warned = True
+                        problem = self.settings.base_url_problem()
+                        if problem:
+                            log.warning("%s", problem)
                     self._send_batch(conn, _load(conn, ids), summary)
             finally:
                 release(conn, self.worker)
@@ -697,7 +708,7 @@ class Sender:
                     data=prepared,
                     meanwhile=partial(self._prepare_ahead, following, ahead),
                 )
-            except AuthRejected as exc:
+            except SetupError as exc:  # a rejected login, an untrusted certificate
                 with conn.begin():
                     # Not the recipient's fault: back to pending, no attempt counted.
                     conn.execute(

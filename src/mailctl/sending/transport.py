@@ -14,7 +14,6 @@ import os
 import smtplib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from mailctl.config import Settings
+from mailctl.sending import tls
+from mailctl.sending.watchdog import Watchdog
 
 SENT, DEFERRED, FAILED, UNKNOWN = "sent", "deferred", "failed", "unknown"
 
@@ -47,8 +48,17 @@ def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
     return None
 
 
-class AuthRejected(Exception):
-    """The server refused our login: nothing can go out until the operator fixes it."""
+class SetupError(Exception):
+    """A fault of the set-up, not of a recipient: nothing can go out until the operator fixes
+    it, so the pass pauses with this reason instead of deferring everybody."""
+
+
+class AuthRejected(SetupError):
+    """The server refused our login."""
+
+
+class TlsRejected(SetupError):
+    """The server's certificate is not trusted, or it offers no STARTTLS when it must."""
 
 
 class Transport(Protocol):
@@ -122,74 +132,20 @@ class OutboxTransport:
         pass
 
 
-class _Watchdog:
-    """Cuts a connection whose attempt outlives its deadline.
+class _Watched:
+    """A watched socket, and the server name TLS checks the certificate against.
 
-    smtplib's timeout is per read: a server dripping one byte at a time never trips it. One
-    thread per transport shuts the socket down when the armed deadline passes, which wakes
-    the blocked read with an error.
+    smtplib only learns that name from a host given to its constructor, which would also
+    connect at once, before the watchdog is attached; `connect()` later does not set it, and
+    TLS then fails with "check_hostname requires server_hostname". So it is set here.
     """
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._sock: socket.socket | None = None
-        self.fired = False
-        self._closed = False
-        self._wake_at: float | None = None  # when the thread's current wait ends; None: never
-        self._thread = threading.Thread(target=self._run, name="smtp-watchdog", daemon=True)
-        self._thread.start()
+    watchdog: Watchdog | None = None
+    _host: str
 
-    def arm(self, sock: socket.socket | None, seconds: float) -> None:
-        with self._cond:
-            self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
-            # Waking the thread for every message costs two context switches; a thread that
-            # will wake up before this deadline anyway re-reads it then.
-            if self._wake_at is None or self._wake_at > self._deadline:
-                self._cond.notify()
-
-    def rearm(self, sock: socket.socket | None) -> None:
-        with self._cond:
-            self._sock = sock
-            if self.fired and sock is not None:
-                # The deadline passed while no socket existed (a slow connect): cut it now.
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def disarm(self) -> None:
-        with self._cond:
-            self._deadline, self._sock = None, None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if self._deadline is None:
-                    self._wake_at = None
-                    self._cond.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._wake_at = self._deadline
-                    self._cond.wait(left)
-                    continue
-                self.fired, self._deadline = True, None
-                if self._sock is not None:
-                    try:
-                        self._sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-
-class _WatchedSMTP(smtplib.SMTP):
-    watchdog: _Watchdog | None = None
+    def watch(self, watchdog: Watchdog, server_name: str) -> None:
+        self.watchdog = watchdog
+        self._host = server_name
 
     def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
@@ -198,14 +154,12 @@ class _WatchedSMTP(smtplib.SMTP):
         return sock
 
 
-class _WatchedSMTPSSL(smtplib.SMTP_SSL):
-    watchdog: _Watchdog | None = None
+class _WatchedSMTP(_Watched, smtplib.SMTP):
+    pass
 
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock
+
+class _WatchedSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -237,9 +191,17 @@ def _text(reply: bytes | str) -> str:
     return text[:500]
 
 
+class Unreachable(Exception):
+    """The server could not be reached or spoke nonsense (a probe's failure)."""
+
+
 class _Malformed(Exception):
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"malformed reply from server (code {code}): {reply!r}"[:500])
+
+
+class _Refused(Exception):
+    """A temporary refusal while setting up the connection (STARTTLS answered 454...)."""
 
 
 class SmtpTransport:
@@ -253,6 +215,7 @@ class SmtpTransport:
         self.security: str = smtp["security"]
         self.username: str = smtp["username"]
         self.password: str = settings.secret("smtp", "password")
+        self.ca_file: str = smtp["ca_file"]
         self.timeout = float(smtp["timeout"])
         self.local_hostname: str = smtp["local_hostname"]
         self.deadline = float(delivery["attempt_deadline_seconds"])
@@ -260,20 +223,26 @@ class SmtpTransport:
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
         self._step = "connect"  # what the attempt in progress is waiting for
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
 
     # -- connection ---------------------------------------------------------------------
 
+    def tls_context(self) -> ssl.SSLContext:
+        try:
+            return tls.client_context(self.ca_file)
+        except tls.CaFileError as exc:
+            raise TlsRejected(str(exc)) from None
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
-        conn: smtplib.SMTP
+        context = self.tls_context() if self.security != "none" else None
+        conn: _WatchedSMTP | _WatchedSMTPSSL
         if self.security == "ssl":
             conn = _WatchedSMTPSSL(
                 local_hostname=self.local_hostname, timeout=self.timeout, context=context
             )
         else:
             conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
-        conn.watchdog = self._watchdog
+        conn.watch(self._watchdog, self.host)
         try:
             code, reply = conn.connect(self.host, self.port)
             if code != 220:
@@ -286,19 +255,78 @@ class SmtpTransport:
                 if code != 250:
                     raise smtplib.SMTPHeloError(code, reply)
             if self.security == "starttls":
-                conn.starttls(context=context)
+                if not conn.has_extn("starttls"):
+                    # Never fall back to plain text: the login and the mail would travel
+                    # readable by anyone on the way (and a man in the middle strips it).
+                    raise TlsRejected(
+                        "TLS: the mail server does not offer STARTTLS (smtp.security is "
+                        "starttls); nothing was sent"
+                    )
+                try:
+                    conn.starttls(context=context)
+                except smtplib.SMTPResponseException as exc:  # 454: TLS not available now
+                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                    raise _Refused(f"STARTTLS: {answer}") from None
                 self._watchdog.rearm(conn.sock)
                 conn.ehlo()
             if self.username:
-                try:
-                    conn.login(self.username, self.password)
-                except smtplib.SMTPAuthenticationError as exc:
-                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-                    raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+                self._login(conn)
+        except ssl.SSLCertVerificationError as exc:
+            self._drop(conn)
+            raise TlsRejected(tls.certificate_problem(exc, self.host)) from None
         except BaseException:
             self._drop(conn)
             raise
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        if not conn.has_extn("auth"):
+            hint = (
+                " (many servers offer it only after STARTTLS: set smtp.security)"
+                if self.security == "none"
+                else ""
+            )
+            raise AuthRejected(
+                f"the mail server offers no login (AUTH) but smtp.username is set{hint}"
+            )
+        try:
+            conn.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+        except smtplib.SMTPException as exc:
+            if "authentication method" not in str(exc):
+                raise
+            offered = conn.esmtp_features.get("auth", "").strip()
+            raise AuthRejected(
+                f"the mail server offers no login method mailctl knows ({offered}); "
+                "CRAM-MD5, PLAIN and LOGIN are"
+            ) from None
+
+    def probe(self) -> str:
+        """Connect (TLS and login as configured) and hang up, sending no mail: what
+        `mailctl config check` asks. Raises SetupError for a fault of the set-up and
+        Unreachable for anything else."""
+        try:
+            self._watchdog.arm(None, self.deadline)
+            conn = self._connect()
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        except SetupError:
+            raise
+        except smtplib.SMTPConnectError as exc:
+            raise Unreachable(f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (_Malformed, _Refused) as exc:
+            raise Unreachable(str(exc)) from None
+        except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
+            raise Unreachable(self._reason(exc)) from None
+        finally:
+            self._watchdog.disarm()
+        secure = {"ssl": ", TLS", "starttls": ", STARTTLS"}.get(self.security, "")
+        login = f", logged in as {self.username}" if self.username else ""
+        return f"{self.host}:{self.port} answers{secure}{login}"
 
     def _drop(self, conn: smtplib.SMTP | None = None) -> None:
         conn = conn or self._conn
@@ -380,9 +408,12 @@ class SmtpTransport:
                     UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
                 )
             return self._refused(code, reply, "end of DATA")
-        except AuthRejected:
+        except SetupError:
             self._drop()
             raise
+        except _Refused as exc:
+            self._drop()
+            return self._temporary(None, str(exc))
         except smtplib.SMTPConnectError as exc:
             self._drop()
             return self._temporary(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import delete, func
@@ -36,8 +36,6 @@ from mailctl.services.access import (
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
 
-# A start this far in the past is a typo, not "now": refuse it.
-PAST_GRACE = timedelta(minutes=5)
 VIEW_ROLES = CONTENT_ROLES + OVERSIGHT_ROLES
 
 
@@ -56,16 +54,21 @@ def _every(value: str) -> str:
         raise Invalid(f"unknown periodicity {value!r}: use once, day, week or month") from None
 
 
-def _check_times(start: datetime, end: datetime | None, now: datetime, *, new: bool) -> None:
+def _check_times(start: datetime, end: datetime | None, now: datetime) -> None:
+    """A start that has passed is fine: the assignment's rule is that a mailing whose start
+    has come and whose end has not is sent at once (its first run is simply due). Only an end
+    that has passed too leaves nothing to send."""
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise Invalid("times need a time zone")
-    if new and start < now - PAST_GRACE:
-        raise Invalid("the start is in the past; use 'now' to send at once")
     if end is not None:
         if end <= start:
             raise Invalid("the end must be after the start")
         if end <= now:
-            raise Invalid("the end is in the past")
+            raise Invalid(
+                "the start and the end are both in the past: nothing would be sent"
+                if start < now
+                else "the end is in the past"
+            )
 
 
 def _owned_clients(session: Session, owner_id: int, client_ids: Sequence[int]) -> list[int]:
@@ -117,7 +120,7 @@ def add_mailing(
     assert actor.id is not None
     now = now or utcnow()
     every = _every(every)
-    _check_times(start, end, now, new=True)
+    _check_times(start, end, now)
     message = _message_of(session, actor, actor.id, message_id)
     ids = _pick_clients(session, actor.id, client_ids, all_clients)
     mailing = Mailing(
@@ -350,7 +353,7 @@ def edit_mailing(
     new_end = None if clear_end else (end or mailing.end_at)
     new_every = _every(every) if every is not None else mailing.every
     if schedule_changed:
-        _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
+        _check_times(new_start, new_end, now)
     message = None
     if message_id is not None:
         message = _message_of(session, actor, mailing.owner_id, message_id)
@@ -458,3 +461,27 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         .where(scope)
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """How far an account is on the way to its first mailing (the dashboard's guide)."""
+
+    clients: int
+    messages: int
+    mailings: int
+
+    @property
+    def done(self) -> bool:
+        return bool(self.clients and self.messages and self.mailings)
+
+
+def first_steps(*, session: Session, actor: User) -> FirstSteps:
+    """The actor's own clients, messages and mailings, counted."""
+    require_role(actor, CONTENT_ROLES, "create mailings")
+
+    def count(model: type[Client] | type[Message] | type[Mailing]) -> int:
+        owned = model.owner_id == actor.id  # type: ignore[attr-defined]
+        return int(session.exec(select(func.count()).select_from(model).where(owned)).one())
+
+    return FirstSteps(clients=count(Client), messages=count(Message), mailings=count(Mailing))

@@ -16,6 +16,7 @@ from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
+PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
 
 
@@ -23,7 +24,10 @@ def _clean(subject: str, body: str, limits: RenderLimits) -> tuple[str, str]:
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
-    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    # The body as written: indented lines and a final newline are part of it. Only line
+    # endings are made one kind (a browser's form sends CRLF, a file may have either).
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
     # Rendered for sample clients within the render budget: a template that would run away
     # or grow without bound is refused here, in one line, before it is ever sent.
     validate_message(subject, body, limits=limits)
@@ -131,4 +135,8 @@ def preview_message(
         from_name=from_name,
         limits=limits,
     )
-    return renderer.render(RenderClient(email=client.email, full_name=client.full_name))
+    # Not the real link: following it from a preview would unsubscribe the client.
+    return renderer.render(
+        RenderClient(email=client.email, full_name=client.full_name),
+        unsubscribe_url=PREVIEW_UNSUBSCRIBE,
+    )

@@ -149,9 +149,21 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
             DeliveryAttempt.mailing_id == mailing_id
         )
     ).one()
+    # The error that still matters: of a recipient not delivered (yet). A deferral that a
+    # later retry got through, or a skip, is history, not something to warn the owner about.
+    troubled = (
+        DeliveryState.failed.value,
+        DeliveryState.deferred.value,
+        DeliveryState.unknown.value,
+    )
     last_error = session.exec(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != "sent")
+        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)  # type: ignore[arg-type]
+        .where(
+            DeliveryAttempt.mailing_id == mailing_id,
+            DeliveryAttempt.status.in_(troubled),  # type: ignore[attr-defined]
+            Delivery.state.in_(troubled),  # type: ignore[attr-defined]
+        )
         .order_by(DeliveryAttempt.id.desc())  # type: ignore[union-attr]
         .limit(1)
     ).first()

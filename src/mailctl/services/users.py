@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
-from passlib.context import CryptContext
 from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
@@ -16,14 +17,29 @@ from mailctl.services.access import OVERSIGHT_ROLES, ensure_active, require_role
 from mailctl.services.validation import clean_email, clean_text
 from mailctl.tokens import sign, unsign
 
-# argon2id at OWASP's recommended minimum (19 MiB, 2 passes): no length limit, no truncation.
-_hasher = CryptContext(
-    schemes=["argon2"], argon2__memory_cost=19456, argon2__rounds=2, argon2__parallelism=1
-)
+if TYPE_CHECKING:
+    from passlib.context import CryptContext
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
-# Verified against when the email is unknown, so both answers take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@cache
+def _hasher() -> CryptContext:
+    # Loaded on first use: most commands never touch a password, and passlib with argon2
+    # costs a CLI command more than its own work.
+    from passlib.context import CryptContext
+
+    # argon2id at OWASP's recommended minimum (19 MiB, 2 passes): no length limit or truncation.
+    return CryptContext(
+        schemes=["argon2"], argon2__memory_cost=19456, argon2__rounds=2, argon2__parallelism=1
+    )
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the email is unknown, so both answers take the same time.
+    return _hasher().hash("not a real password")
 
 
 def hash_password(password: str) -> str:
@@ -31,7 +47,7 @@ def hash_password(password: str) -> str:
         raise Invalid(f"password must have at least {PASSWORD_MIN} characters")
     if len(password) > PASSWORD_MAX:
         raise Invalid(f"password must have at most {PASSWORD_MAX} characters")
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def _find(session: Session, email: str) -> User | None:
@@ -281,7 +297,7 @@ def set_password(
     user = get_user(session=session, actor=actor, user_id=user_id)
     if actor.id != user_id and actor.role != Role.admin.value:
         raise Forbidden("only an admin can set another user's password")
-    if old_password is not None and not _hasher.verify(old_password, user.password_hash):
+    if old_password is not None and not _hasher().verify(old_password, user.password_hash):
         raise Invalid("the current password is wrong")
     user.password_hash = hash_password(new_password)
     user.session_version += 1
@@ -320,7 +336,7 @@ def delete_user(*, session: Session, actor: User, user_id: int) -> None:
 def authenticate(*, session: Session, email: str, password: str) -> User:
     """The user for these credentials; one message for every failure, constant effort."""
     user = _find(session, email or "")
-    ok = _hasher.verify(password or "", user.password_hash if user else _DUMMY_HASH)
+    ok = _hasher().verify(password or "", user.password_hash if user else _dummy_hash())
     if user is None or not ok:
         raise Unauthorized("wrong email or password")
     if not user.is_active:

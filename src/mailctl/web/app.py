@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import xstatic.pkg.bootstrap as bootstrap
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,6 +25,8 @@ from mailctl.web.headers import SecurityHeaders
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
 
+# Our stylesheet and the vendored Bootstrap CSS (static/vendor/bootstrap/SOURCE.txt says why
+# and from where), served from the installed package: the panel works offline.
 STATIC = Path(__file__).parent / "static"
 
 
@@ -78,7 +79,6 @@ def create_app(settings: Settings) -> Starlette:
     app = Panel(
         routes=[
             *routes(),
-            Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

@@ -63,7 +63,10 @@ async def dashboard(request: Request) -> Response:
         recent: list[Mailing] = []
         if sees_mailings:
             recent = list(svc.recent_mailings(session=session, actor=user, count=5))
-        return {"stats": stats, "recent": recent}
+        steps = None
+        if user.role in CONTENT_ROLES:
+            steps = svc.first_steps(session=session, actor=user)
+        return {"stats": stats, "recent": recent, "steps": steps}
 
     data = await db(request, work, readonly=True)
     return render(
@@ -380,6 +383,7 @@ async def mailing_detail(request: Request) -> Response:
         "user/mailing_detail.html",
         **data,
         chart=outcome_svg(localise(data["series"], tz)),
+        chart_compact=outcome_svg(localise(data["series"], tz), compact=True),
         status=svc.display_status(mailing),
         can_edit=user.role in CONTENT_ROLES,
         refresh=REFRESH_SECONDS if busy else None,
