@@ -71,7 +71,13 @@ def make_engine(settings: Settings, *, create: bool = False) -> Engine:
         connect_args = {"timeout": busy_ms / 1000, "check_same_thread": False}
         path = _sqlite_file(url.database)
         if path is not None and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the database's directory {path.parent} (database.url):"
+                    f" {exc.strerror}"
+                ) from None
         if path is not None and not create:
             engine = create_engine(url, creator=_existing_sqlite(path, connect_args))
         else:

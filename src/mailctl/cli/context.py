@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from mailctl.config import Settings, load_settings
+from mailctl.errors import MailctlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -35,6 +36,7 @@ class AppContext:
 
     _raw: Engine | None = None
     _raw_creates = False
+    _cache_warned = False
 
     def open_engine(self, *, create: bool = False) -> Engine:
         """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
@@ -52,9 +54,21 @@ class AppContext:
         def drop_cached_pages(tables: set[str]) -> None:
             # A change from the shell shows on the panel at once, not after the cache
             # lifetime. Only a commit that changed something pays for loading diskcache.
+            # It is committed already: a cache that cannot be cleared is a warning, once per
+            # command however many commits it makes.
             from mailctl.cache import drop_for_tables
 
-            drop_for_tables(settings, tables)
+            try:
+                drop_for_tables(settings, tables)
+            except MailctlError as exc:
+                if not self._cache_warned:
+                    self._cache_warned = True
+                    ttl = settings.cache.ttl_seconds
+                    typer.echo(
+                        f"warning: {exc}; the panel may show old figures for up to {ttl}s"
+                        " (cache.ttl_seconds)",
+                        err=True,
+                    )
 
         on_commit(engine, drop_cached_pages)
         self._raw, self._raw_creates = engine, create

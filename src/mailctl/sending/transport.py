@@ -9,6 +9,7 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import smtplib
@@ -87,9 +88,15 @@ class OutboxTransport:
 
     def __init__(self, directory: str | Path, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._seq = 0
+        # A folder that cannot be made (a read-only disk) is not an error here: each attempt
+        # then fails like a failed write, deferred and counted by the breaker.
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        except OSError:
+            self._made = False
 
     def send(
         self,
@@ -107,11 +114,18 @@ class OutboxTransport:
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
         tmp = self.directory / f".{name}.tmp"
         try:
+            if not self._made:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._made = True
             envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: <{recipient}>\r\n".encode()
             tmp.write_bytes(envelope + data)
             tmp.rename(self.directory / name)  # atomic: readers never see half a message
         except OSError as exc:
-            return Outcome(DEFERRED, None, f"outbox write failed: {exc.strerror}", True)
+            # A write cut short (a full disk) leaves no half message behind.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = f"outbox write failed: {exc.strerror} ({self.directory})"
+            return Outcome(DEFERRED, None, reason, True)
         if meanwhile is not None:  # a file has no one to wait for: run it now
             meanwhile()
         return Outcome(SENT, 250, f"written to outbox as {name}")
@@ -173,9 +187,16 @@ def _valid_code(code: int) -> bool:
 
 
 def _text(reply: bytes | str) -> str:
+    """A server's words as one line of at most 500 printable characters. They go to the
+    database (PostgreSQL refuses a NUL in text: the attempt could not be logged and the pass
+    ended), to terminals (escape sequences) and to reports: any control or format character
+    left is shown as an escape."""
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
-    return " ".join(reply.split())[:500]
+    text = " ".join(reply.split())
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text[:500]
 
 
 class Unreachable(Exception):
@@ -210,6 +231,7 @@ class SmtpTransport:
         self.max_bytes = max_bytes
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
+        self._step = "connect"  # what the attempt in progress is waiting for
         self._watchdog = Watchdog()
 
     # -- connection ---------------------------------------------------------------------
@@ -355,22 +377,22 @@ class SmtpTransport:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
-        phase = "connect"
+        self._step = "connect"  # _begin says how far it got
         try:
             mail, rcpt, data_reply = self._begin(sender, recipient)
             conn = self._conn
             assert conn is not None
-            phase = "mail"
+            self._step = "mail"
             failed: tuple[tuple[int, bytes], str] | None = None
             if mail[0] != 250:
                 if mail[0] == 530:  # "authentication required": setup, not the recipient's fault
                     raise AuthRejected(f"the mail server requires a login: 530 {_text(mail[1])}")
                 failed = (mail, "MAIL FROM")
             elif rcpt is None or rcpt[0] not in (250, 251):
-                phase = "rcpt"
+                self._step = "rcpt"
                 failed = (rcpt or (-1, b"no reply"), "RCPT TO")
             elif data_reply is None or data_reply[0] != 354:
-                phase = "data"
+                self._step = "data"
                 failed = (data_reply or (-1, b"no reply"), "DATA")
             if failed is not None:
                 if data_reply is not None and data_reply[0] == 354:
@@ -378,11 +400,11 @@ class SmtpTransport:
                     self._drop()
                 (code, reply), step = failed
                 return self._refused(code, reply, step)
-            phase = "data"
+            self._step = "data"
             if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
                 data = _LINE_START_DOT.sub(b"..", data)
             conn.send(data + b".\r\n")
-            phase = "final"  # from here on the server may have the message
+            self._step = "final"  # from here on the server may have the message
             if meanwhile is not None:
                 meanwhile()  # the server is busy with the message: use the wait
             code, reply = conn.getreply()
@@ -412,29 +434,29 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             self._drop()
             # smtplib makes up "500 Line too long" for an overlong reply: nonsense, not a refusal.
-            reason = f"{phase}: {exc.smtp_code} {_text(exc.smtp_error)}"
-            if phase == "final":
+            reason = f"{self._step}: {exc.smtp_code} {_text(exc.smtp_error)}"
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no valid reply after the message: {reason}")
             return self._temporary(None, f"malformed reply at {reason}")
         except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
             self._drop()
             reason = self._reason(exc)
-            if phase == "final" and _was_reset(exc) and not self._watchdog.fired:
+            if self._step == "final" and _was_reset(exc) and not self._watchdog.fired:
                 # A reset, not a close: the server threw away bytes it had not read, so it
                 # never saw the final dot. (A server that read everything and then died
                 # closes with a FIN instead, and that stays unknown.)
                 return self._temporary(
                     None, "data: the server reset the connection before the end of the message"
                 )
-            if phase == "final":
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
-            return self._temporary(None, f"{phase}: {reason}")
+            return self._temporary(None, f"{self._step}: {reason}")
         except Exception as exc:  # a bug or a library surprise must not end the run
             self._drop()
             reason = f"unexpected {type(exc).__name__}: {_text(str(exc))}"
-            if phase == "final":
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
-            return self._temporary(None, f"{phase}: {reason}")
+            return self._temporary(None, f"{self._step}: {reason}")
         finally:
             self._watchdog.disarm()
             if self._watchdog.fired:
@@ -459,27 +481,36 @@ class SmtpTransport:
                 if self._watchdog.fired:
                     raise
                 self._drop()
+        self._step = "connect"
         self._conn = self._connect()
         self._dirty = True
         return self._envelope(self._conn, sender, recipient)
 
-    @staticmethod
     def _envelope(
-        conn: smtplib.SMTP, sender: str, recipient: str
+        self, conn: smtplib.SMTP, sender: str, recipient: str
     ) -> tuple[tuple[int, bytes], tuple[int, bytes] | None, tuple[int, bytes] | None]:
         """MAIL, RCPT and DATA: in one write when the server offers PIPELINING (RFC 2920),
         else one by one, stopping at the first refusal. Addresses were validated when saved,
-        so smtplib's slow address re-parsing is skipped."""
+        so smtplib's slow address re-parsing is skipped. `_step` names the reply awaited, so
+        that a server going silent at RCPT is reported as such, not as a failed connect."""
         commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
         if conn.does_esmtp and conn.has_extn("pipelining"):
+            self._step = "mail"
             conn.send("".join(f"{c}\r\n" for c in commands))
-            return conn.getreply(), conn.getreply(), conn.getreply()
+            mail = conn.getreply()
+            self._step = "rcpt"
+            rcpt = conn.getreply()
+            self._step = "data"
+            return mail, rcpt, conn.getreply()
+        self._step = "mail"
         mail = conn.docmd(commands[0])
         if mail[0] != 250:
             return mail, None, None
+        self._step = "rcpt"
         rcpt = conn.docmd(commands[1])
         if rcpt[0] not in (250, 251):
             return mail, rcpt, None
+        self._step = "data"
         return mail, rcpt, conn.docmd(commands[2])
 
     def _reason(self, exc: BaseException) -> str:
