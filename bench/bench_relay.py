@@ -34,7 +34,7 @@ from pathlib import Path
 from bench_delivery import BODY, SUBJECT, _wait_port, build_database, configure, free_port, sink
 
 ROOT = Path(__file__).resolve().parent.parent
-RELAY = ROOT / "tests" / "faults" / "relay.py"
+RELAY = ROOT / "tests" / "support" / "relay.py"
 
 
 class RelayProcess:
@@ -165,8 +165,8 @@ def throughput(results: dict[str, object]) -> None:
 
 def shared_limit(results: dict[str, object], seconds: float, rate: float = 40.0) -> None:
     print(f"(b) two processes sharing rate_per_second = {rate:g} for {seconds:g}s")
-    sys.path.insert(0, str(ROOT / "tests"))
-    from faults.relay import Relay
+    sys.path.insert(0, str(ROOT))
+    from tests.support.relay import Relay
 
     n = int(rate * seconds)
     with tempfile.TemporaryDirectory() as tmp, Relay(delay=0.005) as relay:

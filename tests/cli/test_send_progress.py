@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from faults.relay import Relay
+from tests.support.relay import Relay
 
 
 def _on_terminal(argv: list[str]) -> tuple[int, str]:

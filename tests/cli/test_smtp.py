@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from faults.faultserver import FaultServer
-from faults.relay import Relay
-from sending.conftest import free_port
+from tests.support.faultserver import FaultServer
+from tests.support.relay import Relay
+from tests.support.smtp import free_port
 
 
 @pytest.fixture
@@ -101,7 +101,8 @@ def test_smtp_list_shows_every_server_with_limits_and_state(
         )
         monkeypatch.setenv("MAILCTL_DELIVERY_TRANSPORT", "smtp")
         for i in range(6):
-            assert cli("client", "add", f"l{i}@example.com").exit_code == 0
+            added_client = cli("client", "add", f"l{i}@example.com")
+            assert added_client.exit_code == 0, added_client.output
         assert cli("message", "add", "--subject", "Hi", "--body", "Hello").exit_code == 0
         added = cli("mailing", "add", "--message", "1", "--all-clients", "--start", "+1h",
                     "--every", "once")  # fmt: skip

@@ -7,18 +7,12 @@ import time
 
 import pytest
 
-from faults.relay import Relay
 from mailctl.schedule import Clock
-from scheduling.conftest import (
-    DELIVERY_TIMEOUT,
-    START_TIMEOUT,
-    World,
-    daemon_ready,
-    delivery_states,
-    mailing_row,
-    smtp_env,
-    wait_for,
-)
+from tests.support.ledger import delivery_states, mailing_row
+from tests.support.procs import DELIVERY_TIMEOUT, START_TIMEOUT, daemon_ready, wait_for
+from tests.support.relay import Relay
+from tests.support.smtp import smtp_env
+from tests.support.world import World
 
 RATE = 20
 

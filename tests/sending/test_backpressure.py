@@ -6,11 +6,11 @@ import collections
 
 import pytest
 
-from faults.relay import Relay
 from mailctl.schedule import Clock
 from mailctl.sending.pacing import Throttle
 from mailctl.sending.transport import slow_down
-from sending.conftest import attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.relay import Relay
 
 
 def _pass(engine, settings):  # type: ignore[no-untyped-def]

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from faults.faultserver import FaultServer
-from faults.relay import Relay
 from mailctl.config import load_settings
 from mailctl.models import DeliveryAttempt, SmtpServerState
 from mailctl.schedule import Clock
-from sending.conftest import free_port, ledger
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import ledger
+from tests.support.relay import Relay
+from tests.support.smtp import free_port
 
 
 def _servers(tmp_path: Path, monkeypatch, *tables: str) -> None:  # type: ignore[no-untyped-def]

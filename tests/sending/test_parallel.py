@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from faults.relay import Relay
 from mailctl.models import DeliveryAttempt
 from mailctl.schedule import Clock
-from sending.conftest import attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.relay import Relay
 
 
 @pytest.fixture

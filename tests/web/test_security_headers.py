@@ -11,9 +11,8 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from mailctl.web.headers import CSP
-from web.conftest import logged_in, post_form
-
-from .user_helpers import World, as_role, world_fixture  # noqa: F401
+from tests.support.web import as_role, logged_in, post_form
+from tests.support.world import World
 
 # The policy the panel promises (brief of phase 1, issue 11): nothing inline, no framing.
 POLICY = (
@@ -44,9 +43,9 @@ def test_the_policy_is_the_promised_one() -> None:
 
 def _paths(app, world: World) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     ids = {
-        "client_id": world.client_id,
-        "message_id": world.message_id,
-        "mailing_id": world.mailing_id,
+        "client_id": world.clients["owner"],
+        "message_id": world.messages["owner"],
+        "mailing_id": world.mailings["owner"],
         "user_id": world.users["other"].id,
         "post_id": 1,
     }
@@ -81,10 +80,10 @@ def test_every_route_and_method_carries_the_headers(client, world, who) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/static/bootstrap/css/bootstrap.min.css",
+        "/static/vendor/bootstrap/bootstrap.min.css",
         "/static/mailctl.css",
         "/static/nothing.css",
-        "/static/bootstrap/../../etc/passwd",
+        "/static/vendor/../../etc/passwd",
         "/uploads/missing.png",
         "/no/such/page",
     ],
@@ -92,7 +91,7 @@ def test_every_route_and_method_carries_the_headers(client, world, who) -> None:
 def test_static_files_and_missing_ones_carry_the_headers(client, path: str) -> None:
     response = client.get(path)
     check(response)
-    if path == "/static/mailctl.css":
+    if path in ("/static/mailctl.css", "/static/vendor/bootstrap/bootstrap.min.css"):
         assert response.status_code == 200 and "text/css" in response.headers["content-type"]
 
 

@@ -7,6 +7,7 @@ wire (transport.py). The loop only orders them; ledger.py says why the order is 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.pool import Lane, Pool
 from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import RenderClient, RenderFailed
-from mailctl.sending.transport import AuthRejected, NotSent, Outcome, Transport
+from mailctl.sending.transport import NotSent, Outcome, SetupError, Transport
 
+log = logging.getLogger(__name__)
 _GONE = Outcome(SKIPPED, None, "the message was deleted before sending")
 
 
@@ -182,7 +184,9 @@ class Sender:
         started = utcnow()
         with self.engine.connect() as conn:
             ledger.recover_stale(conn, started)
-        feed = Feed(self, summary, mailing_id=mailing_id, started=started)
+        feed = Feed(
+            self, summary, mailing_id=mailing_id, started=started, first=self._warn_base_url
+        )
         if self._transport is None:
             self.pool.running = feed.running
         try:
@@ -213,6 +217,13 @@ class Sender:
                 # The owner sees why a pass stopped early; a pass that got through clears it.
                 ledger.note_mailings(conn, feed.touched, summary.stopped)
         return summary
+
+    def _warn_base_url(self) -> None:
+        # Once per pass that sends, so the daemon's log says it every time it mails people
+        # links they cannot open.
+        problem = self.settings.base_url_problem()
+        if problem:
+            log.warning("%s", problem)
 
     def lane_count(self) -> int:
         return 1 if self._transport is not None else self.pool.lanes
@@ -311,7 +322,7 @@ class Sender:
                 data=prepared,
                 meanwhile=partial(self._prepare_ahead, following, ahead),
             )
-        except AuthRejected as exc:
+        except SetupError as exc:  # a rejected login, an untrusted certificate, everywhere
             ledger.put_back(conn, row.id)
             feed.halt(f"paused: {exc}")
             return None

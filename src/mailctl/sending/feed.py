@@ -41,8 +41,15 @@ class Owner(Protocol):
 
 class Feed:
     def __init__(
-        self, sender: Owner, summary: Summary, *, mailing_id: int | None, started: datetime
+        self,
+        sender: Owner,
+        summary: Summary,
+        *,
+        mailing_id: int | None,
+        started: datetime,
+        first: Callable[[], None] | None = None,
     ) -> None:
+        self._first = first  # called once, when the pass finds something to send
         self.sender = sender
         self.summary = summary
         self.mailing_id = mailing_id
@@ -126,6 +133,9 @@ class Feed:
         if not ids:
             self._done = True
             return
+        if self._first is not None:
+            self._first()
+            self._first = None
         rows = ledger.load_rows(conn, ids)
         sender._load_renderers(conn, rows)
         sender._breaker.probe(r.mailing_error for r in rows)

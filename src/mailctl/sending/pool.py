@@ -29,10 +29,10 @@ from mailctl.models.delivery import UNKNOWN
 from mailctl.sending.pacing import QuotaReached, SharedLimit, Throttle, ensure_row
 from mailctl.sending.policy import STOP
 from mailctl.sending.transport import (
-    AuthRejected,
     NotSent,
     OutboxTransport,
     Outcome,
+    SetupError,
     SmtpTransport,
     Transport,
 )
@@ -42,7 +42,8 @@ PROBE_FIRST = 30.0
 PROBE_MAX = 600.0
 # A quota window that opens within this many seconds is waited for, not a pause of the pass.
 QUOTA_WAIT = 2.0
-S = SmtpServerState.__table__.c  # type: ignore[attr-defined]
+T = SmtpServerState.__table__  # type: ignore[attr-defined]
+S = T.c
 
 
 @dataclass
@@ -189,7 +190,7 @@ class Pool:
             with conn.begin():
                 ensure_row(conn, state.name)
                 conn.execute(
-                    update(SmtpServerState.__table__)  # type: ignore[arg-type]
+                    update(T)
                     .where(S.name == state.name)
                     .values(health=health[:1000], health_at=utcnow())
                 )
@@ -234,7 +235,7 @@ class Lane:
         tried: set[str] = set()
         last: Outcome | None = None
         quota: QuotaReached | None = None
-        refused: AuthRejected | None = None
+        refused: SetupError | None = None
         while True:
             state = pool.acquire(tried)
             if state is None:
@@ -256,7 +257,7 @@ class Lane:
                     outcome = self._connection(state.server).send(
                         sender=sender, recipient=recipient, data=data, meanwhile=meanwhile
                     )
-                except AuthRejected as exc:
+                except SetupError as exc:
                     # Out before its slot is given back: no other lane tries the same login.
                     refused = exc
                     tried.add(state.name)

@@ -7,7 +7,7 @@ import ssl
 from dataclasses import dataclass
 
 from mailctl.config import SmtpServer
-from mailctl.sending.transport import AuthRejected, SmtpTransport, _Malformed, _text
+from mailctl.sending.transport import SetupError, SmtpTransport, _Malformed, _Refused, _text
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ def probe(server: SmtpServer, *, deadline: float) -> Probe:
     transport._watchdog.arm(None, deadline)
     try:
         conn = transport._connect()
-    except AuthRejected as exc:
+    except SetupError as exc:
         raise ProbeFailed(f"{server.name} ({address}): {exc}") from None
     except smtplib.SMTPConnectError as exc:
         reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         raise ProbeFailed(f"{server.name} ({address}): greeting {reply}") from None
-    except _Malformed as exc:
+    except (_Malformed, _Refused) as exc:
         raise ProbeFailed(f"{server.name} ({address}): {exc}") from None
     except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
         raise ProbeFailed(f"{server.name} ({address}): {transport._reason(exc)}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.config import Settings
 from mailctl.db import utcnow
@@ -18,6 +18,7 @@ from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
+PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
 
 
@@ -30,7 +31,10 @@ def _clean(subject: str, body: str, limits: RenderLimits) -> tuple[str, str]:
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
-    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    # The body as written: indented lines and a final newline are part of it. Only line
+    # endings are made one kind (a browser's form sends CRLF, a file may have either).
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
     # Rendered for sample clients within the render budget: a template that would run away
     # or grow without bound is refused here, in one line, before it is ever sent.
     validate_message(subject, body, limits=limits)
@@ -65,7 +69,7 @@ def list_messages(
     """The messages the actor may see, optionally only one owner's (an admin building a
     mailing for that owner)."""
     require_role(actor, CONTENT_ROLES, "list messages")
-    stmt = owner_scope(select(Message), Message, actor).order_by(Message.id)
+    stmt = owner_scope(select(Message), Message, actor).order_by(col(Message.id))
     if owner_id is not None:
         stmt = stmt.where(Message.owner_id == owner_id)
     return session.exec(stmt).all()
@@ -137,4 +141,8 @@ def preview_message(
         from_name=from_name,
         limits=limits,
     )
-    return renderer.render(RenderClient(email=client.email, full_name=client.full_name))
+    # Not the real link: following it from a preview would unsubscribe the client.
+    return renderer.render(
+        RenderClient(email=client.email, full_name=client.full_name),
+        unsubscribe_url=PREVIEW_UNSUBSCRIBE,
+    )

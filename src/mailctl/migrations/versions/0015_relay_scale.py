@@ -8,7 +8,7 @@ Create Date: 2026-12-01 16:45:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the types autogenerate writes as sqlmodel.sql.sqltypes.X
 from alembic import op
 
 import mailctl.db

@@ -13,13 +13,14 @@ from mailctl.errors import Conflict, Invalid
 from mailctl.services import messages as svc
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 # The preview's client picker lists this many; a client beyond them can be given by id.
 PICKER_LIMIT = 200
 
 
 def _limits(request: Request) -> svc.RenderLimits:
-    return svc.render_limits(request.app.state.settings)
+    return svc.render_limits(panel(request).settings)
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -61,7 +62,7 @@ async def message_detail(request: Request) -> Response:
     """The message with a preview for the chosen client (?client=ID, else the first one)."""
     user = await require_user(request)
     message_id = int_or_404(request.path_params["message_id"])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     wanted = request.query_params.get("client", "")
 
     def work(session: Any) -> dict[str, Any]:

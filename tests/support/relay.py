@@ -13,7 +13,7 @@ message costs two round trips (the envelope, then the final dot). Options:
 - `reject`: addresses answered 550 at RCPT.
 
 Used by the tests in a thread (`Relay(...).start()`) and by the benchmarks as a process of
-its own (`python tests/faults/relay.py --port P --delay 0.02`), so that the sink's work does
+its own (`python tests/support/relay.py --port P --delay 0.02`), so that the sink's work does
 not share the sender's interpreter.
 """
 
