@@ -68,7 +68,7 @@ def test_two_daemons_share_one_rate_limit(engine, world: World, spawn) -> None: 
 
 @pytest.mark.slow
 def test_a_quota_reached_mid_run_pauses_it_until_the_next_window(
-    cli, engine, world: World, monkeypatch
+    bare_cli, engine, world: World, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from mailctl.services.delivery import run_pass
 
@@ -93,7 +93,7 @@ def test_a_quota_reached_mid_run_pauses_it_until_the_next_window(
         states = delivery_states(engine, mailing_id)
         assert states == {"sent": first.sent, "pending": 12 - first.sent}
         assert mailing_row(engine, mailing_id)["last_error"] == first.stopped
-        status = cli("status")
+        status = bare_cli("status")
         assert status.exit_code == 0, status.stderr
         assert f"last pass: {first.stopped}" in status.stdout
 

@@ -147,6 +147,8 @@ def _tls_settings(smtp_settings, port: int, security: str, ca_file: Path | None,
         smtp_password=PASSWORD,
         smtp_timeout=5,
         delivery_attempt_deadline_seconds=10,
+        # One connection, so one login per pass: what the tests count.
+        smtp_connections=extra.pop("smtp_connections", 1),
         **extra,
     )
 

@@ -63,6 +63,7 @@ class Relay:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # -- what it saw --------------------------------------------------------------------
 
@@ -93,10 +94,24 @@ class Relay:
     def stop(self) -> None:
         loop = self._loop
         if loop is not None and self._server is not None:
-            loop.call_soon_threadsafe(self._server.close)
+            # Every connection closed before the loop ends: none is left to the garbage
+            # collector (a ResourceWarning, an error under filterwarnings = error).
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+    async def _close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for writer in list(self._writers):
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        await self._server.wait_closed()
 
     def __enter__(self) -> Relay:
         return self.start()
@@ -142,6 +157,7 @@ class Relay:
             self.connections += 1
             self.open_now += 1
             self.open_max = max(self.open_max, self.open_now)
+        self._writers.add(writer)
         try:
             await self._converse(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
@@ -149,7 +165,12 @@ class Relay:
         finally:
             with self.lock:
                 self.open_now -= 1
+            self._writers.discard(writer)
             writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
 
     async def _answer(self, writer: asyncio.StreamWriter, lines: list[str]) -> None:
         if self.delay:

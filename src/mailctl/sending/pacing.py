@@ -21,6 +21,7 @@ message per second for each second without one (additive increase, multiplicativ
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -81,14 +82,24 @@ class SharedLimit:
         )
         return cls(server.name, server.rate_per_second, quotas)
 
-    def reserve(self, conn: Connection, now: float | None = None) -> float:
-        """Book one message: the seconds to wait before sending it (0 when it may go now).
-        Raises QuotaReached, booking nothing, when a window is full."""
+    def reserve(self, conn: Connection, now: float | None = None) -> tuple[float, bool]:
+        """Book one message: (seconds to wait, True) when booked, to start after that wait;
+        (seconds to wait, False) when the next free slot is more than one slot away, to ask
+        again after the wait. Booking only the slot about to come means a sender the machine
+        wakes late starts in a later slot instead of bunching with others. Raises
+        QuotaReached, booking nothing, when a window is full."""
         now = time.time() if now is None else now
         with conn.begin():
             ensure_row(conn, self.name)
             row = conn.execute(select(T).where(S.name == self.name).with_for_update()).one()
-            start = max(row.next_slot, now) if self.per_second else now
+            if self.per_second:
+                interval = 1.0 / self.per_second
+                if row.next_slot - now > interval + 1e-6:  # (float rounding)
+                    # Spread the askers over the slot, so they do not all ask at once.
+                    return row.next_slot - interval - now + random.uniform(0, interval / 2), False
+                start = max(row.next_slot, now)
+            else:
+                start = now
             values: dict[str, float] = {}
             for window, length, limit in self.quotas:
                 opened = math.floor(start / length) * length
@@ -101,7 +112,7 @@ class SharedLimit:
             if self.per_second:
                 values["next_slot"] = start + 1.0 / self.per_second
             conn.execute(update(T).where(S.name == self.name).values(**values))
-        return max(0.0, start - now)
+        return max(0.0, start - now), True
 
 
 class Throttle:

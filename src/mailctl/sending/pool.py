@@ -244,7 +244,10 @@ class Lane:
             try:
                 try:
                     if state.limit is not None and self.conn is not None:
-                        self._wait(state.limit.reserve(self.conn))
+                        booked = False
+                        while not booked:
+                            wait, booked = state.limit.reserve(self.conn)
+                            self._wait(wait)
                     self._wait(state.throttle.wait())
                 except QuotaReached as exc:
                     if exc.until - time.time() <= min(QUOTA_WAIT, exc.length / 10):
