@@ -17,6 +17,7 @@ from tests.support.scaleout import email_of, needs_postgres, wait_until_done
 pytestmark = [needs_postgres, pytest.mark.postgres_only, pytest.mark.slow]
 
 CLIENTS = 5_000
+CONNECTIONS = 4  # each daemon's, the default (smtp.connections)
 
 
 def test_three_daemons_send_each_client_once_and_share_the_work(
@@ -77,9 +78,10 @@ def test_a_killed_daemon_leaves_its_batch_to_the_others(
     expected = {email_of(i) for i in range(CLIENTS)}
     assert set(states) == expected
     unknown = {e for e, s in states.items() if s == "unknown"}
-    # Only the message in flight when the process died; the rest of its batch was sent.
+    # Only the messages in flight when the process died (the held one, and at most one more
+    # on each of its other connections); the rest of its batch was sent.
     assert set(states.values()) == {"sent", "unknown"}
-    assert unknown == {in_flight}
+    assert in_flight in unknown and len(unknown) <= CONNECTIONS
     # Every client was sent to, except perhaps the unknown ones ...
     assert expected - unknown <= set(received)
     assert {e for e, s in states.items() if s == "sent"} <= set(received)

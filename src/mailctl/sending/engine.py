@@ -189,6 +189,7 @@ class Sender:
         )
         if self._transport is None:
             self.pool.running = feed.running
+            self.pool.verdict = partial(self._verdict, feed)
         try:
             lanes = self.lane_count()
             if lanes == 1:
@@ -217,6 +218,12 @@ class Sender:
                 # The owner sees why a pass stopped early; a pass that got through clears it.
                 ledger.note_mailings(conn, feed.touched, summary.stopped)
         return summary
+
+    @staticmethod
+    def _verdict(feed: Feed, outcome: Outcome) -> None:
+        reason = feed.judge(outcome)
+        if reason is not None:
+            feed.halt(reason)
 
     def _warn_base_url(self) -> None:
         # Once per pass that sends, so the daemon's log says it every time it mails people
@@ -335,9 +342,8 @@ class Sender:
             return None
         finally:
             self._in_flight.pop(index, None)
-        reason = feed.judge(outcome)
-        if reason is not None:
-            feed.halt(reason)
+        if not isinstance(transport, Lane):  # a pool's lane asked the breaker already
+            self._verdict(feed, outcome)
         if outcome.throttled:
             retry = self.policy.throttle_retry(row.attempts + 1).total_seconds()
             feed.retry_soon(row.id, retry)

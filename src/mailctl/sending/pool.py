@@ -84,6 +84,9 @@ class Pool:
         # Whether the pass goes on (the sender sets it to its feed's): a lane waiting for a
         # server gives up once the pass has stopped.
         self.running: Callable[[], bool] = lambda: True
+        # The pass's verdict on an outcome (its circuit breaker), taken before the server's
+        # slot is given back: no other lane starts on a server that just stopped the pass.
+        self.verdict: Callable[[Outcome], None] = lambda outcome: None
 
     @classmethod
     def from_settings(cls, settings: Settings, stop: threading.Event | None = None) -> Pool:
@@ -274,6 +277,7 @@ class Lane:
                     tried.add(state.name)
                     last = outcome
                     continue
+                pool.verdict(outcome)
                 return outcome
             finally:
                 pool.release(state)
@@ -284,6 +288,7 @@ class Lane:
         if quota is not None:
             raise NotSent(str(quota), halt=f"waiting: {quota}")
         if last is not None:
+            pool.verdict(last)
             return last
         if pool.stop.is_set() or not pool.running():
             raise NotSent("stopped")
