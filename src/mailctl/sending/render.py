@@ -26,6 +26,7 @@ from mailctl.sending.budget import (
     RenderLimits,
     metered,
 )
+from mailctl.sending.budget import now as budget_now
 from mailctl.sending.sandbox import Sandbox, render_metered
 
 ALLOWED_FIELDS = ("email", "full_name", "first_name")
@@ -159,7 +160,7 @@ def validate_template(
 
 def validate_message(subject: str, body: str, *, limits: RenderLimits = DEFAULT_LIMITS) -> None:
     """Both parts of a message, within one time budget: saving answers within it."""
-    deadline = time.monotonic() + limits.seconds
+    deadline = budget_now() + limits.seconds
     validate_template(subject, field="subject", limits=limits, deadline=deadline)
     validate_template(body, field="body", limits=limits, deadline=deadline)
 
