@@ -6,7 +6,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import diskcache
 
@@ -33,7 +33,7 @@ def drop_for_tables(settings: Settings, tables: set[str]) -> None:
     """For processes without a cache of their own (the CLI): open it only when needed (not at
     all when the panel caches no pages). ConfigError if it cannot be opened or cleared."""
     tags = tags_for(tables)
-    if not tags or int(settings.get("cache", "ttl_seconds")) <= 0:
+    if not tags or settings.cache.ttl_seconds <= 0:
         return
     cache = Cache(settings)
     try:
@@ -53,8 +53,8 @@ def _reason(exc: OSError | sqlite3.Error) -> str:
 
 class Cache:
     def __init__(self, settings: Settings) -> None:
-        self.ttl = int(settings.get("cache", "ttl_seconds"))
-        self.directory = settings.get("cache", "dir")
+        self.ttl = settings.cache.ttl_seconds
+        self.directory = settings.cache.dir
         try:
             self._cache = diskcache.Cache(self.directory, tag_index=True)
         except (OSError, sqlite3.Error) as exc:
@@ -67,7 +67,7 @@ class Cache:
             return compute()
         hit = self._cache.get(key, default=None)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
+            return cast(T, hit)  # what compute() returned when it was stored
         value = compute()
         self._cache.set(key, value, expire=self.ttl, tag=tag)
         return value
@@ -96,6 +96,20 @@ class Cache:
                 _reason(exc),
                 self.ttl,
             )
+
+    # Counters for throttling: kept whatever ttl_seconds says (0 turns off caching, never
+    # the limits), shared by every worker and process on the host.
+
+    def bump(self, key: str, window: int) -> int:
+        """Add one to the counter and return it; a new counter lives `window` seconds."""
+        self._cache.add(key, 0, expire=window)  # starts the window; incr keeps its expiry
+        return int(self._cache.incr(key))
+
+    def count(self, key: str) -> int:
+        return int(self._cache.get(key, default=0) or 0)
+
+    def forget(self, key: str) -> None:
+        self._cache.delete(key)
 
     def close(self) -> None:
         self._cache.close()

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from .conftest import ADMIN, EDITOR, MANAGER, PASSWORD, SCREENSHOTS, Panel, _cli
+from tests.support.browser import ADMIN, EDITOR, MANAGER, SCREENSHOTS, Panel
+from tests.support.browser import mailctl_cli as _cli
+from tests.support.env import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import FUTURE, USER1, USER2, fails, new_id, ok
+from tests.support.cli import FUTURE, USER1, USER2, fails, new_id, ok
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ok
+from tests.support.cli import ok
 
 PG_URL = os.environ.get("MAILCTL_TEST_DATABASE_URL", "")
 
@@ -105,7 +105,7 @@ def test_real_mail_without_base_url_or_sender_is_serious(cli, real_mail, monkeyp
 
 
 def test_an_unreachable_or_refusing_mail_server_is_serious(cli, real_mail) -> None:
-    from faults.faultserver import FaultServer
+    from tests.support.faultserver import FaultServer
 
     real_mail(_free_port())
     lines = _lines(cli("config", "check"))
@@ -171,7 +171,8 @@ def test_senders_warn_once_per_pass_about_links_nobody_can_open(
     from aiosmtpd.controller import Controller
 
     from mailctl.config import load_settings
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.schedule import Clock
+    from mailctl.services.delivery import run_pass
 
     class Accept:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -199,11 +200,13 @@ def test_senders_warn_once_per_pass_about_links_nobody_can_open(
             ]
 
         with caplog.at_level(logging.WARNING):
-            summary = run_pass(engine, load_settings(), worker="test")
+            settings = load_settings()
+            clock = Clock.from_settings(settings)
+            summary = run_pass(engine=engine, settings=settings, clock=clock, worker="test")
             assert summary.sent == 6  # six batches of one
             assert len(warnings()) == 1
             assert "http://127.0.0.1:8000" in warnings()[0]
-            run_pass(engine, load_settings(), worker="test")  # nothing to send: no warning
+            run_pass(engine=engine, settings=settings, clock=clock, worker="test")  # no warning
             assert len(warnings()) == 1
 
             monkeypatch.setenv("MAILCTL_WEB_BASE_URL", "https://mail.example.org")

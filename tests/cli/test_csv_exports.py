@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import spreadsheet
 from mailctl.services.csvfile import safe_cell
-
-from .helpers import USER1, as_json, new_id, ok
+from tests.support import spreadsheet
+from tests.support.cli import USER1, as_json, new_id, ok
 
 CLIENTS = [
     ("a@example.com", '=HYPERLINK("http://evil.example","x")', "=cmd|' /C calc'!A0"),
@@ -65,7 +64,7 @@ def hostile_server() -> Iterator[int]:
     """A real SMTP server whose every 250 reply carries a spreadsheet formula."""
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]

@@ -9,8 +9,7 @@ import pytest
 import typer
 
 from mailctl.cli import app
-
-from .helpers import ok
+from tests.support.cli import ok
 
 
 def _walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:

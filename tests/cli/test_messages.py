@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from tests.support.cli import USER1, as_json, fails, new_id, ok
 
 
 def test_message_commands(cli, users, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_body_is_kept_as_written(cli, users, tmp_path: Path, settings) -> No
     assert preview == "Subject: S\n\n" + expected.replace("{{ client.first_name }}", "Ann")
 
     ok(cli("mailing", "add", "--message", mid, "--client", cid, "--start", "now", as_=USER1))
-    [eml] = Path(settings.get("delivery", "outbox_dir")).glob("*.eml")
+    [eml] = Path(settings.delivery.outbox_dir).glob("*.eml")
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     sent = msg.get_content().replace("\r\n", "\n")
     assert sent == expected.replace("{{ client.first_name }}", "Ann")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from . import terminal
-from .helpers import fails, ok
+from tests.support import terminal
+from tests.support.cli import fails, ok
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("MAILCTL_TEST_DATABASE_URL")),

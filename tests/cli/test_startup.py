@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import USER1, ok
+from tests.support.cli import USER1, ok
 
 HEAVY = {"alembic", "mako", "uvicorn", "starlette", "apscheduler", "argon2", "passlib"}
 WRAPPER = """

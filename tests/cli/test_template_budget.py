@@ -13,7 +13,7 @@ import time
 import pytest
 from sqlalchemy import update
 
-from .helpers import USER1, fails, new_id, ok
+from tests.support.cli import USER1, fails, new_id, ok
 
 NESTED = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 CHAINED = "{{ (client.email * 50000) * 50000 }}"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from . import terminal
-from .helpers import USER1, new_id, ok
+from tests.support import terminal
+from tests.support.cli import USER1, new_id, ok
 
 LONG_EMAIL = "a.rather.long.address.for.wrapping@subdomain.example-company.example.org"
 COLOURS = [pytest.param(True, id="colour"), pytest.param(False, id="no-colour")]
@@ -128,7 +128,7 @@ def slow_smtp(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """An aiosmtpd server taking 0.1 s per message, long enough to see a progress bar."""
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import Collector
+    from tests.support.smtp import Collector
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

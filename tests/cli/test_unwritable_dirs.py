@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from . import terminal
-from .helpers import FUTURE, USER1, as_json, fails, new_id, ok
+from tests.support import terminal
+from tests.support.cli import FUTURE, USER1, as_json, fails, new_id, ok
 
 
 def run_mailctl(argv: list[str], how: str) -> tuple[int | None, str]:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .faultserver import SCENARIOS, FaultServer
+from tests.support.faultserver import SCENARIOS, FaultServer
 
 T = 2.0  # client timeout for "normal" interactions
 MSG = "Subject: hi\r\n\r\nhello\r\n.leading dot\r\n..two dots\r\nbye\r\n"

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from faults.faultserver import FaultServer
-from mailctl.sending.breaker import Breaker
+from mailctl.schedule import Clock
+from mailctl.sending.policy import Breaker
 from mailctl.sending.transport import DEFERRED, SENT, UNKNOWN, Outcome
-from sending.conftest import ledger, mailing_error, states
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import ledger, mailing_error, states
 
 TIMEOUT = 1.0  # smtp.timeout in these tests (smtp_settings)
 
@@ -42,10 +43,11 @@ def fault() -> Iterator[Callable[..., FaultServer]]:
 
 
 def _pass(engine, settings, bound: float):  # type: ignore[no-untyped-def]
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     began = time.monotonic()
-    summary = run_pass(engine, settings, worker="test")
+    clock = Clock(tz="UTC", period_seconds=None)
+    summary = run_pass(engine=engine, settings=settings, clock=clock, worker="test")
     elapsed = time.monotonic() - began
     assert elapsed < bound, f"the pass took {elapsed:.1f}s"
     return summary

@@ -62,10 +62,10 @@ def test_a_vanished_outbox_defers(tmp_path: Path) -> None:
 
 
 def test_transport_is_chosen_by_config(settings, smtp_settings) -> None:
-    assert settings.get("delivery", "transport") == "outbox"
+    assert settings.delivery.transport == "outbox"
     outbox = make_transport(settings)
     assert isinstance(outbox, OutboxTransport)
-    assert outbox.directory == Path(settings.get("delivery", "outbox_dir"))
+    assert outbox.directory == Path(settings.delivery.outbox_dir)
     smtp = make_transport(smtp_settings(2525))
     assert isinstance(smtp, SmtpTransport)
     assert (smtp.host, smtp.port, smtp.timeout, smtp.deadline) == ("127.0.0.1", 2525, 1.0, 3.0)

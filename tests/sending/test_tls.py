@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from sending.conftest import Collector, attempts, free_port, ledger, mailing_error
-
-from .certs import Authority, ServerCert
+from tests.support.certs import Authority, ServerCert
+from tests.support.ledger import attempts, ledger, mailing_error
+from tests.support.smtp import Collector, free_port
 
 USER, PASSWORD = "news@example.org", "relay-secret-Pw9"
 
@@ -185,10 +185,10 @@ def test_a_mailing_goes_out_over_implicit_tls(
 
 def test_the_ca_file_adds_to_the_system_store(pki: Pki, smtp_settings) -> None:
     """smtp.ca_file trusts one more CA; the public ones stay trusted."""
-    from mailctl.sending.transport import SmtpTransport
+    from mailctl.sending.transport import smtp_transport
 
     settings = _tls_settings(smtp_settings, 587, "starttls", pki.authority.ca_file)
-    transport = SmtpTransport(settings)
+    transport = smtp_transport(settings)
     try:
         context = transport.tls_context()
     finally:
@@ -357,7 +357,7 @@ def test_an_unreadable_ca_file_pauses_the_pass(
 
 @pytest.fixture
 def postfix(pki: Pki) -> Iterator[Any]:
-    from . import postfix as relay
+    from tests.support import postfix as relay
 
     reason = relay.available()
     if reason:

@@ -1,4 +1,4 @@
-"""SPEC.md's role table, operation by operation, for every kind of actor.
+"""The role table of ARCHITECTURE.md, operation by operation, for every kind of actor.
 
 Each role acts on the owner's objects (the blocked user on its own), except the `add_*`
 operations, which use the actor's own message and client. Refusals must change nothing, and a
@@ -19,14 +19,18 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, NotFound
 from mailctl.models import Client, Mailing, Message, User
-from mailctl.services import blog, clients, mailings, messages, users
+from mailctl.schedule import Clock
+from mailctl.services import accounts, blog, clients, mailing_rows, mailings, messages, users
+from tests.support.env import PASSWORD
+from tests.support.world import ACTORS, World, snapshot
 
-from .conftest import ACTORS, World, snapshot
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 OK, NF, FB = "ok", "notfound", "forbidden"
 
 # fmt: off
-# One row per service operation, one column per actor, as in SPEC.md's "Roles" table:
+# One row per service operation, one column per actor, as in ARCHITECTURE.md's role table:
 #   clients, messages, mailings: create, edit, delete, send  -> user own only, admin all
 #   view mailings and their logs                             -> user own, manager all, admin all
 #   disable / re-enable a mailing                            -> user own, manager any, admin any
@@ -57,6 +61,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
 
     "add_mailing":      (OK,   OK,   FB,     FB,    OK,   FB),
     "list_mailings":    (OK,   OK,   OK,     FB,    OK,   FB),
+    "listing":          (OK,   OK,   OK,     FB,    OK,   FB),
     "get_mailing":      (OK,   NF,   OK,     FB,    OK,   FB),
     "edit_mailing":     (OK,   NF,   FB,     FB,    OK,   FB),
     "delete_mailing":   (OK,   NF,   FB,     FB,    OK,   FB),
@@ -89,6 +94,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "delete_user":      (FB,   FB,   FB,     FB,    OK,   FB),
     # Ending one's own sessions (logout) is harmless, so even a blocked account may.
     "end_sessions":     (OK,   OK,   OK,     OK,    OK,   OK),
+    "change_password":  (OK,   OK,   OK,     OK,    OK,   FB),
 
     "add_post":         (FB,   FB,   FB,     OK,    OK,   FB),
     "list_posts":       (FB,   FB,   FB,     OK,    OK,   FB),
@@ -168,11 +174,13 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         client_ids=[c.w.clients[c.role]],
         start=_start(),
         every="week",
+        clock=CLOCK,
     ),
     "list_mailings": lambda c: mailings.list_mailings(**c.kw()),
+    "listing": lambda c: c.s.exec(mailings.listing(select(Mailing), c.actor, None, None, 0)).all(),
     "get_mailing": lambda c: mailings.get_mailing(**c.kw(), mailing_id=c.w.mailings[c.target]),
     "edit_mailing": lambda c: mailings.edit_mailing(
-        **c.kw(), mailing_id=c.w.mailings[c.target], every="week"
+        **c.kw(), mailing_id=c.w.mailings[c.target], every="week", clock=CLOCK
     ),
     "delete_mailing": lambda c: mailings.delete_mailing(
         **c.kw(), mailing_id=c.w.mailings[c.target]
@@ -187,9 +195,9 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), mailing_id=c.w.mailings[c.target]
     ),
     "stats": lambda c: mailings.stats(**c.kw()),
-    "list_mailing_rows": lambda c: mailings.list_mailing_rows(**c.kw()),
+    "list_mailing_rows": lambda c: mailing_rows.list_mailing_rows(**c.kw()),
     "recent_mailings": lambda c: mailings.recent_mailings(**c.kw(), count=100),
-    "get_mailing_row": lambda c: mailings.get_mailing_row(
+    "get_mailing_row": lambda c: mailing_rows.get_mailing_row(
         **c.kw(), mailing_id=c.w.mailings[c.target]
     ),
     "mailing_form_choices": lambda c: mailings.mailing_form_choices(
@@ -221,7 +229,10 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), user_id=c.actor.id or 0, new_password=NEW_PASSWORD
     ),
     "delete_user": lambda c: users.delete_user(**c.kw(), user_id=c.subject_id),
-    "end_sessions": lambda c: users.end_sessions(**c.kw()),
+    "end_sessions": lambda c: accounts.end_sessions(**c.kw()),
+    "change_password": lambda c: accounts.change_password(
+        **c.kw(), old_password=PASSWORD, new_password=NEW_PASSWORD, confirm=NEW_PASSWORD
+    ),
     "add_post": lambda c: blog.add_post(**c.kw(), title="New", content="Text"),
     "list_posts": lambda c: blog.list_posts(**c.kw()),
     "count_posts": lambda c: blog.count_posts(**c.kw()),
@@ -249,7 +260,12 @@ def _owners(session: Session, model: type[Any], ids: list[int]) -> set[int]:
 def _check_visibility(c: Ctx, op: str, result: Any) -> None:
     """What a successful list shows: a plain user only its own, admins (and managers for
     mailings) everyone's."""
-    models = {"list_clients": Client, "list_messages": Message, "list_mailings": Mailing}
+    models = {
+        "list_clients": Client,
+        "list_messages": Message,
+        "list_mailings": Mailing,
+        "listing": Mailing,
+    }
     me = c.actor.id
     owner = c.w.users["owner"].id
     if op in models:
@@ -322,7 +338,7 @@ def test_matrix_covers_every_role_and_public_service_function() -> None:
     import inspect
 
     covered = set(OPS) | {"set_enabled", "set_blocked"}
-    modules = (clients, messages, mailings, users, blog)
+    modules = (clients, messages, mailings, mailing_rows, users, accounts, blog)
     needs_actor = {
         f"{mod.__name__.rsplit('.', 1)[1]}.{name}"
         for mod in modules
@@ -356,11 +372,17 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
     before = snapshot(session)
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["owner"], client_ids=[world.clients["other"]]
+            **kw,
+            message_id=world.messages["owner"],
+            client_ids=[world.clients["other"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["other"], client_ids=[world.clients["owner"]]
+            **kw,
+            message_id=world.messages["other"],
+            client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.edit_mailing(
@@ -368,6 +390,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.edit_mailing(
@@ -375,6 +398,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             message_id=world.messages["owner"],
+            clock=CLOCK,
         )
     assert snapshot(session) == before
 
@@ -387,6 +411,7 @@ def test_all_clients_never_picks_another_users_clients(session: Session, world: 
         message_id=world.messages["owner"],
         all_clients=True,
         start=_start(),
+        clock=CLOCK,
     )
     assert mailings.mailing_client_ids(session=session, mailing=mailing) == [world.clients["owner"]]
 
@@ -401,7 +426,7 @@ def test_manager_oversight_of_a_mailing(session: Session, world: World) -> None:
     assert mailings.set_enabled(**kw, enabled=True).is_enabled is True
     before = snapshot(session)
     with pytest.raises(Forbidden):
-        mailings.edit_mailing(**kw, every="month")
+        mailings.edit_mailing(**kw, every="month", clock=CLOCK)
     with pytest.raises(Forbidden):
         mailings.delete_mailing(**kw)
     with pytest.raises(Forbidden):

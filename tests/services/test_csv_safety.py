@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import select
 
-import spreadsheet
 from mailctl.models import Client
 from mailctl.services import clients as svc
 from mailctl.services.csvfile import TRIGGERS, restore_cell, safe_cell, write_csv
+from tests.support import spreadsheet
 
 # What a spreadsheet would run, and real data that merely looks like it.
 HOSTILE = [

@@ -12,10 +12,13 @@ from sqlmodel import Session
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Mailing
+from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages, users
 from mailctl.services.validation import clean_email, clean_text
+from tests.support.world import World
 
-from .conftest import World
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 LONG = "x" * 64
 
@@ -286,7 +289,11 @@ def _add(session: Session, world: World, **kw: Any) -> Mailing:
     kw.setdefault("start", utcnow() + timedelta(hours=1))
     kw.setdefault("client_ids", [world.clients["owner"]])
     return mailings.add_mailing(
-        session=session, actor=world.users["owner"], message_id=world.messages["owner"], **kw
+        session=session,
+        actor=world.users["owner"],
+        message_id=world.messages["owner"],
+        **kw,
+        clock=CLOCK,
     )
 
 
@@ -354,6 +361,7 @@ def test_unknown_periodicity_is_refused_on_edit(
             actor=world.users["owner"],
             mailing_id=world.mailings["owner"],
             every="fortnight",
+            clock=CLOCK,
         ),
         "unknown periodicity",
     )
@@ -369,6 +377,7 @@ def test_end_before_start_is_refused_on_edit(session: Session, world: World, ref
             actor=world.users["owner"],
             mailing_id=world.mailings["owner"],
             end=mailing.start_at - timedelta(hours=1),
+            clock=CLOCK,
         ),
         "end must be after the start",
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from scheduling.conftest import free_port
+from tests.support.smtp import free_port
 
 ADMIN = "admin@example.com"
 PASSWORD = "correct horse battery"

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import select
 
-import spreadsheet
 from mailctl.db import session_scope
 from mailctl.models import Client, User
 from mailctl.services.csvfile import safe_cell
-from web.conftest import logged_in, post_form
+from tests.support import spreadsheet
+from tests.support.web import logged_in, post_form
 
 CLIENTS = [
     ("a@example.com", '=HYPERLINK("http://evil.example","x")', "=cmd|' /C calc'!A0"),
@@ -69,7 +69,7 @@ def test_the_client_export_is_guarded_and_uploads_back(client, engine, make_user
 def hostile_server() -> Iterator[int]:
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -89,8 +89,9 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
 ) -> None:
     from mailctl.config import load_settings
     from mailctl.db import utcnow
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.schedule import Clock
     from mailctl.services.clients import add_client
+    from mailctl.services.delivery import run_pass
     from mailctl.services.mailings import add_mailing
     from mailctl.services.messages import add_message
 
@@ -109,10 +110,18 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
         ]
         message = add_message(session=s, actor=actor, subject="Hi", body="Hello")
         mailing = add_mailing(
-            session=s, actor=actor, message_id=message.id, start=utcnow(), client_ids=ids
+            session=s,
+            actor=actor,
+            message_id=message.id,
+            start=utcnow(),
+            client_ids=ids,
+            clock=Clock(tz="UTC", period_seconds=None),
         )
         mailing_id = mailing.id
-    assert run_pass(engine, load_settings(), worker="test").sent == len(CLIENTS)
+    settings = load_settings()
+    clock = Clock.from_settings(settings)
+    summary = run_pass(engine=engine, settings=settings, clock=clock, worker="test")
+    assert summary.sent == len(CLIENTS)
     logged_in(client, user.email)
     response = client.get(f"/mailings/{mailing_id}/attempts.csv")
     assert response.status_code == 200

@@ -8,8 +8,8 @@ import pytest
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, Client
-
-from .conftest import logged_in
+from mailctl.web.state import panel_of
+from tests.support.web import logged_in
 
 
 def add_post(
@@ -230,9 +230,9 @@ def test_unsubscribe_one_click_post_without_cookie_or_csrf(
 
 
 def test_unsubscribe_url_from_the_engine_works(client, engine, settings, subscriber) -> None:
-    from mailctl.sending.engine import Policy, unsubscribe_url
+    from mailctl.sending.links import Links
 
-    url = unsubscribe_url(Policy.from_settings(settings), subscriber)
+    url = Links.from_settings(settings).unsubscribe_url(subscriber)
     path = url.split("://", 1)[1].split("/", 1)[1]
     assert client.post("/" + path).status_code == 200
     assert _unsubscribed(engine, subscriber)
@@ -275,4 +275,4 @@ def test_web_command_runs_uvicorn(cli, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert seen["kwargs"]["host"] == "0.0.0.0"
     assert seen["kwargs"]["port"] == 8123
-    assert seen["app"].state.settings.base_url() == "http://0.0.0.0:8123"
+    assert panel_of(seen["app"]).settings.base_url() == "http://0.0.0.0:8123"

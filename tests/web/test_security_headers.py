@@ -11,9 +11,8 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from mailctl.web.headers import CSP
-from web.conftest import logged_in, post_form
-
-from .user_helpers import World, as_role, world_fixture  # noqa: F401
+from tests.support.web import as_role, logged_in, post_form
+from tests.support.world import World
 
 # The policy the panel promises (brief of phase 1, issue 11): nothing inline, no framing.
 POLICY = (
@@ -44,9 +43,9 @@ def test_the_policy_is_the_promised_one() -> None:
 
 def _paths(app, world: World) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     ids = {
-        "client_id": world.client_id,
-        "message_id": world.message_id,
-        "mailing_id": world.mailing_id,
+        "client_id": world.clients["owner"],
+        "message_id": world.messages["owner"],
+        "mailing_id": world.mailings["owner"],
         "user_id": world.users["other"].id,
         "post_id": 1,
     }

@@ -9,7 +9,6 @@ import typer
 
 from mailctl.cli.context import app_context
 from mailctl.cli.output import JsonOpt, emit_rows, note
-from mailctl.config import SCHEMA, env_name, mask
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -22,17 +21,13 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """
     settings = app_context(ctx).settings
     rows = [
-        {
-            "key": f"{section}.{key}",
-            "value": mask(section, key, settings.values[section][key]),
-            "source": settings.sources[section][key],
-            "env": env_name(section, key),
-        }
-        for section, keys in SCHEMA.items()
-        for key in keys
+        {"key": s.key, "value": s.value, "source": s.source, "env": s.env}
+        for s in settings.effective()
     ]
     note(f"config file: {settings.config_path or 'none found (defaults and environment only)'}")
-    emit_rows(rows, columns=("key", "value", "source"), as_json=as_json, tz=settings.timezone)
+    emit_rows(
+        rows, columns=("key", "value", "source"), as_json=as_json, tz=settings.scheduler.timezone
+    )
 
 
 @app.command("check")

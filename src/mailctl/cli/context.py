@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from mailctl.models import User
-    from mailctl.services.mailings import Clock
+    from mailctl.schedule import Clock
+    from mailctl.services.messages import RenderLimits
 
 
 class AppContext:
@@ -62,7 +63,7 @@ class AppContext:
             except MailctlError as exc:
                 if not self._cache_warned:
                     self._cache_warned = True
-                    ttl = int(settings.get("cache", "ttl_seconds"))
+                    ttl = settings.cache.ttl_seconds
                     typer.echo(
                         f"warning: {exc}; the panel may show old figures for up to {ttl}s"
                         " (cache.ttl_seconds)",
@@ -86,20 +87,20 @@ class AppContext:
         return self.raw_engine
 
     @cached_property
-    def render_limits(self):  # type: ignore[no-untyped-def]
-        from mailctl.sending.budget import RenderLimits
+    def render_limits(self) -> RenderLimits:
+        from mailctl.services.messages import render_limits
 
-        return RenderLimits.from_settings(self.settings)
+        return render_limits(self.settings)
 
     @property
     def tz(self) -> str:
-        return self.settings.timezone
+        return self.settings.scheduler.timezone
 
     @property
     def clock(self) -> Clock:
-        from mailctl.services.mailings import Clock
+        from mailctl.schedule import Clock
 
-        return Clock(tz=self.tz, period_seconds=self.settings.test_period_seconds)
+        return Clock.from_settings(self.settings)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:

@@ -147,7 +147,7 @@ def add(
     Example: mailctl --config /etc/mailctl/mailctl.toml crontab add
     """
     settings = app_context(ctx).settings
-    line = build_line(settings, schedule or str(settings.get("scheduler", "cron")))
+    line = build_line(settings, schedule or settings.scheduler.cron)
     tag = tag_of(settings)
     table = read_table()
     current = [existing for existing in table.splitlines() if is_ours(existing, tag)]

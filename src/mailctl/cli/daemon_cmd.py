@@ -88,7 +88,7 @@ def daemon(
     settings = app_ctx.settings
     if tick is not None:
         settings = settings.with_overrides("scheduler", tick_seconds=tick)
-    setup_logging(str(settings.get("general", "log_level")))
+    setup_logging(settings.general.log_level)
     # The raw engine: a database that is down or not initialised yet is waited for, not fatal;
     # a SQLite file that is not there is refused at once, as the panel does.
     engine = app_ctx.raw_engine
@@ -123,13 +123,12 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: mailctl status --json
     """
-    from mailctl.scheduling import heartbeat
+    from mailctl.models.delivery import WAITING
+    from mailctl.services.status import status as read_status
 
     app_ctx = app_context(ctx)
     tz = app_ctx.tz
-    report = heartbeat.status(
-        app_ctx.engine, tick_seconds=float(app_ctx.settings.get("scheduler", "tick_seconds"))
-    )
+    report = read_status(app_ctx.engine, tick_seconds=app_ctx.settings.scheduler.tick_seconds)
     if as_json:
         typer.echo(json.dumps(_jsonable(report.as_dict()), indent=2))
         return
@@ -151,13 +150,13 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.append("  none scheduled")
     out.append("waiting recipients:")
     for m in report.waiting:
-        counts = ", ".join(f"{s} {m[s]}" for s in heartbeat.WAITING_STATES if m[s])
+        counts = ", ".join(f"{s} {m[s]}" for s in WAITING if m[s])
         retry = f" (next retry {fmt(m['next_retry_at'], tz)})" if m["next_retry_at"] else ""
         out.append(f"  mailing {m['mailing_id']}: {counts}{retry}")
         if m["last_error"]:
             out.append(f"    last pass: {m['last_error']}")
     totals = report.totals
-    out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in heartbeat.WAITING_STATES))
+    out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in WAITING))
     if totals["unknown"]:
         out.append(
             "  unknown: the server took the message and did not answer, or a sender stopped"

@@ -14,6 +14,7 @@ from mailctl.cli.delivery import after_create
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note
 from mailctl.models import Mailing
 from mailctl.services import mailings as svc
+from mailctl.services.mailing_rows import client_counts
 from mailctl.timeutil import parse_when, to_local
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -112,10 +113,9 @@ def add(
             all_clients=all_clients,
             clock=app_ctx.clock,
         )
-    mailing_id = mailing.id or 0
-    note(f"added mailing {mailing_id}")
-    typer.echo(mailing_id)
-    after_create(ctx, mailing_id, no_send=no_send)
+    note(f"added mailing {mailing.id}")
+    typer.echo(mailing.id)
+    after_create(ctx, mailing, no_send=no_send)
 
 
 @app.command("list")
@@ -135,7 +135,7 @@ def list_(
     with app_ctx.session(readonly=True) as session:
         mailings = svc.list_mailings(session=session, actor=app_ctx.actor(session), status=status)
         # One grouped count for the whole list, not every mailing's client ids.
-        counts = svc.client_counts(session=session, mailing_ids=[m.id or 0 for m in mailings])
+        counts = client_counts(session=session, mailing_ids=[m.id or 0 for m in mailings])
         rows = [_record(m, app_ctx.tz, counts.get(m.id or 0, 0)) for m in mailings]
     emit_rows(rows, columns=COLUMNS, as_json=as_json, tz=app_ctx.tz, title="Mailings")
 

@@ -151,8 +151,8 @@ def preview(
             actor=app_ctx.actor(session),
             message_id=message_id,
             client_id=client,
-            from_address=settings.get("delivery", "from_address"),
-            from_name=settings.get("delivery", "from_name"),
+            from_address=settings.delivery.from_address,
+            from_name=settings.delivery.from_name,
             limits=app_ctx.render_limits,
         )
     typer.echo(f"Subject: {rendered.subject}")

@@ -54,7 +54,7 @@ def init(
     migrations.upgrade(engine)
     after = migrations.current_revision(engine)
     note(
-        f"database {app_ctx.settings.database_url.split('://')[0]} at revision {after}"
+        f"database {app_ctx.settings.database.url.split('://')[0]} at revision {after}"
         + (" (upgraded)" if before != after else " (up to date)")
     )
     if admin:

@@ -5,7 +5,7 @@ from mailctl.models.client import Client
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
 from mailctl.models.mailing import Every, Mailing, MailingClient, MailingStatus
 from mailctl.models.message import Message
-from mailctl.models.runtime import Worker
+from mailctl.models.runtime import Worker, WorkerState
 from mailctl.models.user import Role, User
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "Role",
     "User",
     "Worker",
+    "WorkerState",
 ]

@@ -8,15 +8,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, User
-from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
+from mailctl.sending.links import unsubscribe_client_id
+from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.csvfile import restore_cell, write_csv
 from mailctl.services.validation import clean_email, clean_text
-from mailctl.tokens import unsign
 
 CSV_HEADER = ("email", "full_name", "comment")
 
@@ -74,7 +74,7 @@ def list_clients(
     """The clients the actor may see, optionally only one owner's (an admin picking for a
     message or a mailing of that owner)."""
     require_role(actor, CONTENT_ROLES, "list clients")
-    stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(Client.id)
+    stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(col(Client.id))
     if owner_id is not None:
         stmt = stmt.where(Client.owner_id == owner_id)
     if limit is not None:
@@ -88,13 +88,13 @@ def count_clients(*, session: Session, actor: User, search: str | None = None) -
     return session.exec(stmt).one()
 
 
-def _search(stmt, search: str | None):  # type: ignore[no-untyped-def]
+def _search(stmt: Q, search: str | None) -> Q:
     if not search:
         return stmt
     like = f"%{search.strip().lower()}%"
     return stmt.where(
         or_(
-            Client.email_key.like(like),  # type: ignore[attr-defined]
+            col(Client.email_key).like(like),
             func.lower(Client.full_name).like(like),
             func.lower(Client.comment).like(like),
         )
@@ -148,23 +148,14 @@ def set_unsubscribed(
     return client
 
 
-def _unsubscribing(secret: str, token: str) -> int:
-    # No max_age: an unsubscribe link in an old message must keep working. The token is
-    # sign(secret, "unsubscribe", client_id), made by sending/engine.py.
-    payload = unsign(secret, "unsubscribe", token)
-    if not isinstance(payload, int):
-        raise Invalid("this link is not valid")
-    return payload
-
-
 def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client | None:
     """The client an unsubscribe link is for (None once deleted); Invalid for a forged link."""
-    return session.get(Client, _unsubscribing(secret, token))
+    return session.get(Client, unsubscribe_client_id(secret, token))
 
 
 def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
     """Follow an unsubscribe link: the signed link is the proof, no actor involved."""
-    return set_unsubscribed(session=session, client_id=_unsubscribing(secret, token))
+    return set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
 
 
 @dataclass

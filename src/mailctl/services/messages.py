@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from mailctl.config import Settings
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
 from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
-from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_message
+from mailctl.sending.render import MessageContent, MessageRenderer, Rendered
+from mailctl.sending.templates import RenderClient, validate_message
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
@@ -18,6 +20,11 @@ from mailctl.services.validation import clean_text
 SUBJECT_MAX = 255
 PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
+
+
+def render_limits(settings: Settings) -> RenderLimits:
+    """The [render] budgets, which adapters hand to the functions here."""
+    return RenderLimits.from_settings(settings)
 
 
 def _clean(subject: str, body: str, limits: RenderLimits) -> tuple[str, str]:
@@ -62,7 +69,7 @@ def list_messages(
     """The messages the actor may see, optionally only one owner's (an admin building a
     mailing for that owner)."""
     require_role(actor, CONTENT_ROLES, "list messages")
-    stmt = owner_scope(select(Message), Message, actor).order_by(Message.id)
+    stmt = owner_scope(select(Message), Message, actor).order_by(col(Message.id))
     if owner_id is not None:
         stmt = stmt.where(Message.owner_id == owner_id)
     return session.exec(stmt).all()
@@ -129,8 +136,7 @@ def preview_message(
     if client.owner_id != message.owner_id:
         raise Conflict(f"client {client_id} and message {message_id} belong to different users")
     renderer = MessageRenderer(
-        subject=message.subject,
-        body=message.body,
+        MessageContent.of(message),
         from_address=from_address,
         from_name=from_name,
         limits=limits,

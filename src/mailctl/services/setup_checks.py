@@ -36,7 +36,7 @@ class Finding:
 def check_settings(settings: Settings, *, connect: bool = True) -> list[Finding]:
     """Every problem found; the SMTP server is tried only when `connect` and mail is real."""
     findings: list[Finding] = []
-    smtp_mail = settings.get("delivery", "transport") == "smtp"
+    smtp_mail = settings.delivery.transport == "smtp"
     findings += _links(settings, smtp_mail)
     findings += _sender(settings, smtp_mail)
     findings += _secrets(settings)
@@ -53,7 +53,7 @@ def _links(settings: Settings, smtp_mail: bool) -> list[Finding]:
     problem = settings.base_url_problem()
     if problem:
         return [Finding(True, "web.base_url", problem)]
-    url = str(settings.get("web", "base_url"))
+    url = settings.web.base_url
     if not url:
         return [
             Finding(
@@ -75,7 +75,7 @@ def _links(settings: Settings, smtp_mail: bool) -> list[Finding]:
                 f"web.base_url {url} is not https: logins and links travel readable",
             )
         )
-    if parts.scheme == "https" and not settings.get("web", "secure_cookies"):
+    if parts.scheme == "https" and not settings.web.secure_cookies:
         found.append(
             Finding(
                 False,
@@ -88,7 +88,7 @@ def _links(settings: Settings, smtp_mail: bool) -> list[Finding]:
 
 
 def _sender(settings: Settings, smtp_mail: bool) -> list[Finding]:
-    address = str(settings.get("delivery", "from_address"))
+    address = settings.delivery.from_address
     if address != DEFAULT_FROM:
         return []
     return [
@@ -104,10 +104,10 @@ def _sender(settings: Settings, smtp_mail: bool) -> list[Finding]:
 def _secrets(settings: Settings) -> list[Finding]:
     found = []
     try:
-        key = settings.secret("web", "secret_key")
+        key = settings.web.configured_secret_key()
     except MailctlError as exc:
         return [Finding(True, "web.secret_key_file", str(exc))]
-    if not key and settings.database_url.startswith("postgresql"):
+    if not key and settings.database.url.startswith("postgresql"):
         found.append(
             Finding(
                 True,
@@ -117,11 +117,12 @@ def _secrets(settings: Settings) -> list[Finding]:
                 "give every host the same web.secret_key_file",
             )
         )
-    if settings.get("delivery", "transport") == "smtp":
-        try:
-            settings.secret("smtp", "password")
-        except MailctlError as exc:
-            found.append(Finding(True, "smtp.password_file", str(exc)))
+    if settings.delivery.transport == "smtp":
+        for server in settings.smtp.servers:
+            try:
+                server.login_password()
+            except MailctlError as exc:
+                found.append(Finding(True, f"{server.name}.password_file", str(exc)))
     return found
 
 
@@ -144,10 +145,10 @@ def _writable(path: Path) -> str | None:
 def _directories(settings: Settings, smtp_mail: bool) -> list[Finding]:
     places = [
         ("general.data_dir", settings.data_dir),
-        ("cache.dir", Path(settings.get("cache", "dir"))),
+        ("cache.dir", Path(settings.cache.dir)),
     ]
     if not smtp_mail:
-        places.append(("delivery.outbox_dir", Path(settings.get("delivery", "outbox_dir"))))
+        places.append(("delivery.outbox_dir", Path(settings.delivery.outbox_dir)))
     found = []
     for key, path in places:
         reason = _writable(path)
@@ -163,7 +164,7 @@ def _database(settings: Settings) -> list[Finding]:
     from mailctl.migrations import HEAD, current_revision
 
     try:
-        url = make_url(settings.database_url)
+        url = make_url(settings.database.url)
     except Exception:
         return [Finding(True, "database.url", "database.url is not a valid database URL")]
     sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, ":memory:")
@@ -203,41 +204,46 @@ def _database(settings: Settings) -> list[Finding]:
 
 
 def _smtp_settings(settings: Settings) -> list[Finding]:
-    host, port = str(settings.get("smtp", "host")), int(settings.get("smtp", "port"))
-    security, username = str(settings.get("smtp", "security")), settings.get("smtp", "username")
     found = []
-    if security == "none" and username and host not in LOOPBACK:
-        found.append(
-            Finding(
-                False,
-                "smtp.security",
-                f"smtp.security is none with a login: the password crosses the network to {host} "
-                "readable; use starttls (port 587) or ssl (port 465)",
+    for server in settings.smtp.servers:  # `[smtp]`, or each of `[[smtp.servers]]`
+        name, host, port, security = server.name, server.host, server.port, server.security
+        if security == "none" and server.username and host not in LOOPBACK:
+            found.append(
+                Finding(
+                    False,
+                    f"{name}.security",
+                    f"{name}.security is none with a login: the password crosses the network "
+                    f"to {host} readable; use starttls (port 587) or ssl (port 465)",
+                )
             )
-        )
-    expected = {465: "ssl", 587: "starttls"}.get(port)
-    if expected and security != expected:
-        found.append(
-            Finding(
-                False,
-                "smtp.security",
-                f"smtp.port {port} usually means smtp.security = {expected}, not {security}",
+        expected = {465: "ssl", 587: "starttls"}.get(port)
+        if expected and security != expected:
+            found.append(
+                Finding(
+                    False,
+                    f"{name}.security",
+                    f"{name}.port {port} usually means {name}.security = {expected}, "
+                    f"not {security}",
+                )
             )
-        )
     return found
 
 
 def _smtp_server(settings: Settings) -> list[Finding]:
     from mailctl.sending.transport import SetupError, SmtpTransport, Unreachable
 
-    transport = SmtpTransport(settings)
-    where = f"{transport.host}:{transport.port}"
-    try:
-        transport.probe()
-    except SetupError as exc:
-        return [Finding(True, "smtp", f"smtp {where}: {exc}")]
-    except Unreachable as exc:
-        return [Finding(True, "smtp.host", f"smtp {where}: not usable: {exc}")]
-    finally:
-        transport.close()
-    return []
+    found = []
+    for server in settings.smtp.servers:
+        transport = SmtpTransport(server, deadline=settings.delivery.attempt_deadline_seconds)
+        where = f"{transport.host}:{transport.port}"
+        try:
+            transport.probe()
+        except SetupError as exc:
+            found.append(Finding(True, server.name, f"{server.name} {where}: {exc}"))
+        except Unreachable as exc:
+            found.append(
+                Finding(True, f"{server.name}.host", f"{server.name} {where}: not usable: {exc}")
+            )
+        finally:
+            transport.close()
+    return found

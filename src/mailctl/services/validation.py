@@ -5,6 +5,7 @@ from __future__ import annotations
 from mailctl.errors import Invalid
 
 EMAIL_MAX = 254
+ID_MAX = 2**63  # ids from this up are too big for the database even to look up
 LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode
 
 
@@ -13,7 +14,7 @@ def clean_email(value: str) -> str:
     # Loaded on first use: commands that only read (client list) never check an address.
     from email_validator import EmailNotValidError, validate_email
 
-    from mailctl.sending.render import check_header
+    from mailctl.sending.mime import check_header
 
     value = (value or "").strip()
     if not value:

@@ -16,8 +16,12 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.templating import Jinja2Templates
 
 from mailctl.db import session_scope
+from mailctl.errors import NotFound
+from mailctl.services.access import capabilities
+from mailctl.services.validation import ID_MAX
 from mailctl.timeutil import fmt
 from mailctl.web.security import csrf_token
+from mailctl.web.state import panel
 
 T = TypeVar("T")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -49,9 +53,12 @@ def make_templates() -> Jinja2Templates:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    settings = request.app.state.settings
-    tz = settings.timezone
+    """The page; every template gets `user` and `caps` (what that user may do: pages show
+    buttons from it and never compare role names)."""
+    state = panel(request)
+    tz = state.settings.scheduler.timezone
     context.setdefault("user", request.scope.get("user"))
+    context.setdefault("caps", capabilities(context["user"]))
     base = {
         "request": request,
         "csrf_token": csrf_token(request),
@@ -59,7 +66,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "when": lambda value: fmt(value, tz),
         "tz": tz,
     }
-    return request.app.state.templates.TemplateResponse(
+    return state.templates.TemplateResponse(
         request, template, {**base, **context}, status_code=status_code
     )
 
@@ -77,7 +84,7 @@ async def db(request: Request, work: Callable[[Session], T], *, readonly: bool =
     """Run `work(session)` in one transaction on a worker thread, off the event loop."""
 
     def run() -> T:
-        with session_scope(request.app.state.engine, readonly=readonly) as session:
+        with session_scope(panel(request).engine, readonly=readonly) as session:
             return work(session)
 
     return await run_in_threadpool(run)
@@ -92,16 +99,11 @@ def page_args(request: Request, per_page: int = 25) -> tuple[int, int, int]:
     return page, per_page, (page - 1) * per_page
 
 
-MAX_ID = 2**63
-
-
 def int_or_404(value: Any) -> int:
-    from mailctl.errors import NotFound
-
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise NotFound("not found") from None
-    if not 0 < number < MAX_ID:  # the database cannot even look up a bigger number
+    if not 0 < number < ID_MAX:  # the database cannot even look up a bigger number
         raise NotFound("not found")
     return number

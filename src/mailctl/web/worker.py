@@ -13,27 +13,29 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 
 from sqlalchemy.engine import Engine
-from starlette.applications import Starlette
 
 from mailctl.config import Settings
-from mailctl.scheduling.passes import run_pass
-from mailctl.sending.engine import Summary, new_worker_id
+from mailctl.models import Mailing
+from mailctl.schedule import Clock
+from mailctl.services import delivery
+from mailctl.services.delivery import Summary, new_worker_id
 
 log = logging.getLogger(__name__)
 THREADS = 2
-_create_lock = threading.Lock()
 
 
 class BackgroundSender:
     def __init__(self, engine: Engine, settings: Settings, *, threads: int = THREADS) -> None:
         self.engine = engine
         self.settings = settings
+        self.clock = Clock.from_settings(settings)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailctl-web-send")
         # Mailings queued but not started yet: a second click joins the queued pass.
         self._queued: dict[int, Future[Summary | None]] = {}
         self._futures: set[Future[Summary | None]] = set()
+        self.submitted = 0  # passes queued since the start (a click that joined one is none)
 
     def submit(self, mailing_id: int) -> Future[Summary | None] | None:
         """Queue one pass over the mailing; None once shutting down."""
@@ -44,10 +46,19 @@ class BackgroundSender:
             if queued is not None:
                 return queued
             future = self._pool.submit(self._run, mailing_id)
+            self.submitted += 1
             self._queued[mailing_id] = future
             self._futures.add(future)
             future.add_done_callback(self._forget)
             return future
+
+    def submit_if_due(self, mailing: Mailing) -> bool:
+        """The panel's side of the start rule (services decide it): a mailing that is due when
+        it is created, changed or re-enabled is queued at once. True when it is due."""
+        if mailing.id is None or not delivery.is_due(mailing):
+            return False
+        self.submit(mailing.id)
+        return True
 
     def _forget(self, future: Future[Summary | None]) -> None:
         with self._lock:
@@ -62,9 +73,10 @@ class BackgroundSender:
         if self._stop.is_set():
             return None
         try:
-            return run_pass(
-                self.engine,
-                self.settings,
+            return delivery.run_pass(
+                engine=self.engine,
+                settings=self.settings,
+                clock=self.clock,
                 worker=new_worker_id("web"),
                 mailing_id=mailing_id,
                 stop=self._stop,
@@ -97,15 +109,3 @@ class BackgroundSender:
         self._pool.shutdown(wait=wait, cancel_futures=True)
         if wait and running:
             log.info("background sends stopped")
-
-
-def worker_of(app: Starlette) -> BackgroundSender:
-    """The app's sender pool, started on first use."""
-    worker = getattr(app.state, "worker", None)
-    if worker is None:
-        with _create_lock:
-            worker = getattr(app.state, "worker", None)
-            if worker is None:
-                worker = BackgroundSender(app.state.engine, app.state.settings)
-                app.state.worker = worker
-    return worker  # type: ignore[no-any-return]

@@ -6,7 +6,17 @@ import importlib
 
 from starlette.routing import BaseRoute
 
-AREAS = ("public", "accounts", "clients", "messages", "mailings", "manager", "editor")
+# In matching order: a module whose paths are more specific comes first.
+AREAS = (
+    "public",
+    "accounts",
+    "clients",
+    "messages",
+    "mailing_forms",
+    "mailings",
+    "manager",
+    "editor",
+)
 
 
 def routes() -> list[BaseRoute]:

@@ -21,6 +21,7 @@ from mailctl.timeutil import parse_when, to_local
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 PER_PAGE = 25
 # Text fields: the longest content in UTF-8, with room for the form's own bytes.
@@ -37,7 +38,7 @@ async def _editor(request: Request) -> User:
 
 async def _form(request: Request) -> FormData:
     """The checked form; the caller closes it (Starlette leaves uploaded temp files open)."""
-    max_image = int(request.app.state.settings.get("web", "max_upload_bytes"))
+    max_image = panel(request).settings.web.max_upload_bytes
     capped = limited(request, max_image + BODY_SLACK)
     try:
         return await checked_form(capped, max_part_size=FIELD_MAX)
@@ -55,8 +56,8 @@ async def _store_image(request: Request, form: FormData) -> str | None:
     upload = form.get("image")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    settings = request.app.state.settings
-    max_bytes = int(settings.get("web", "max_upload_bytes"))
+    settings = panel(request).settings
+    max_bytes = settings.web.max_upload_bytes
     if upload.size is not None and upload.size > max_bytes:
         raise Invalid(f"the image is too large ({upload.size} bytes, at most {max_bytes})")
     data = await upload.read(max_bytes + 1)
@@ -67,7 +68,7 @@ async def _store_image(request: Request, form: FormData) -> str | None:
 
 def _drop_image(request: Request, name: str | None) -> None:
     if name:
-        Path(request.app.state.settings.uploads_dir / name).unlink(missing_ok=True)
+        Path(panel(request).settings.uploads_dir / name).unlink(missing_ok=True)
 
 
 def _local_input(value: datetime | None, tz: str) -> str:
@@ -89,7 +90,7 @@ def _form_page(
         post=post,
         values=values,
         error=error,
-        max_upload=int(request.app.state.settings.get("web", "max_upload_bytes")),
+        max_upload=panel(request).settings.web.max_upload_bytes,
     )
 
 
@@ -135,7 +136,7 @@ async def _write(
     write: Callable[[Session, dict[str, Any]], BlogPost],
 ) -> Response:
     values = _values(form)
-    tz = request.app.state.settings.timezone
+    tz = panel(request).settings.scheduler.timezone
     image = None
     try:
         when = values["published_at"].strip()
@@ -184,7 +185,7 @@ async def edit_post(request: Request) -> Response:
         request, lambda s: blog.get_post(session=s, actor=user, post_id=post_id), readonly=True
     )
     if request.method == "GET":
-        tz = request.app.state.settings.timezone
+        tz = panel(request).settings.scheduler.timezone
         values = {
             "title": post.title,
             "content": post.content,

@@ -10,17 +10,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
-from mailctl.sending.budget import RenderLimits
 from mailctl.services import messages as svc
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 # The preview's client picker lists this many; a client beyond them can be given by id.
 PICKER_LIMIT = 200
 
 
-def _limits(request: Request) -> RenderLimits:
-    return RenderLimits.from_settings(request.app.state.settings)
+def _limits(request: Request) -> svc.RenderLimits:
+    return svc.render_limits(panel(request).settings)
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -62,7 +62,7 @@ async def message_detail(request: Request) -> Response:
     """The message with a preview for the chosen client (?client=ID, else the first one)."""
     user = await require_user(request)
     message_id = int_or_404(request.path_params["message_id"])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     wanted = request.query_params.get("client", "")
 
     def work(session: Any) -> dict[str, Any]:
@@ -81,8 +81,8 @@ async def message_detail(request: Request) -> Response:
                     actor=user,
                     message_id=message_id,
                     client_id=chosen,
-                    from_address=settings.get("delivery", "from_address"),
-                    from_name=settings.get("delivery", "from_name"),
+                    from_address=settings.delivery.from_address,
+                    from_name=settings.delivery.from_name,
                     limits=_limits(request),
                 )
             except (Invalid, Conflict) as exc:
