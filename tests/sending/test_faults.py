@@ -264,9 +264,11 @@ def test_refused_connection_trips_the_breaker_then_recovers(
     assert error is not None and "consecutive connection failures" in error
     assert len(attempts(engine, mailing_id)) == 3
 
-    # A pass while it is still down stops at once again, touching no one else.
+    # A pass while it is still down stops at once again, touching no one else: one attempt
+    # (on whichever row the first of the four lanes carried).
     run(engine, settings, bound=5)
-    assert sum(s == "pending" for s in states(engine, mailing_id).values()) == 7
+    assert len(attempts(engine, mailing_id)) == 4
+    assert sum(s == "pending" for s in states(engine, mailing_id).values()) in (6, 7)
 
     # The server comes back by itself.
     deadline = time.monotonic() + 10
