@@ -37,7 +37,7 @@ def _in_flight(engine, make_mailing, monkeypatch):  # type: ignore[no-untyped-de
     now = utcnow()
     with engine.connect() as conn:
         (row_id,) = claim_batch(conn, worker="A", policy=policy, now=now, mailing_id=None)
-        (row,) = _load(conn, [row_id])
+        (row,) = _load(conn, [row_id], policy.secret)
         with conn.begin():
             assert _mark_sending(conn, row_id, "A", policy, now)
     return policy, row, now

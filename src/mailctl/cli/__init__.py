@@ -121,6 +121,12 @@ def _register() -> None:
     app.add_typer(mailings.app, name="mailing", help="Mailings: schedule, send, logs, reports.")
     app.add_typer(users.app, name="user", help="Accounts and roles.")
     app.add_typer(blog.app, name="blog", help="Blog posts shown on the home page.")
+    from mailctl.cli import fields, forms, suppressions, tags
+
+    app.add_typer(tags.app, name="tag", help="Tags on clients: list, delete, make public.")
+    app.add_typer(fields.app, name="field", help="Custom fields of clients.")
+    app.add_typer(forms.app, name="form", help="Public sign-up forms (double opt-in).")
+    app.add_typer(suppressions.app, name="suppression", help="Addresses never to be mailed.")
     app.add_typer(config_cmd.app, name="config", help="Show the effective settings.")
     app.add_typer(db_cmd.app, name="db", help="Database migrations.")
     setup.register(app)

@@ -27,10 +27,16 @@ from sqlmodel import col
 
 from mailctl.config import Settings
 from mailctl.db import dbapi_cursor, raw_write, utcnow
-from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
+from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message, Suppression
 from mailctl.sending.breaker import Breaker
 from mailctl.sending.budget import RenderLimits
-from mailctl.sending.render import HeaderInjection, MessageRenderer, RenderClient, RenderFailed
+from mailctl.sending.render import (
+    Attrs,
+    HeaderInjection,
+    MessageRenderer,
+    RenderClient,
+    RenderFailed,
+)
 from mailctl.sending.transport import (
     DEFERRED,
     FAILED,
@@ -40,7 +46,7 @@ from mailctl.sending.transport import (
     Transport,
     make_transport,
 )
-from mailctl.tokens import sign
+from mailctl.tokens import address_hash, sign
 
 DT = Delivery.metadata.tables["deliveries"]
 D = DT.c
@@ -400,15 +406,17 @@ class _Row:
     attempts: int
     first_attempt_at: datetime | None
     full_name: str | None
+    attrs: dict[str, str]
     unsubscribed: bool
     message_id: int
     subject: str
     body: str
     updated_at: datetime
     mailing_error: str | None = None
+    suppressed: str | None = None  # the reason, when the owner's list has the address
 
 
-def _load(conn: Connection, ids: list[int]) -> list[_Row]:
+def _load(conn: Connection, ids: list[int], secret: str) -> list[_Row]:
     stmt = (
         select(
             D.id,
@@ -419,12 +427,14 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
             D.attempts,
             D.first_attempt_at,
             col(Client.full_name),
+            col(Client.attrs),
             col(Client.unsubscribed_at),
             col(Message.id).label("message_id"),
             col(Message.subject),
             col(Message.body),
             col(Message.updated_at),
             col(Mailing.last_error),
+            col(Mailing.owner_id),
         )
         .select_from(Delivery)
         .join(Mailing, col(Mailing.id) == D.mailing_id)
@@ -434,6 +444,21 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
         .order_by(D.id)
     )
     with conn.begin():
+        found = list(conn.execute(stmt))
+        # Checked again just before sending, by keyed hash, so an address suppressed after
+        # the run started, or erased and imported again, is still never mailed.
+        hashes = {r.id: address_hash(secret, r.email) for r in found}
+        blocked = {
+            (e.owner_id, e.email_hash): e.reason
+            for e in conn.execute(
+                select(
+                    col(Suppression.owner_id), col(Suppression.email_hash), col(Suppression.reason)
+                ).where(
+                    col(Suppression.email_hash).in_(set(hashes.values())),
+                    col(Suppression.removed_at).is_(None),
+                )
+            )
+        }
         return [
             _Row(
                 id=r.id,
@@ -444,14 +469,16 @@ def _load(conn: Connection, ids: list[int]) -> list[_Row]:
                 attempts=r.attempts,
                 first_attempt_at=r.first_attempt_at,
                 full_name=r.full_name,
+                attrs=r.attrs or {},
                 unsubscribed=r.unsubscribed_at is not None,
                 message_id=r.message_id,
                 subject=r.subject,
                 body=r.body,
                 updated_at=r.updated_at,
                 mailing_error=r.last_error,
+                suppressed=blocked.get((r.owner_id, hashes[r.id])),
             )
-            for r in conn.execute(stmt)
+            for r in found
         ]
 
 
@@ -600,6 +627,8 @@ class Sender:
     def _prepare(self, row: _Row) -> bytes | Outcome:
         if row.client_id is None:
             return Outcome(SKIPPED, None, "the client was deleted before sending")
+        if row.suppressed is not None:
+            return Outcome(SKIPPED, None, f"suppressed ({row.suppressed})")
         if row.unsubscribed:
             return Outcome(SKIPPED, None, "the client unsubscribed")
         if not row.email.isascii():
@@ -608,7 +637,9 @@ class Sender:
             return Outcome(FAILED, None, "refused before sending: the address is not ASCII")
         try:
             rendered = self._renderer(row).render(
-                RenderClient(email=row.email, full_name=row.full_name or ""),
+                RenderClient(
+                    email=row.email, full_name=row.full_name or "", attrs=Attrs(row.attrs)
+                ),
                 unsubscribe_url=self._links(row.client_id),
             )
         except (HeaderInjection, RenderFailed) as exc:  # a budget exceeded, a broken header
@@ -647,7 +678,7 @@ class Sender:
                     )
                     if not ids:
                         break
-                    self._send_batch(conn, _load(conn, ids), summary)
+                    self._send_batch(conn, _load(conn, ids, self.policy.secret), summary)
             finally:
                 release(conn, self.worker)
         return summary

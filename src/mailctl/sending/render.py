@@ -11,8 +11,8 @@ import base64
 import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
@@ -28,7 +28,7 @@ from mailctl.sending.budget import (
 )
 from mailctl.sending.sandbox import Sandbox, render_metered
 
-ALLOWED_FIELDS = ("email", "full_name", "first_name")
+ALLOWED_FIELDS = ("email", "full_name", "first_name", "attrs.<field>")
 _CRLF = re.compile(r"[\r\n]")
 _ATEXT_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 
@@ -46,10 +46,23 @@ MAX_NODES = 5000
 _env = Sandbox()
 
 
+class Attrs(dict[str, str]):
+    """A client's custom fields: a field the client has no value for renders as `fill`
+    (empty), never as a template error that would fail the send."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, fill: str = "") -> None:
+        super().__init__(values or {})
+        self.fill = fill
+
+    def __missing__(self, key: str) -> str:
+        return self.fill
+
+
 @dataclass(frozen=True)
 class RenderClient:
     email: str
     full_name: str
+    attrs: Attrs = field(default_factory=Attrs)
 
     @property
     def first_name(self) -> str:
@@ -62,6 +75,7 @@ SAMPLE = RenderClient(email="sample@example.com", full_name="Sample Client")
 LARGEST = RenderClient(
     email="l" * 64 + "@" + ".".join(["d" * 61] * 3) + ".xyz",
     full_name="M" * 200,
+    attrs=Attrs(fill="M" * 500),  # services/fields.py VALUE_MAX
 )
 
 

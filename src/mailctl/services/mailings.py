@@ -12,13 +12,16 @@ from sqlmodel import Session, col, select
 from mailctl.db import utcnow
 from mailctl.errors import Invalid, NotFound
 from mailctl.models import (
+    Audience,
     Client,
     Delivery,
     Every,
     Mailing,
     MailingClient,
     MailingStatus,
+    MailingTag,
     Message,
+    Tag,
     User,
 )
 from mailctl.models.delivery import OPEN_STATES
@@ -33,8 +36,10 @@ from mailctl.services.access import (
     owner_scope,
     require_role,
 )
+from mailctl.services.audiences import audience_addresses, audience_ids
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
+from mailctl.services.tags import find_tags
 from mailctl.timeutil import to_local
 
 # A start this far in the past is a typo, not "now": refuse it.
@@ -94,6 +99,42 @@ def _pick_clients(
     return ids
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Who a mailing goes to: explicit client ids, tags, or all (the last two resolved at
+    each run by services/audiences.py)."""
+
+    audience: str
+    client_ids: list[int]
+    tags: list[Tag]
+
+
+def _target(
+    session: Session,
+    owner_id: int,
+    client_ids: Sequence[int] | None,
+    all_clients: bool,
+    tags: Sequence[str] | None,
+) -> _Target:
+    given = [bool(client_ids), all_clients, bool(tags)]
+    if sum(given) > 1:
+        raise Invalid("address a mailing to clients, to tags or to all clients, not several")
+    if all_clients:
+        return _Target(Audience.all.value, [], [])
+    if tags:
+        return _Target(Audience.tags.value, [], find_tags(session, owner_id, tags))
+    return _Target(Audience.clients.value, _pick_clients(session, owner_id, client_ids, False), [])
+
+
+def _set_target(session: Session, mailing: Mailing, target: _Target) -> None:
+    mailing_id = mailing.id or 0
+    session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing_id))
+    session.execute(delete(MailingTag).where(col(MailingTag.mailing_id) == mailing_id))
+    mailing.audience = target.audience
+    session.add_all(MailingClient(mailing_id=mailing_id, client_id=i) for i in target.client_ids)
+    session.add_all(MailingTag(mailing_id=mailing_id, tag_id=t.id or 0) for t in target.tags)
+
+
 def _message_of(session: Session, actor: User, owner_id: int, message_id: int) -> Message:
     message = get_visible(session, Message, message_id, actor)
     if message.owner_id != owner_id:
@@ -111,6 +152,7 @@ def add_mailing(
     end: datetime | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
+    tags: Sequence[str] | None = None,
     clock: Clock = Clock(),
     now: datetime | None = None,
 ) -> Mailing:
@@ -120,7 +162,7 @@ def add_mailing(
     every = _every(every)
     _check_times(start, end, now, new=True)
     message = _message_of(session, actor, actor.id, message_id)
-    ids = _pick_clients(session, actor.id, client_ids, all_clients)
+    target = _target(session, actor.id, client_ids, all_clients, tags)
     mailing = Mailing(
         owner_id=actor.id,
         message_id=message.id or 0,
@@ -131,7 +173,7 @@ def add_mailing(
     )
     session.add(mailing)
     session.flush()
-    session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
+    _set_target(session, mailing, target)
     session.flush()
     return mailing
 
@@ -190,6 +232,9 @@ def _editable(session: Session, actor: User, mailing_id: int) -> Mailing:
 
 
 def mailing_client_ids(*, session: Session, mailing: Mailing) -> list[int]:
+    """The explicit clients; for a mailing to tags or to all, who a run now would reach."""
+    if mailing.audience != Audience.clients.value:
+        return audience_ids(session, mailing)
     return list(
         session.exec(
             select(MailingClient.client_id)
@@ -271,6 +316,7 @@ def edit_mailing(
     every: str | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
+    tags: Sequence[str] | None = None,
     clock: Clock = Clock(),
     now: datetime | None = None,
 ) -> Mailing:
@@ -295,18 +341,17 @@ def edit_mailing(
     message = None
     if message_id is not None and message_id != mailing.message_id:
         message = _message_of(session, actor, mailing.owner_id, message_id)
-    ids = (
-        _pick_clients(session, mailing.owner_id, client_ids, all_clients)
-        if client_ids is not None or all_clients
+    target = (
+        _target(session, mailing.owner_id, client_ids, all_clients, tags)
+        if client_ids is not None or all_clients or tags
         else None
     )
-    if ids is not None and set(ids) == set(mailing_client_ids(session=session, mailing=mailing)):
-        ids = None
+    if target is not None and _same_target(session, mailing, target):
+        target = None
     if message is not None:
         mailing.message_id = message.id or 0
-    if ids is not None:
-        session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing.id))
-        session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
+    if target is not None:
+        _set_target(session, mailing, target)
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
         if mailing.status == MailingStatus.created.value:
@@ -329,6 +374,19 @@ def edit_mailing(
     session.add(mailing)
     session.flush()
     return mailing
+
+
+def _same_target(session: Session, mailing: Mailing, target: _Target) -> bool:
+    if target.audience != mailing.audience:
+        return False
+    if target.audience == Audience.tags.value:
+        have = set(
+            session.exec(select(MailingTag.tag_id).where(MailingTag.mailing_id == mailing.id)).all()
+        )
+        return have == {t.id for t in target.tags}
+    if target.audience == Audience.clients.value:
+        return set(target.client_ids) == set(mailing_client_ids(session=session, mailing=mailing))
+    return True
 
 
 def delete_mailing(*, session: Session, actor: User, mailing_id: int) -> None:
@@ -394,10 +452,6 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         .where(scope, Mailing.status == MailingStatus.started.value, Mailing.is_enabled == True)  # noqa: E712
     ).one()
     unique = session.exec(
-        select(func.count(func.distinct(Client.email_key)))
-        .select_from(MailingClient)
-        .join(Client, col(Client.id) == MailingClient.client_id)
-        .join(Mailing, col(Mailing.id) == MailingClient.mailing_id)
-        .where(scope)
+        select(func.count(func.distinct(audience_addresses(scope).c.email_key)))
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)

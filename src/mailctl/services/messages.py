@@ -10,7 +10,7 @@ from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
 from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
-from mailctl.sending.render import MessageRenderer, RenderClient, Rendered, validate_message
+from mailctl.sending.render import Attrs, MessageRenderer, RenderClient, Rendered, validate_message
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
@@ -131,4 +131,6 @@ def preview_message(
         from_name=from_name,
         limits=limits,
     )
-    return renderer.render(RenderClient(email=client.email, full_name=client.full_name))
+    return renderer.render(
+        RenderClient(email=client.email, full_name=client.full_name, attrs=Attrs(client.attrs))
+    )
