@@ -6,7 +6,17 @@ import importlib
 
 from starlette.routing import BaseRoute
 
-AREAS = ("public", "accounts", "clients", "messages", "mailings", "manager", "editor")
+AREAS = (
+    "public",
+    "subscribe",
+    "accounts",
+    "clients",
+    "audience",
+    "messages",
+    "mailings",
+    "manager",
+    "editor",
+)
 
 
 def routes() -> list[BaseRoute]:
