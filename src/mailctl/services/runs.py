@@ -83,10 +83,13 @@ def start_run(
     # One ledger row per client of the audience as it is now, written by the database in one
     # statement, however many.
     rows = session.execute(
-        insert(Delivery).from_select(
+        insert(Delivery)
+        .from_select(
             ["run_id", "mailing_id", "client_id", "email", "state", "last_reply"],
             ledger_rows(run.id or 0, mailing),
         )
+        # SQLAlchemy keeps the count of an INSERT only when asked: PostgreSQL gave -1.
+        .execution_options(preserve_rowcount=True)
     )
     run.recipients = rowcount(rows)
     if not run.recipients:
