@@ -95,3 +95,36 @@ def test_forms_page_and_erase_stay_with_their_owner(
     assert post_form(client, f"/clients/{cid}/erase").status_code == 303
     with session_scope(engine, readonly=True) as session:
         assert session.get(Client, cid) is None
+
+
+def test_mailing_form_keeps_a_mailing_to_tags_or_to_all(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    from datetime import timedelta
+
+    from mailctl.db import utcnow
+    from mailctl.models import Mailing
+    from mailctl.services.clients import add_client
+
+    with session_scope(engine) as session:
+        owner = session.get(User, world.users["owner"].id)
+        add_client(session=session, actor=owner, email="ann@example.com", tags=["news"])
+    as_role(client, world, "owner")
+    start = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    form = {"message_id": str(world.messages["owner"]), "start": start, "every": "week"}
+    made = post_form(client, "/mailings/new", {**form, "tags": "news"})
+    assert made.status_code == 303, made.text
+    mailing_id = int(made.headers["location"].rsplit("/", 1)[1])
+    page = client.get(f"/mailings/{mailing_id}/edit")
+    assert '<option value="news" selected>' in page.text
+    # Saved as shown: still a mailing to the tag, not to today's clients of the tag.
+    saved = post_form(client, f"/mailings/{mailing_id}/edit", {**form, "tags": "news"})
+    assert saved.status_code == 303
+    post_form(client, f"/mailings/{mailing_id}/edit", {**form, "all_clients": "1"})
+    assert (
+        'id="all_clients" name="all_clients" value="1" checked'
+        in client.get(f"/mailings/{mailing_id}/edit").text
+    )
+    with session_scope(engine, readonly=True) as session:
+        m = session.get(Mailing, mailing_id)
+        assert m is not None and m.audience == "all"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
@@ -36,7 +36,7 @@ from mailctl.services.access import (
     owner_scope,
     require_role,
 )
-from mailctl.services.audiences import audience_addresses, audience_ids
+from mailctl.services.audiences import audience_addresses, audience_ids, mailing_tag_names
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
 from mailctl.services.tags import find_tags
@@ -257,33 +257,55 @@ def mailing_form_choices(
 
 @dataclass(frozen=True)
 class MailingForm:
-    """What the add and edit forms start from."""
+    """What the add and edit forms start from: the mailing and whom it goes to (explicit
+    clients, tags, or all), and the owner's messages, clients and tags to choose from."""
 
     mailing: Mailing | None
-    client_ids: list[int]
+    client_ids: list[int]  # the explicit clients; empty for a mailing to tags or to all
     messages: Sequence[Message]
     clients: Sequence[Client]
+    audience: str = Audience.clients.value
+    tags: list[str] = field(default_factory=list)  # a mailing to tags: which
+    tag_choices: list[str] = field(default_factory=list)
+
+
+def _tag_choices(session: Session, owner_id: int) -> list[str]:
+    return list(
+        session.exec(
+            select(Tag.name).where(Tag.owner_id == owner_id).order_by(col(Tag.name_key))
+        ).all()
+    )
 
 
 def new_mailing_form(*, session: Session, actor: User) -> MailingForm:
     require_role(actor, CONTENT_ROLES, "create mailings")
     assert actor.id is not None
     messages, clients = mailing_form_choices(session=session, actor=actor, owner_id=actor.id)
-    return MailingForm(mailing=None, client_ids=[], messages=messages, clients=clients)
+    return MailingForm(
+        mailing=None,
+        client_ids=[],
+        messages=messages,
+        clients=clients,
+        tag_choices=_tag_choices(session, actor.id),
+    )
 
 
 def edit_mailing_form(*, session: Session, actor: User, mailing_id: int) -> MailingForm:
-    """The mailing with its clients and the choices of its owner; refused like edit_mailing
+    """The mailing with its audience and the choices of its owner; refused like edit_mailing
     (another user's mailing is "not found", a manager may see it but not change it)."""
     mailing = _editable(session, actor, mailing_id)
     messages, clients = mailing_form_choices(
         session=session, actor=actor, owner_id=mailing.owner_id
     )
+    explicit = mailing.audience == Audience.clients.value
     return MailingForm(
         mailing=mailing,
-        client_ids=mailing_client_ids(session=session, mailing=mailing),
+        client_ids=mailing_client_ids(session=session, mailing=mailing) if explicit else [],
         messages=messages,
         clients=clients,
+        audience=mailing.audience,
+        tags=mailing_tag_names(session, mailing.id or 0),
+        tag_choices=_tag_choices(session, mailing.owner_id),
     )
 
 
