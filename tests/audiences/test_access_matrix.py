@@ -40,6 +40,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "list_forms":          (OK,   OK,   FB,     FB,    OK,   FB),
     "get_form":            (OK,   NF,   FB,     FB,    OK,   FB),
     "delete_form":         (OK,   NF,   FB,     FB,    OK,   FB),
+    "list_consents":       (OK,   NF,   FB,     FB,    OK,   FB),
     "erase_client":        (OK,   NF,   FB,     FB,    OK,   FB),
 }
 # fmt: on
@@ -111,6 +112,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "list_forms": lambda c: signups.list_forms(**c.kw()),
     "get_form": lambda c: signups.get_form(**c.kw(), form_id=c.objects["form"]),
     "delete_form": lambda c: signups.delete_form(**c.kw(), form_id=c.objects["form"]),
+    "list_consents": lambda c: signups.list_consents(**c.kw(), client_id=c.w.clients[c.target]),
     "erase_client": lambda c: erasure.erase_client(
         **c.kw(), client_id=c.w.clients[c.target], secret=SECRET
     ),

@@ -92,6 +92,10 @@ def test_double_opt_in_creates_the_client_only_on_confirming(site, sink: Sink, e
     with session_scope(engine, readonly=True) as session:
         (consent,) = session.exec(select(Consent)).scalars()  # type: ignore[call-overload]
         assert consent.ip and consent.form_id and consent.confirmed_at >= consent.requested_at
+        ann_id = session.exec(select(Client.id)).scalar_one()  # type: ignore[call-overload]
+        owner_row = session.get(User, owner.id)
+        (listed,) = signups.list_consents(session=session, actor=owner_row, client_id=ann_id)
+        assert listed.id == consent.id
     # Replayed: refused, nothing more.
     again = client.post(link, data={"csrf_token": csrf(client)})
     assert again.status_code == 400 and "already been used" in again.text

@@ -33,6 +33,8 @@ def test_tags_on_a_terminal_and_through_a_pipe(cli, users) -> None:
     assert "news" in term.before and "vip" in term.before
     piped = ok(cli("tag", "list", as_=USER1)).stdout.splitlines()
     assert piped == ["name\tclients\tpublic", "news\t2\tno", "vip\t1\tno"]
+    shown = as_json(cli("client", "show", "1", "--json", as_=USER1))
+    assert shown["tags"] == "news vip" and shown["consents"] == []  # added by hand: no opt-in
     listed = as_json(cli("client", "list", "--tag", "VIP", "--json", as_=USER1))
     assert [(c["email"], c["tags"]) for c in listed] == [("ann@example.com", "news vip")]
     fails(cli("client", "add", "x@example.com", "--tag", "a;b", as_=USER1), "no ';'")

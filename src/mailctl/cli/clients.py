@@ -104,8 +104,28 @@ def show(
     """
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
-        client = svc.get_client(session=session, actor=app_ctx.actor(session), client_id=client_id)
+        actor = app_ctx.actor(session)
+        client = svc.get_client(session=session, actor=actor, client_id=client_id)
         (record,) = _with_tags(session, [client])
+        from mailctl.services.signups import list_consents
+
+        consents = list_consents(session=session, actor=actor, client_id=client_id)
+    # Each double opt-in: when it was asked and confirmed, through which form, from where.
+    record["consents"] = [
+        {
+            "form_id": c.form_id,
+            "ip": c.ip,
+            "requested_at": c.requested_at,
+            "confirmed_at": c.confirmed_at,
+        }
+        for c in consents
+    ]
+    if not as_json:
+        record["consents"] = "; ".join(
+            f"confirmed {c['confirmed_at']:%Y-%m-%d %H:%M} UTC"
+            f" through form {c['form_id'] or '(deleted)'} from {c['ip'] or '?'}"
+            for c in record["consents"]
+        )
     emit_one(record, as_json=as_json, tz=app_ctx.tz)
 
 

@@ -26,6 +26,7 @@ from mailctl.models import Client, Consent, SignupForm, SignupFormTag, SpentToke
 from mailctl.sending import notices
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.accounts import Counters, Links
+from mailctl.services.clients import get_client
 from mailctl.services.suppressions import is_suppressed
 from mailctl.services.tagging import ensure_tags, link_tags
 from mailctl.services.validation import clean_email, clean_text
@@ -110,6 +111,16 @@ def delete_form(*, session: Session, actor: User, form_id: int) -> None:
     time and IP, no longer the form)."""
     require_role(actor, CONTENT_ROLES, "delete sign-up forms")
     session.delete(get_visible(session, SignupForm, form_id, actor))
+
+
+def list_consents(*, session: Session, actor: User, client_id: int) -> list[Consent]:
+    """The client's consent records (a double opt-in each), oldest first."""
+    client = get_client(session=session, actor=actor, client_id=client_id)
+    return list(
+        session.exec(
+            select(Consent).where(Consent.client_id == client.id).order_by(col(Consent.id))
+        ).all()
+    )
 
 
 def snippet(form: SignupForm, links: Links) -> str:
