@@ -33,7 +33,7 @@ FIELDS = (
 )
 COLUMNS = ("id", "email", "full_name", "tags", "comment", "unsubscribed_at")
 TagsOpt = Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for several.")]
-TagArgs = Annotated[list[str], typer.Argument(help="One or more tags.")]
+TagArgs = Annotated[list[str], typer.Argument(help="One or more tags.", metavar="TAG")]
 
 
 @app.command("add")
