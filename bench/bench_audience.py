@@ -32,7 +32,8 @@ def measure(n: int, url: str | None) -> dict[str, float]:
     from mailctl.db import make_engine, session_scope, utcnow
     from mailctl.migrations import upgrade
     from mailctl.models import Client, ClientTag, Delivery, Suppression, Tag, User
-    from mailctl.services.mailings import Clock, add_mailing
+    from mailctl.schedule import Clock
+    from mailctl.services.mailings import add_mailing
     from mailctl.services.messages import add_message
     from mailctl.services.runs import start_due_runs
 
@@ -96,10 +97,11 @@ def measure(n: int, url: str | None) -> dict[str, float]:
             start=utcnow(),
             every="week",
             tags=["news"],
+            clock=Clock(tz="UTC", period_seconds=None),
         )
     tracemalloc.start()
     started = time.perf_counter()
-    (run,) = start_due_runs(engine, clock=Clock())
+    (run,) = start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     seconds = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

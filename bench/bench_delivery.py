@@ -27,6 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mailctl.schedule import Clock
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
+
 SMTP_SINK = shutil.which("smtp-sink") or (
     "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
 )
@@ -154,7 +159,12 @@ def build_database(n: int) -> int:
         )
         message = add_message(session=session, actor=user, subject=SUBJECT, body=BODY)
         mailing = add_mailing(
-            session=session, actor=user, message_id=message.id or 0, start=now, client_ids=[1]
+            session=session,
+            actor=user,
+            message_id=message.id or 0,
+            start=now,
+            client_ids=[1],
+            clock=CLOCK,
         )
         session.execute(
             insert(MailingClient),
@@ -171,12 +181,14 @@ def run_mailctl(mailing_id: int, n: int) -> dict[str, float]:
     from mailctl.config import load_settings
     from mailctl.db import make_engine
     from mailctl.models import Delivery, DeliveryAttempt
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.schedule import Clock
+    from mailctl.services.delivery import run_pass
 
     settings = load_settings()
     engine = make_engine(settings)
+    clock = Clock.from_settings(settings)
     began, cpu = time.perf_counter(), time.process_time()
-    summary = run_pass(engine, settings, worker="bench")
+    summary = run_pass(engine=engine, settings=settings, clock=clock, worker="bench")
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     with engine.connect() as conn:
         sent_rows = conn.execute(
@@ -198,10 +210,13 @@ def run_mailctl(mailing_id: int, n: int) -> dict[str, float]:
 
 def run_ceiling(port: int, n: int) -> dict[str, float]:
     """The practical ceiling: pre-rendered bytes, one connection, nothing recorded."""
-    from mailctl.sending.render import MessageRenderer, RenderClient
+    from mailctl.sending.render import MessageContent, MessageRenderer
+    from mailctl.sending.templates import RenderClient
 
     renderer = MessageRenderer(
-        subject=SUBJECT, body=BODY, from_address="news@example.org", from_name="Example News"
+        MessageContent(subject=SUBJECT, body=BODY),
+        from_address="news@example.org",
+        from_name="Example News",
     )
     messages = [
         (

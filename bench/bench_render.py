@@ -18,8 +18,9 @@ import time
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailctl.sending.budget import DEFAULT_LIMITS, metered
-from mailctl.sending.render import MessageRenderer, RenderClient, validate_message
+from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.sandbox import Sandbox, render_metered
+from mailctl.sending.templates import RenderClient, validate_message
 
 CLIENT = RenderClient("ann.lee@example.com", "Ann Lee")
 TEMPLATES = {
@@ -71,8 +72,7 @@ def main() -> None:
         print(f"{name:<16} {base * 1e6:>9.1f} {cost * 1e6:>11.1f} {cost / base:>6.2f}")
 
     renderer = MessageRenderer(
-        subject="News for {{ client.full_name }}",
-        body=BODY,
+        MessageContent(subject="News for {{ client.full_name }}", body=BODY),
         from_address="news@example.org",
         from_name="News",
         unsubscribe=True,

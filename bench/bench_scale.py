@@ -38,6 +38,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Engine
 
+from mailctl.schedule import Clock
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
+
 DEFAULT_PG = "postgresql+psycopg://mailctl:mailctl@127.0.0.1:5432/mailctl_test"
 SECRET = "bench-secret-shared-by-every-daemon"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -245,7 +250,12 @@ def add_due_mailing(engine: Engine, user_id: int, message_id: int) -> tuple[int,
         actor = session.get(User, user_id)
         assert actor is not None
         mailing = add_mailing(
-            session=session, actor=actor, message_id=message_id, start=utcnow(), all_clients=True
+            session=session,
+            actor=actor,
+            message_id=message_id,
+            start=utcnow(),
+            all_clients=True,
+            clock=CLOCK,
         )
         session.commit()
         return mailing.id or 0, utcnow()
@@ -292,7 +302,7 @@ def wait_beating(engine: Engine, n: int, procs: list[subprocess.Popen[bytes]]) -
 
 def measure(url: str, backend: str, daemons: int, clients: int, sink: Sink) -> Result:
     from mailctl.models import Delivery, DeliveryAttempt
-    from mailctl.models.delivery import OPEN_STATES
+    from mailctl.models.delivery import OPEN
 
     with tempfile.TemporaryDirectory(prefix="mailctl-bench-") as tmp:
         workdir = Path(tmp)
@@ -332,7 +342,7 @@ def measure(url: str, backend: str, daemons: int, clients: int, sink: Sink) -> R
                     total, left = conn.execute(
                         select(
                             func.count(),
-                            func.count().filter(Delivery.state.in_(OPEN_STATES)),  # type: ignore[attr-defined]
+                            func.count().filter(Delivery.state.in_(OPEN)),  # type: ignore[attr-defined]
                         ).where(Delivery.mailing_id == mailing_id)
                     ).one()
                 if total == clients and left == 0:

@@ -60,18 +60,24 @@ def make_engine(settings: Settings, *, create: bool = False) -> Engine:
     """The engine for database.url. A SQLite file that does not exist is made (with its
     directory) only with `create` (`init`, `db upgrade`, the demo); otherwise connecting
     raises NoDatabase and nothing is written."""
-    url_text = settings.database_url
+    url_text = settings.database.url
     try:
         url = make_url(url_text)
     except Exception:
         raise ConfigError(f"database.url is not a valid database URL: {url_text!r}") from None
-    db = settings.values["database"]
+    db = settings.database
     if url.get_backend_name() == "sqlite":
-        busy_ms = int(db["busy_timeout_ms"])
+        busy_ms = db.busy_timeout_ms
         connect_args = {"timeout": busy_ms / 1000, "check_same_thread": False}
         path = _sqlite_file(url.database)
         if path is not None and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the database's directory {path.parent} (database.url):"
+                    f" {exc.strerror}"
+                ) from None
         if path is not None and not create:
             engine = create_engine(url, creator=_existing_sqlite(path, connect_args))
         else:
@@ -81,10 +87,10 @@ def make_engine(settings: Settings, *, create: bool = False) -> Engine:
     try:
         engine = create_engine(
             url,
-            pool_size=int(db["pool_size"]),
-            max_overflow=int(db["max_overflow"]),
-            pool_timeout=int(db["pool_timeout"]),
-            pool_recycle=int(db["pool_recycle"]),
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
+            pool_timeout=db.pool_timeout,
+            pool_recycle=db.pool_recycle,
             # A database restart kills pooled connections; test each before use.
             pool_pre_ping=True,
         )

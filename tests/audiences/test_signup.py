@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 
 from mailctl.db import session_scope
 from mailctl.models import Client, ClientTag, Consent, Tag, User
+from mailctl.sending.links import Links
 from mailctl.services import signups, suppressions, tags
-from mailctl.services.accounts import Links
 from mailctl.tokens import sign
 from mailctl.web.app import create_app
 from tests.support.smtp import Sink

@@ -14,12 +14,20 @@ from mailctl.config import Settings
 from mailctl.db import session_scope, utcnow
 from mailctl.errors import Conflict, Invalid, NotFound
 from mailctl.models import Mailing, User
-from mailctl.scheduling.passes import run_pass
+from mailctl.schedule import Clock
 from mailctl.services import clients, erasure, mailings, messages, suppressions, tags
+from mailctl.services.delivery import run_pass as _run_pass
 from tests.support.ledger import runs_of
 from tests.support.smtp import Sink
 
 SECRET_KEY = "a-test-secret-key-for-hashing-addresses"
+
+
+CLOCK = Clock(tz="UTC", period_seconds=None)
+
+
+def run_pass(engine: Engine, settings: Settings, *, worker: str) -> Any:
+    return _run_pass(engine=engine, settings=settings, clock=CLOCK, worker=worker)
 
 
 def _ledger(engine: Engine, mailing_id: int) -> list[dict[str, Any]]:
@@ -79,6 +87,7 @@ def test_weekly_mailing_to_a_tag_reaches_who_has_it_at_each_run(
         engine,
         user,
         mailings.add_mailing,
+        clock=CLOCK,
         message_id=message,
         start=utcnow(),
         every="week",
@@ -124,6 +133,7 @@ def test_all_clients_is_worked_out_at_each_run(
         engine,
         user,
         mailings.add_mailing,
+        clock=CLOCK,
         message_id=message,
         start=utcnow(),
         every="week",
@@ -168,7 +178,13 @@ def test_suppression_survives_delete_and_reimport(
     assert report.errors == []
     message = _act(engine, user, messages.add_message, subject="S", body="B").id
     mailing = _act(
-        engine, user, mailings.add_mailing, message_id=message, start=utcnow(), tags=["news"]
+        engine,
+        user,
+        mailings.add_mailing,
+        clock=CLOCK,
+        message_id=message,
+        start=utcnow(),
+        tags=["news"],
     ).id
     run_pass(engine, settings, worker="t")
     assert sink.handler.rcpts() == ["zoe@example.com"]
@@ -195,7 +211,13 @@ def test_erased_unsubscriber_imported_again_is_still_never_mailed(
     _act(engine, user, clients.add_client, email="ann@example.com")
     message = _act(engine, user, messages.add_message, subject="S", body="B").id
     mailing = _act(
-        engine, user, mailings.add_mailing, message_id=message, start=utcnow(), all_clients=True
+        engine,
+        user,
+        mailings.add_mailing,
+        clock=CLOCK,
+        message_id=message,
+        start=utcnow(),
+        all_clients=True,
     ).id
     run_pass(engine, settings, worker="t")
     assert sink.handler.rcpts() == []
@@ -207,7 +229,7 @@ def test_audience_choices_are_checked(engine: Engine, shop: tuple[User, Settings
     user, _ = shop
     ann = _act(engine, user, clients.add_client, email="ann@example.com", tags=["news"]).id
     message = _act(engine, user, messages.add_message, subject="S", body="B").id
-    add = dict(message_id=message, start=utcnow(), every="week")
+    add = dict(message_id=message, start=utcnow(), every="week", clock=CLOCK)
     with pytest.raises(NotFound, match="tag nope not found"):
         _act(engine, user, mailings.add_mailing, **add, tags=["nope"])
     with pytest.raises(Invalid, match="not several"):
@@ -217,7 +239,7 @@ def test_audience_choices_are_checked(engine: Engine, shop: tuple[User, Settings
     mailing = _act(engine, user, mailings.add_mailing, **add, tags=["news"]).id
     with pytest.raises(Conflict, match=f"audience of mailing {mailing}"):
         _act(engine, user, tags.delete_tag, name="news")
-    _act(engine, user, mailings.edit_mailing, mailing_id=mailing, client_ids=[ann])
+    _act(engine, user, mailings.edit_mailing, mailing_id=mailing, client_ids=[ann], clock=CLOCK)
     _act(engine, user, tags.delete_tag, name="NEWS")
     assert _act(engine, user, tags.list_tags) == []
 

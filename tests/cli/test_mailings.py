@@ -203,3 +203,68 @@ def test_list_counts_each_mailings_clients(cli, setup1) -> None:
     assert [(r["id"], r["clients"]) for r in rows] == [(setup1["mailing"], 2), (one, 1)]
     shown = as_json(cli("mailing", "show", one, "--json", as_=USER1))
     assert (shown["clients"], shown["client_ids"]) == (1, [c1])
+
+
+def _local_minute(delta_minutes: int) -> str:
+    """A time in the fixtures' zone, whole minutes from now, as the CLI reads it."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("Europe/Berlin")).replace(second=0, microsecond=0)
+    return (now + timedelta(minutes=delta_minutes)).strftime("%Y-%m-%d %H:%M")
+
+
+def test_a_start_that_has_passed_sends_to_every_client_at_once(
+    cli, setup1, settings, engine
+) -> None:
+    """The assignment: created with start <= now < end, the send begins with no further
+    action; a one-off with no end counts as ending after its run."""
+    from pathlib import Path
+
+    outbox = Path(settings.delivery.outbox_dir)
+    base = ("mailing", "add", "--message", setup1["message"], "--all-clients")
+    cases = [
+        ("--start", _local_minute(-90), "--end", _local_minute(90)),
+        ("--start", _local_minute(-3 * 24 * 60)),  # a one-off, no end
+    ]
+    for n, args in enumerate(cases, start=1):
+        result = ok(cli(*base, *args, as_=USER1))
+        mid = int(result.stdout.strip())
+        assert "sent 2," in result.stderr, result.stderr
+        shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+        assert shown["status"] == "finished"
+        assert len(list(outbox.glob("*.eml"))) == 2 * n  # both clients, once each
+
+    both_past = ("--start", _local_minute(-120), "--end", _local_minute(-60))
+    fails(
+        cli(*base, *both_past, as_=USER1),
+        "the start and the end are both in the past: nothing would be sent",
+    )
+    assert len(list(outbox.glob("*.eml"))) == 4
+
+
+def test_a_periodic_mailing_created_late_keeps_its_wall_clock_phase(cli, setup1) -> None:
+    """A daily at HH:MM created an hour after HH:MM sends now, then tomorrow at HH:MM."""
+    from datetime import datetime, timedelta
+
+    start = _local_minute(-60)
+    result = ok(
+        cli(
+            "mailing",
+            "add",
+            "--message",
+            setup1["message"],
+            "--all-clients",
+            "--start",
+            start,
+            "--every",
+            "day",
+            as_=USER1,
+        )
+    )
+    assert "sent 2," in result.stderr
+    shown = as_json(cli("mailing", "show", int(result.stdout.strip()), "--json", as_=USER1))
+    assert shown["status"] == "started"
+    next_run = datetime.fromisoformat(shown["next_run_at"])
+    expected = datetime.strptime(start, "%Y-%m-%d %H:%M") + timedelta(days=1)
+    assert next_run.replace(tzinfo=None) == expected  # same wall-clock time, the next day

@@ -64,6 +64,29 @@ def test_config_show(cli, monkeypatch) -> None:
     assert "config file:" in result.stderr
 
 
+def test_config_show_lists_every_server(bare_cli, tmp_path: Path) -> None:
+    config = tmp_path / "servers.toml"
+    config.write_text(
+        '[smtp]\npassword = "hunter2hunter2"\n\n'
+        '[[smtp.servers]]\nhost = "one.example.com"\n\n'
+        '[[smtp.servers]]\nhost = "two.example.com"\nport = 2525\n'
+    )
+    rows = {
+        r["key"]: r for r in as_json(bare_cli("--config", str(config), "config", "show", "--json"))
+    }
+    assert rows["smtp.servers[1].host"]["value"] == "two.example.com"
+    assert rows["smtp.servers[1].port"] == {
+        "key": "smtp.servers[1].port",
+        "value": 2525,
+        "source": f"file {config}",
+        "env": None,
+    }
+    assert rows["smtp.servers[0].port"]["source"] == "[smtp] default"
+    text = ok(bare_cli("--config", str(config), "config", "show")).stdout
+    assert "smtp.servers[0].host\tone.example.com\tfile " in text
+    assert "hunter2hunter2" not in text
+
+
 def test_missing_config_file(bare_cli, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MAILCTL_CONFIG", str(tmp_path / "nowhere.toml"))
     fails(bare_cli("config", "show"), "config file not found")

@@ -155,7 +155,7 @@ def test_client_disconnects_do_not_break_server():
 def test_unknown_scenario_rejected():
     with pytest.raises(ValueError):
         FaultServer("nope")
-    assert "ok" in SCENARIOS and len(SCENARIOS) == 17
+    assert "ok" in SCENARIOS and len(SCENARIOS) == 20
 
 
 # --------------------------------------------------------------- timing ----

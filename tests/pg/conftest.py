@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Client, User
+from mailctl.schedule import Clock
 from tests.support.env import PG_URL
 from tests.support.scaleout import (
     SECRET,
@@ -29,6 +30,9 @@ from tests.support.scaleout import (
     email_of,
 )
 from tests.support.smtp import free_port
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 
 @pytest.fixture
@@ -85,6 +89,7 @@ def big_mailing(engine: Engine, make_user: Callable[..., User]) -> Callable[[int
                 message_id=message.id or 0,
                 start=utcnow(),
                 all_clients=True,
+                clock=CLOCK,
             )
             return mailing.id or 0
 

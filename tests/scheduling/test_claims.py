@@ -9,11 +9,15 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
+from mailctl import schedule
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, DeliveryAttempt, Mailing, MailingRun
-from mailctl.scheduling.passes import clock_of
-from mailctl.sending.engine import Policy, Sender, claim_batch, recover_stale, release
-from mailctl.sending.transport import SENT, Outcome
+from mailctl.models.delivery import SENT
+from mailctl.schedule import Clock
+from mailctl.sending.engine import Sender
+from mailctl.sending.ledger import claim_batch, recover_stale, release
+from mailctl.sending.policy import Policy
+from mailctl.sending.transport import Outcome
 from mailctl.services import runs
 from tests.support.ledger import delivery_states
 from tests.support.world import World
@@ -29,7 +33,7 @@ def _runs(engine: Engine, mailing_id: int) -> int:
 def test_racing_schedulers_start_a_due_run_exactly_once(
     engine: Engine, world: World, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    clock = clock_of(settings)
+    clock = Clock.from_settings(settings)
     for attempt in range(3):
         mailing_id, emails = world.mailing(5)
         barrier = threading.Barrier(6)
@@ -59,7 +63,7 @@ def test_the_compare_and_set_refuses_a_run_someone_else_just_started(
 ) -> None:  # type: ignore[no-untyped-def]
     """As on PostgreSQL: both read the same due time; the other writer commits first."""
     mailing_id, _ = world.mailing(2)
-    real_due_run = runs.due_run
+    real_due_run = schedule.due_run
 
     # SQLite serialises writers with BEGIN IMMEDIATE, so simulate the other writer inside
     # our own transaction: the row changes between our read and our UPDATE.
@@ -72,15 +76,18 @@ def test_the_compare_and_set_refuses_a_run_someone_else_just_started(
         )
         return result
 
-    monkeypatch.setattr(runs, "due_run", due_run_with_concurrent_change)
+    monkeypatch.setattr(schedule, "due_run", due_run_with_concurrent_change)
     with session_scope(engine) as session:
-        assert runs.start_run(session, mailing_id, clock=clock_of(settings), now=utcnow()) is None
+        assert (
+            runs.start_run(session, mailing_id, clock=Clock.from_settings(settings), now=utcnow())
+            is None
+        )
     assert _runs(engine, mailing_id) == 0
 
 
 def _started(engine: Engine, world: World, settings, clients: int) -> int:  # type: ignore[no-untyped-def]
     mailing_id, _ = world.mailing(clients)
-    assert runs.start_due_runs(engine, clock=clock_of(settings), mailing_id=mailing_id)
+    assert runs.start_due_runs(engine, clock=Clock.from_settings(settings), mailing_id=mailing_id)
     return mailing_id
 
 

@@ -21,8 +21,10 @@ from sqlalchemy.engine import Engine
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, Mailing, MailingClient, MailingRun
+from mailctl.schedule import Clock
 from mailctl.scheduling import heartbeat
 from mailctl.scheduling.daemon import Daemon
+from mailctl.services import delivery
 from tests.support.ledger import (
     delivery_states,
     mailing_row,
@@ -59,12 +61,12 @@ def test_wakes_at_the_next_due_time_or_after_a_tick(settings, engine: Engine) ->
 def test_next_due_is_the_earliest_run_or_retry_of_enabled_mailings(
     engine: Engine, world: World
 ) -> None:
-    assert heartbeat.next_due(engine) == world.start  # the roles' own mailings
+    assert delivery.next_due(engine) == world.start  # the roles' own mailings
     world.pause_own_mailings()
-    assert heartbeat.next_due(engine) is None
+    assert delivery.next_due(engine) is None
     run_at = later(3600)
     first, _ = world.mailing(2, start=run_at)
-    assert heartbeat.next_due(engine) == run_at
+    assert delivery.next_due(engine) == run_at
     second, _ = world.mailing(1, start=later(7200))
     retry_at = later(60)
     # The second mailing has no run left, but a deferred retry that comes before any run.
@@ -86,13 +88,13 @@ def test_next_due_is_the_earliest_run_or_retry_of_enabled_mailings(
                 next_attempt_at=retry_at,
             )
         )
-    assert heartbeat.next_due(engine) == retry_at
+    assert delivery.next_due(engine) == retry_at
     with engine.begin() as conn:
         conn.execute(update(Mailing).where(Mailing.id == second).values(is_enabled=False))
-    assert heartbeat.next_due(engine) == run_at
+    assert delivery.next_due(engine) == run_at
     with engine.begin() as conn:
         conn.execute(update(Mailing).where(Mailing.id == first).values(is_enabled=False))
-    assert heartbeat.next_due(engine) is None
+    assert delivery.next_due(engine) is None
 
 
 def test_a_tick_survives_a_broken_database_and_backs_off(
@@ -205,7 +207,6 @@ def test_a_mailing_starting_later_goes_out_by_itself(cli, engine, start_sink, sp
 def test_a_periodic_mailing_runs_again_after_its_period(
     engine, world: World, start_sink, spawn, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from mailctl.services.mailings import Clock
 
     period = 3
     monkeypatch.setenv("MAILCTL_TEST_PERIOD_SECONDS", str(period))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailctl.scheduling import schedule
-from mailctl.scheduling.schedule import (
+from mailctl import schedule
+from mailctl.schedule import (
     EVERY,
     due_run,
     first_run,

@@ -8,11 +8,11 @@ from sqlmodel import select
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, Mailing, MailingRun, User
+from mailctl.schedule import Clock
 from mailctl.services import clients, mailings, messages
-from mailctl.services.mailings import Clock
 from mailctl.services.runs import bring_forward, start_due_runs
 
-CLOCK = Clock(tz="Europe/Berlin")
+CLOCK = Clock(tz="Europe/Berlin", period_seconds=None)
 
 
 def _mailing(engine, make_user, every: str, start_in: timedelta) -> tuple[int, int]:  # type: ignore[no-untyped-def]

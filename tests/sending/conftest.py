@@ -9,9 +9,13 @@ from sqlalchemy.engine import Engine
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import User
+from mailctl.schedule import Clock
 from mailctl.services.clients import add_client
 from mailctl.services.mailings import add_mailing
 from mailctl.services.messages import add_message
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 SUBJECT = "Hello {{ client.full_name }}"
 BODY = "Dear {{ client.first_name }},\nyour address is {{ client.email }}.\n"
@@ -43,6 +47,7 @@ def make_mailing(engine: Engine, owner: User) -> Callable[..., int]:
                 message_id=message.id or 0,
                 start=utcnow(),
                 client_ids=[i for i in ids if i is not None],
+                clock=CLOCK,
             )
             return mailing.id or 0
 

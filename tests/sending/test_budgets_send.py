@@ -17,15 +17,17 @@ from sqlalchemy import update
 from mailctl.config import load_settings
 from mailctl.db import session_scope
 from mailctl.models import Mailing, Message
-from mailctl.scheduling.passes import run_pass
-from mailctl.sending.render import MessageRenderer, RenderClient, RenderFailed
+from mailctl.schedule import Clock
+from mailctl.sending.render import MessageContent, MessageRenderer
+from mailctl.sending.templates import RenderClient, RenderFailed
 from mailctl.sending.transport import OutboxTransport, SmtpTransport
+from mailctl.services.delivery import run_pass
 from tests.support.faultserver import FaultServer
 from tests.support.ledger import attempts, states
 
 
 def _outbox(settings) -> list[Path]:  # type: ignore[no-untyped-def]
-    folder = Path(settings.get("delivery", "outbox_dir"))
+    folder = Path(settings.delivery.outbox_dir)
     return sorted(folder.glob("*.eml")) if folder.is_dir() else []
 
 
@@ -46,7 +48,9 @@ def test_only_the_recipient_over_budget_fails(engine, make_mailing, monkeypatch)
         body=body,
     )
     settings = load_settings()
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert (summary.sent, summary.failed, summary.stopped) == (2, 1, None)
     assert states(engine, mailing_id) == {
         "ann@example.com": "sent",
@@ -74,7 +78,9 @@ def test_a_stored_template_over_the_time_budget_costs_one_budget_per_recipient(
     monkeypatch.setenv("MAILCTL_RENDER_TIME_BUDGET_SECONDS", "0.3")
     settings = load_settings()
     began = time.monotonic()
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert time.monotonic() - began < 3 * 0.3 + 10  # a bound on runaway work, not a speed test
     assert (summary.failed, summary.sent, summary.stopped) == (3, 0, None)
     assert set(states(engine, mailing_id).values()) == {"failed"}
@@ -91,7 +97,9 @@ def test_a_message_over_the_size_cap_never_reaches_the_server(
     with FaultServer("ok") as server:
         settings = smtp_settings(server.port, render_max_message_bytes=3000)
         mailing_id = make_mailing(["big@example.com"], body="y" * 4000)
-        summary = run_pass(engine, settings, worker="test")
+        summary = run_pass(
+            engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+        )
         assert summary.failed == 1
         assert server.connections == 0 and server.messages == []
     (attempt,) = attempts(engine, mailing_id)
@@ -105,7 +113,12 @@ def test_the_transports_refuse_oversized_data_before_any_byte(
 ) -> None:
     big = b"Subject: x\r\n\r\n" + b"z" * 5000
     with FaultServer("ok") as server:
-        transport = SmtpTransport(smtp_settings(server.port, render_max_message_bytes=4096))
+        settings = smtp_settings(server.port, render_max_message_bytes=4096)
+        transport = SmtpTransport(
+            settings.smtp.servers[0],
+            deadline=settings.delivery.attempt_deadline_seconds,
+            max_bytes=settings.render.max_message_bytes,
+        )
         try:
             outcome = transport.send(sender="a@example.org", recipient="r@example.com", data=big)
         finally:
@@ -121,7 +134,9 @@ def test_the_transports_refuse_oversized_data_before_any_byte(
 
 def test_many_placeholders_for_a_long_address_are_over_the_output_budget() -> None:
     renderer = MessageRenderer(
-        subject="S", body="{{ client.email }}" * 5000, from_address="a@example.org", from_name=""
+        MessageContent(subject="S", body="{{ client.email }}" * 5000),
+        from_address="a@example.org",
+        from_name="",
     )
     renderer.render(RenderClient("ann@example.com", "Ann"))  # 75 kB: fine
     with pytest.raises(RenderFailed, match="renders to more than 1,000,000 bytes"):
@@ -130,7 +145,9 @@ def test_many_placeholders_for_a_long_address_are_over_the_output_budget() -> No
 
 def test_a_subject_over_998_characters_fails_the_recipient() -> None:
     renderer = MessageRenderer(
-        subject="{{ client.full_name * 10 }}", body="b", from_address="a@example.org", from_name=""
+        MessageContent(subject="{{ client.full_name * 10 }}", body="b"),
+        from_address="a@example.org",
+        from_name="",
     )
     renderer.render(RenderClient("a@example.com", "x" * 99))
     with pytest.raises(RenderFailed, match="the subject renders to 1,000 characters"):
@@ -156,8 +173,10 @@ def test_every_line_of_every_message_fits_rfc_5322(subject: str, name: str, body
     subject = subject.strip() or "s"
     name = name.strip()
     renderer = MessageRenderer(
-        subject="{{ s }}".replace("{{ s }}", subject.replace("{", "(")),
-        body=body.replace("{", "("),
+        MessageContent(
+            subject="{{ s }}".replace("{{ s }}", subject.replace("{", "(")),
+            body=body.replace("{", "("),
+        ),
         from_address="news@example.org",
         from_name=name,
     )
@@ -178,7 +197,7 @@ def test_every_line_of_every_message_fits_rfc_5322(subject: str, name: str, body
 def test_a_long_plain_subject_is_folded_at_its_spaces() -> None:
     subject = " ".join(["word"] * 150)
     renderer = MessageRenderer(
-        subject=subject, body="b", from_address="a@example.org", from_name=""
+        MessageContent(subject=subject, body="b"), from_address="a@example.org", from_name=""
     )
     data = renderer.render(RenderClient("ann@example.com", "Ann")).data
     headers = data.split(b"\r\n\r\n", 1)[0]

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from mailctl.models import Delivery, DeliveryAttempt
+from mailctl.schedule import Clock
 from tests.support.ledger import attempts, ledger
 from tests.support.smtp import Sink
 
@@ -28,7 +29,7 @@ def slow_sink(start_sink: Callable[..., Sink]) -> Sink:
 def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
     engine, slow_sink: Sink, smtp_settings, make_mailing
 ) -> None:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     # A row in flight is leased for twice the attempt deadline: 1 s here, so 2 s in all.
     settings = smtp_settings(
@@ -76,7 +77,9 @@ def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
     assert left["pending"] > 0
 
     time.sleep(2.2)  # the dead sender's lease runs out; then a new pass takes over
-    summary = run_pass(engine, settings, worker="after-crash")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="after-crash"
+    )
     assert summary.stopped is None
 
     copies = collections.Counter(slow_sink.handler.rcpts())
@@ -103,5 +106,5 @@ def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(
         assert conn.execute(select(DeliveryAttempt.id)).first() is not None
 
     # Nothing is left to do, and a further pass sends nothing.
-    run_pass(engine, settings, worker="again")
+    run_pass(engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="again")
     assert sum(collections.Counter(slow_sink.handler.rcpts()).values()) == sum(copies.values())

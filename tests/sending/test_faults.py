@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from mailctl.config import Settings
-from mailctl.sending.engine import Summary
+from mailctl.schedule import Clock
+from mailctl.sending.policy import Summary
 from tests.support.faultserver import FaultServer
 from tests.support.ledger import attempts, ledger, mailing_error, states
 
@@ -42,10 +43,12 @@ def fault() -> Iterator[Callable[..., FaultServer]]:
 
 
 def run(engine: Engine, settings: Settings, bound: float = 20.0) -> Summary:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     began = time.monotonic()
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     elapsed = time.monotonic() - began
     assert elapsed < bound, f"the pass took {elapsed:.1f}s"
     return summary
@@ -372,7 +375,8 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(fault, smtp_setti
     from mailctl.sending.transport import SmtpTransport
 
     server = fault("ok")
-    transport = SmtpTransport(smtp_settings(server.port))
+    smtp = smtp_settings(server.port)
+    transport = SmtpTransport(smtp.smtp.servers[0], deadline=smtp.delivery.attempt_deadline_seconds)
     try:
         first = transport.send(sender="a@example.org", recipient="r0@example.com", data=b"x\r\n")
         assert first.status == "sent"
@@ -403,7 +407,8 @@ def test_meanwhile_runs_once_while_the_server_holds_the_message(
     from mailctl.sending.transport import SmtpTransport
 
     server = fault(scenario, reject={"reject@example.com"})
-    transport = SmtpTransport(smtp_settings(server.port))
+    smtp = smtp_settings(server.port)
+    transport = SmtpTransport(smtp.smtp.servers[0], deadline=smtp.delivery.attempt_deadline_seconds)
     seen: list[bool] = []
 
     def meanwhile() -> None:

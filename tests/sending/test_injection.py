@@ -12,14 +12,10 @@ from sqlalchemy import update
 from mailctl.db import session_scope
 from mailctl.errors import Invalid
 from mailctl.models import Client, Delivery, Message, User
-from mailctl.sending.render import (
-    HeaderInjection,
-    MessageRenderer,
-    RenderClient,
-    check_header,
-    encode_header,
-    format_address,
-)
+from mailctl.schedule import Clock
+from mailctl.sending.mime import HeaderInjection, check_header, encode_header, format_address
+from mailctl.sending.render import MessageContent, MessageRenderer
+from mailctl.sending.templates import RenderClient
 from mailctl.services.clients import add_client, edit_client
 from mailctl.services.messages import add_message, edit_message
 from tests.support.ledger import attempts, ledger
@@ -100,15 +96,14 @@ def test_encode_header_never_lets_a_line_break_through() -> None:
 
 def test_renderer_refuses_injected_subject_name_and_address() -> None:
     renderer = MessageRenderer(
-        subject="Hello {{ client.full_name }}",
-        body="b",
+        MessageContent(subject="Hello {{ client.full_name }}", body="b"),
         from_address="news@example.org",
         from_name="News",
     )
     with pytest.raises(HeaderInjection, match="subject"):
         renderer.render(RenderClient("a@example.com", EVIL_NAMES[0]))
     plain = MessageRenderer(
-        subject="Hello", body="b", from_address="news@example.org", from_name="News"
+        MessageContent(subject="Hello", body="b"), from_address="news@example.org", from_name="News"
     )
     with pytest.raises(HeaderInjection, match="display name"):
         plain.render(RenderClient("a@example.com", EVIL_NAMES[1]))
@@ -116,10 +111,15 @@ def test_renderer_refuses_injected_subject_name_and_address() -> None:
         plain.render(RenderClient("a@example.com\r\nBcc: v@example.com", "Eve"))
     with pytest.raises(HeaderInjection, match="unsubscribe"):
         MessageRenderer(
-            subject="s", body="b", from_address="n@example.org", from_name="N", unsubscribe=True
+            MessageContent(subject="s", body="b"),
+            from_address="n@example.org",
+            from_name="N",
+            unsubscribe=True,
         ).render(RenderClient("a@example.com", "A"), unsubscribe_url="https://x/\r\nBcc: v")
     with pytest.raises(HeaderInjection):
-        MessageRenderer(subject="s", body="b", from_address="n@example.org", from_name="N\nX")
+        MessageRenderer(
+            MessageContent(subject="s", body="b"), from_address="n@example.org", from_name="N\nX"
+        )
 
 
 # -- refused when saved ---------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_cli_refuses_an_injected_name_in_one_line(cli) -> None:
 def test_injected_name_in_the_database_fails_only_that_recipient(
     engine, sink: Sink, smtp_settings, make_mailing
 ) -> None:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     settings = smtp_settings(sink.port)
     emails = ["ann@example.com", "eve@example.com", "bob@example.com"]
@@ -181,7 +181,9 @@ def test_injected_name_in_the_database_fails_only_that_recipient(
         session.execute(
             update(Client).where(Client.email == "eve@example.com").values(full_name=EVIL_NAMES[0])  # type: ignore[arg-type]
         )
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert (summary.sent, summary.failed) == (2, 1)
     assert sorted(sink.handler.rcpts()) == ["ann@example.com", "bob@example.com"]
     for env in sink.handler.envelopes:
@@ -196,7 +198,7 @@ def test_injected_name_in_the_database_fails_only_that_recipient(
 def test_injected_subject_or_address_in_the_database_sends_nothing(
     engine, sink: Sink, smtp_settings, make_mailing
 ) -> None:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     settings = smtp_settings(sink.port)
     mailing_id = make_mailing(
@@ -206,7 +208,9 @@ def test_injected_subject_or_address_in_the_database_sends_nothing(
         session.execute(
             update(Message).values(subject="Hi\r\nBcc: victim@example.com")  # type: ignore[arg-type]
         )
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert summary.failed == 2 and summary.sent == 0
     assert sink.handler.envelopes == []
     for row in ledger(engine, mailing_id).values():
@@ -214,20 +218,23 @@ def test_injected_subject_or_address_in_the_database_sends_nothing(
         assert row["last_reply"] == "refused before sending: the subject contains a line break"
 
     # An address edited in the ledger itself is refused too, before any SMTP command.
-    from mailctl.services.mailings import Clock
     from mailctl.services.runs import start_due_runs
 
     other = make_mailing(["carl@example.com"])
-    assert start_due_runs(engine, clock=Clock())  # the ledger rows exist from here on
+    assert start_due_runs(
+        engine, clock=Clock(tz="UTC", period_seconds=None)
+    )  # the ledger rows exist from here on
     with session_scope(engine) as session:
         session.execute(
             update(Delivery)
             .where(Delivery.mailing_id == other)  # type: ignore[arg-type]
             .values(email="carl@example.com\r\nRCPT TO:<victim@example.com>")
         )
-    from mailctl.scheduling.passes import run_pass as again
+    from mailctl.services.delivery import run_pass as again
 
-    summary = again(engine, settings, worker="test")
+    summary = again(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert summary.failed == 1
     assert sink.handler.envelopes == []
     (row,) = ledger(engine, other).values()
@@ -240,20 +247,21 @@ def test_a_non_ascii_address_in_the_ledger_fails_only_that_recipient(
 ) -> None:
     """An address stored in Unicode (before addresses were kept in ASCII form) must not look
     like a connection failure: the others go out, and the circuit breaker stays shut."""
-    from mailctl.scheduling.passes import run_pass
-    from mailctl.services.mailings import Clock
+    from mailctl.services.delivery import run_pass
     from mailctl.services.runs import start_due_runs
 
     settings = smtp_settings(sink.port, delivery_circuit_breaker=1)
     mailing_id = make_mailing(["ann@example.com", "old@example.com", "bob@example.com"])
-    assert start_due_runs(engine, clock=Clock())
+    assert start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     with session_scope(engine) as session:
         session.execute(
             update(Delivery)
             .where(Delivery.email == "old@example.com")  # type: ignore[arg-type]
             .values(email="old@bücher.de")
         )
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert (summary.sent, summary.failed, summary.stopped) == (2, 1, None)
     assert sorted(sink.handler.rcpts()) == ["ann@example.com", "bob@example.com"]
     row = ledger(engine, mailing_id)["old@bücher.de"]

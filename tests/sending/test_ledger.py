@@ -12,18 +12,12 @@ from sqlmodel import select
 from mailctl.config import load_settings
 from mailctl.db import is_sqlite, session_scope, utcnow
 from mailctl.models import Delivery, DeliveryAttempt
-from mailctl.sending.engine import (
-    Policy,
-    Sender,
-    Summary,
-    _load,
-    _mark_sending,
-    _record,
-    claim_batch,
-    recover_stale,
-)
-from mailctl.sending.transport import SENT, Outcome
-from mailctl.services.mailings import Clock
+from mailctl.models.delivery import SENT
+from mailctl.schedule import Clock
+from mailctl.sending.engine import Sender
+from mailctl.sending.ledger import claim_batch, load_rows, mark_sending, record, recover_stale
+from mailctl.sending.policy import Policy, Summary
+from mailctl.sending.transport import Outcome
 from mailctl.services.runs import start_due_runs
 
 
@@ -33,13 +27,13 @@ def _in_flight(engine, make_mailing, monkeypatch):  # type: ignore[no-untyped-de
     monkeypatch.setenv("MAILCTL_DELIVERY_ATTEMPT_DEADLINE_SECONDS", "0.1")
     policy = Policy.from_settings(load_settings())
     make_mailing(["ann@example.com"])
-    start_due_runs(engine, clock=Clock())
+    start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     now = utcnow()
     with engine.connect() as conn:
         (row_id,) = claim_batch(conn, worker="A", policy=policy, now=now, mailing_id=None)
-        (row,) = _load(conn, [row_id], policy.secret)
+        (row,) = load_rows(conn, [row_id], "a-secret")
         with conn.begin():
-            assert _mark_sending(conn, row_id, "A", policy, now)
+            assert mark_sending(conn, row_id, "A", policy, now)
     return policy, row, now
 
 
@@ -62,7 +56,7 @@ def test_a_late_answer_after_a_takeover_is_the_truth(engine, make_mailing, monke
         assert _state(engine, row.id) == "unknown"
         # A was only slow: its "250" arrives, and the row says sent.
         with conn.begin():
-            _record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A")
+            record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A")
     assert _state(engine, row.id) == "sent"
     assert _log(engine, row.id) == ["unknown", "sent"]
 
@@ -80,7 +74,7 @@ def test_a_late_answer_leaves_a_requeued_row_to_its_new_holder(
                 .values(state="pending", claimed_by="B")
             )
         with conn.begin():
-            _record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A")
+            record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A")
     assert _state(engine, row.id) == "pending"  # B's to send; A's answer did not steal it
     assert _log(engine, row.id) == ["unknown", "sent"]  # but the attempt is in the log
 
@@ -91,12 +85,12 @@ def test_a_row_in_flight_outlives_a_short_lease(engine, make_mailing, monkeypatc
     monkeypatch.setenv("MAILCTL_DELIVERY_ATTEMPT_DEADLINE_SECONDS", "30")
     policy = Policy.from_settings(load_settings())
     make_mailing(["ann@example.com"])
-    start_due_runs(engine, clock=Clock())
+    start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     now = utcnow()
     with engine.connect() as conn:
         (row_id,) = claim_batch(conn, worker="A", policy=policy, now=now, mailing_id=None)
         with conn.begin():
-            assert _mark_sending(conn, row_id, "A", policy, now)
+            assert mark_sending(conn, row_id, "A", policy, now)
         assert recover_stale(conn, now + timedelta(seconds=10)) == 0
         assert recover_stale(conn, now + timedelta(seconds=61)) == 1
 
@@ -107,10 +101,10 @@ def test_recording_the_same_outcome_twice_logs_it_once(engine, make_mailing, mon
     with engine.connect() as conn:
         for _ in range(2):
             with conn.begin():
-                assert _record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A") == SENT
+                assert record(conn, row, Outcome(SENT, 250, "ok"), policy, now, worker="A") == SENT
         # A later attempt of the same row (another time) is an attempt of its own.
         with conn.begin():
-            _record(conn, row, Outcome(SENT, 250, "ok"), policy, now + timedelta(seconds=1))
+            record(conn, row, Outcome(SENT, 250, "ok"), policy, now + timedelta(seconds=1))
     assert _state(engine, row.id) == "sent"
     assert _log(engine, row.id) == ["sent", "sent"]
 
@@ -140,7 +134,7 @@ def test_a_failed_commit_counts_each_outcome_once(engine, make_mailing, settings
     if not is_sqlite(engine):
         pytest.skip("the failure is injected with a SQLite trigger")
     mailing_id = make_mailing([f"c{i}@example.com" for i in range(5)])
-    start_due_runs(engine, clock=Clock())
+    start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "CREATE TRIGGER third_mark_fails BEFORE UPDATE OF state ON deliveries "
@@ -175,7 +169,7 @@ def test_a_long_batch_renews_the_lease_of_the_rows_it_still_holds(
     monkeypatch.setenv("MAILCTL_DELIVERY_LEASE_SECONDS", "3")  # renewed every second
     settings = load_settings()
     make_mailing([f"c{i}@example.com" for i in range(4)])
-    start_due_runs(engine, clock=Clock())
+    start_due_runs(engine, clock=Clock(tz="UTC", period_seconds=None))
     leases: dict[int, object] = {}
 
     def lease_of_last(call: int) -> None:

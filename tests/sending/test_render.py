@@ -10,12 +10,9 @@ from email.message import EmailMessage
 import pytest
 
 from mailctl.errors import Invalid
-from mailctl.sending.render import (
-    MessageRenderer,
-    RenderClient,
-    encode_header,
-    validate_template,
-)
+from mailctl.sending.mime import encode_header
+from mailctl.sending.render import MessageContent, MessageRenderer
+from mailctl.sending.templates import RenderClient, validate_template
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -27,8 +24,7 @@ def parse(data: bytes) -> EmailMessage:
 
 def render(subject: str, body: str, name: str = "Ann Lee", **kw: object) -> bytes:
     renderer = MessageRenderer(
-        subject=subject,
-        body=body,
+        MessageContent(subject=subject, body=body),
         from_address="news@example.org",
         from_name="News",
         **kw,  # type: ignore[arg-type]
@@ -133,8 +129,10 @@ def test_line_of_exactly_998_stays_7bit() -> None:
 
 def test_headers_and_personalisation() -> None:
     renderer = MessageRenderer(
-        subject="Hi {{ client.first_name }}",
-        body="{{ client.full_name }} <{{ client.email }}> {{ unsubscribe_url }}",
+        MessageContent(
+            subject="Hi {{ client.first_name }}",
+            body="{{ client.full_name }} <{{ client.email }}> {{ unsubscribe_url }}",
+        ),
         from_address="news@example.org",
         from_name="Ünïcode News",
         unsubscribe=True,
@@ -223,25 +221,25 @@ FAST_CASES = [
 @pytest.mark.parametrize("template", FAST_CASES)
 @pytest.mark.parametrize("name", ["Ann Lee", "", "  ", "José Müller"])
 def test_compiled_templates_match_jinja(template: str, name: str) -> None:
-    from mailctl.sending.render import _compile, _env
     from mailctl.sending.sandbox import DEFAULT_LIMITS, metered
+    from mailctl.sending.templates import _env, compile_template
 
     client = RenderClient("ann@example.com", name)
     expected = _env.from_string(template).render(client=client, unsubscribe_url="https://u/1")
-    part, _uses_jinja = _compile(template)
+    part, _uses_jinja = compile_template(template)
     with metered(DEFAULT_LIMITS) as meter:
         assert part(client, "https://u/1", meter) == expected
 
 
 def test_unsubscribe_links_are_valid_tokens(settings) -> None:
-    from mailctl.sending.engine import Policy, _UnsubscribeLinks, unsubscribe_url
+    from mailctl.sending.links import FastUnsubscribeLinks, Links
     from mailctl.tokens import unsign
 
-    policy = Policy.from_settings(settings)
-    links = _UnsubscribeLinks(policy)
+    policy = Links.from_settings(settings)
+    links = FastUnsubscribeLinks(policy)
     for client_id in (1, 42, 10**9):
         fast = links(client_id)
-        slow = unsubscribe_url(policy, client_id)
+        slow = policy.unsubscribe_url(client_id)
         prefix = f"{policy.base_url}/unsubscribe/"
         assert fast.startswith(prefix)
         assert unsign(policy.secret, "unsubscribe", fast.removeprefix(prefix)) == client_id

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from mailctl.sending.breaker import Breaker
+from mailctl.schedule import Clock
+from mailctl.sending.policy import Breaker
 from mailctl.sending.transport import DEFERRED, FAILED, SENT, UNKNOWN, Outcome
 from tests.support.faultserver import FaultServer
 from tests.support.ledger import mailing_error, states
@@ -38,10 +39,12 @@ def fault() -> Iterator[Callable[..., FaultServer]]:
 
 
 def _pass(engine, settings, bound: float):  # type: ignore[no-untyped-def]
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     began = time.monotonic()
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     elapsed = time.monotonic() - began
     assert elapsed < bound, f"the pass took {elapsed:.1f}s"
     return summary

@@ -7,6 +7,7 @@ import email.policy
 import json
 from typing import Any
 
+from mailctl.schedule import Clock
 from tests.support.ledger import attempts, ledger
 from tests.support.smtp import Sink
 
@@ -72,9 +73,9 @@ def test_every_client_gets_one_correct_message(cli, engine, sink: Sink, smtp_set
         assert msg["MIME-Version"] == "1.0"
         assert msg.get_content_type() == "text/plain"
         assert msg.get_content_charset() == "utf-8"
-        # The stored body is stripped when saved; the message ends with the body's last line.
-        expected = f"Hallo {name},\nunsere Neuigkeiten für {address}.\n— Team"
-        assert msg.get_content().replace("\r\n", "\n").rstrip("\n") == expected
+        # The body goes out as written, its final newline included.
+        expected = f"Hallo {name},\nunsere Neuigkeiten für {address}.\n— Team\n"
+        assert msg.get_content().replace("\r\n", "\n") == expected
         unsubscribe = msg["List-Unsubscribe"]
         assert unsubscribe.startswith("<https://mail.example.org/unsubscribe/")
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -104,7 +105,7 @@ def test_every_client_gets_one_correct_message(cli, engine, sink: Sink, smtp_set
 def test_one_connection_serves_the_whole_run(
     engine, sink: Sink, smtp_settings, make_mailing
 ) -> None:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     settings = smtp_settings(sink.port)
     connections = []
@@ -117,7 +118,9 @@ def test_one_connection_serves_the_whole_run(
 
     sink.handler.__class__ = Counting
     mailing_id = make_mailing([f"c{i}@example.com" for i in range(25)])
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert summary.sent == 25
     assert len(connections) == 1
     assert connections[0] == "localhost"  # local_hostname: no DNS look-up at connect
@@ -130,12 +133,14 @@ def test_one_connection_serves_the_whole_run(
 def test_outbox_is_the_default_transport(engine, make_mailing, settings) -> None:
     from pathlib import Path
 
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     mailing_id = make_mailing(["a@example.com", ("b@example.com", "Bé")])
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert summary.sent == 2
-    files = sorted(Path(settings.get("delivery", "outbox_dir")).glob("*.eml"))
+    files = sorted(Path(settings.delivery.outbox_dir).glob("*.eml"))
     assert len(files) == 2
     parsed = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
     assert sorted(m["X-Envelope-To"] for m in parsed) == ["<a@example.com>", "<b@example.com>"]
@@ -146,14 +151,16 @@ def test_lines_starting_with_a_dot_arrive_intact(
     engine, sink: Sink, smtp_settings, make_mailing
 ) -> None:
     """Dot-stuffing (RFC 5321 4.5.2): a line of "." must not end the message early."""
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services.delivery import run_pass
 
     settings = smtp_settings(sink.port)
     body = ".first line\nmiddle\n.\n..two dots\nlast {{ client.email }}\n."
     plain = "a plain body without any dot at a line start"
     dotted = make_mailing(["dot@example.com"], body=body)
     undotted = make_mailing(["plain@example.com"], body=plain)
-    summary = run_pass(engine, settings, worker="test")
+    summary = run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
     assert summary.sent == 2
     by_rcpt = {e.rcpt_tos[0]: e for e in sink.handler.envelopes}
     for address, expected in (

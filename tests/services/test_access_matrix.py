@@ -1,4 +1,4 @@
-"""SPEC.md's role table, operation by operation, for every kind of actor.
+"""The role table of ARCHITECTURE.md, operation by operation, for every kind of actor.
 
 Each role acts on the owner's objects (the blocked user on its own), except the `add_*`
 operations, which use the actor's own message and client. Refusals must change nothing, and a
@@ -19,14 +19,18 @@ from sqlmodel import Session, select
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, NotFound
 from mailctl.models import Client, Mailing, Message, User
+from mailctl.schedule import Clock
 from mailctl.services import accounts, blog, clients, mailing_rows, mailings, messages, users
 from tests.support.env import PASSWORD
 from tests.support.world import ACTORS, World, snapshot
 
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
+
 OK, NF, FB = "ok", "notfound", "forbidden"
 
 # fmt: off
-# One row per service operation, one column per actor, as in SPEC.md's "Roles" table:
+# One row per service operation, one column per actor, as in ARCHITECTURE.md's role table:
 #   clients, messages, mailings: create, edit, delete, send  -> user own only, admin all
 #   view mailings and their logs                             -> user own, manager all, admin all
 #   disable / re-enable a mailing                            -> user own, manager any, admin any
@@ -71,6 +75,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "mailing_form_choices": (OK, OK, FB,     FB,    OK,   FB),
     "new_mailing_form": (OK,   OK,   FB,     FB,    OK,   FB),
     "edit_mailing_form": (OK,  NF,   FB,     FB,    OK,   FB),
+    "first_steps":      (OK,   OK,   FB,     FB,    OK,   FB),
 
     "list_users":       (FB,   FB,   OK,     FB,    OK,   FB),
     "count_users_visible": (FB, FB,  OK,     FB,    OK,   FB),
@@ -169,12 +174,13 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         client_ids=[c.w.clients[c.role]],
         start=_start(),
         every="week",
+        clock=CLOCK,
     ),
     "list_mailings": lambda c: mailings.list_mailings(**c.kw()),
     "listing": lambda c: c.s.exec(mailings.listing(select(Mailing), c.actor, None, None, 0)).all(),
     "get_mailing": lambda c: mailings.get_mailing(**c.kw(), mailing_id=c.w.mailings[c.target]),
     "edit_mailing": lambda c: mailings.edit_mailing(
-        **c.kw(), mailing_id=c.w.mailings[c.target], every="week"
+        **c.kw(), mailing_id=c.w.mailings[c.target], every="week", clock=CLOCK
     ),
     "delete_mailing": lambda c: mailings.delete_mailing(
         **c.kw(), mailing_id=c.w.mailings[c.target]
@@ -198,6 +204,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
         **c.kw(), owner_id=c.w.users[c.target].id or 0
     ),
     "new_mailing_form": lambda c: mailings.new_mailing_form(**c.kw()),
+    "first_steps": lambda c: mailings.first_steps(**c.kw()),
     "edit_mailing_form": lambda c: mailings.edit_mailing_form(
         **c.kw(), mailing_id=c.w.mailings[c.target]
     ),
@@ -277,6 +284,17 @@ def _check_visibility(c: Ctx, op: str, result: Any) -> None:
         assert result.total_mailings == (1 if mine else len(c.w.mailings))
     elif op == "count_clients":
         assert result == (1 if c.role in ("owner", "other") else len(c.w.clients))
+    elif op == "first_steps":
+        # Only the actor's own: an admin's guide counts what the admin owns, not everyone's.
+        def own(model):  # type: ignore[no-untyped-def]
+            return sum(1 for x in c.s.exec(select(model)).all() if x.owner_id == me)
+
+        assert (result.clients, result.messages, result.mailings) == (
+            own(Client),
+            own(Message),
+            own(Mailing),
+        )
+        assert result.clients < len(c.w.clients)
     elif op == "list_users":
         assert len(result) == len(c.w.users)
     elif op == "count_users_visible":
@@ -354,11 +372,17 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
     before = snapshot(session)
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["owner"], client_ids=[world.clients["other"]]
+            **kw,
+            message_id=world.messages["owner"],
+            client_ids=[world.clients["other"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.add_mailing(
-            **kw, message_id=world.messages["other"], client_ids=[world.clients["owner"]]
+            **kw,
+            message_id=world.messages["other"],
+            client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^client \d+ not found$"):
         mailings.edit_mailing(
@@ -366,6 +390,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             client_ids=[world.clients["owner"]],
+            clock=CLOCK,
         )
     with pytest.raises(NotFound, match=r"^message \d+ not found$"):
         mailings.edit_mailing(
@@ -373,6 +398,7 @@ def test_plain_user_cannot_build_a_mailing_from_foreign_objects(
             actor=other,
             mailing_id=world.mailings["other"],
             message_id=world.messages["owner"],
+            clock=CLOCK,
         )
     assert snapshot(session) == before
 
@@ -385,6 +411,7 @@ def test_all_clients_never_picks_another_users_clients(session: Session, world: 
         message_id=world.messages["owner"],
         all_clients=True,
         start=_start(),
+        clock=CLOCK,
     )
     assert mailings.mailing_client_ids(session=session, mailing=mailing) == [world.clients["owner"]]
 
@@ -399,7 +426,7 @@ def test_manager_oversight_of_a_mailing(session: Session, world: World) -> None:
     assert mailings.set_enabled(**kw, enabled=True).is_enabled is True
     before = snapshot(session)
     with pytest.raises(Forbidden):
-        mailings.edit_mailing(**kw, every="month")
+        mailings.edit_mailing(**kw, every="month", clock=CLOCK)
     with pytest.raises(Forbidden):
         mailings.delete_mailing(**kw)
     with pytest.raises(Forbidden):

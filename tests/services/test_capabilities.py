@@ -15,9 +15,12 @@ from sqlmodel import Session
 
 from mailctl.errors import Conflict, Forbidden, Invalid, NotFound
 from mailctl.models import Mailing, User
+from mailctl.schedule import Clock
 from mailctl.services import blog, mailings, messages, users
 from mailctl.services.access import Capabilities, capabilities
 from tests.support.world import ACTORS, ROLE_OF, World
+
+CLOCK = Clock(tz="Europe/Berlin", period_seconds=None)
 
 
 def _accepted(session: Session, call: Callable[[], Any]) -> bool:
@@ -70,7 +73,7 @@ def test_mailing_capabilities_match_the_services(
         assert mailing is not None
         checks = {
             "can_edit_mailing": lambda: mailings.edit_mailing(
-                session=session, actor=user, mailing_id=mailing_id, every="week"
+                session=session, actor=user, mailing_id=mailing_id, every="week", clock=CLOCK
             ),
             "can_send_mailing": lambda: mailings.require_sendable(
                 session=session, actor=user, mailing_id=mailing_id

@@ -11,8 +11,12 @@ from sqlmodel import Session, select
 
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, Mailing, MailingClient, MailingRun, MailingStatus
+from mailctl.schedule import Clock
 from mailctl.services import clients, mailings, messages
 from tests.support.world import World
+
+# The clock every call here runs on: UTC wall time, real periods.
+CLOCK = Clock(tz="UTC", period_seconds=None)
 
 NOW = datetime(2030, 3, 10, 9, 0, tzinfo=UTC)
 
@@ -26,12 +30,17 @@ def _new(session: Session, world: World, role: str = "owner", **kw: Any) -> Mail
         message_id=world.messages[role],
         now=NOW,
         **kw,
+        clock=CLOCK,
     )
 
 
 def _edit(session: Session, world: World, mailing: Mailing, **kw: Any) -> Mailing:
     return mailings.edit_mailing(
-        session=session, actor=world.users["owner"], mailing_id=mailing.id or 0, now=NOW, **kw
+        session=session,
+        actor=world.users["owner"],
+        mailing_id=mailing.id or 0,
+        now=NOW,
+        **{"clock": CLOCK, **kw},
     )
 
 
@@ -266,7 +275,7 @@ def _as_the_form_sends_it(mailing: Mailing, client_ids: list[int]) -> dict[str, 
         "clear_end": mailing.end_at is None,
         "every": mailing.every,
         "client_ids": client_ids,
-        "clock": mailings.Clock(tz="Europe/Berlin"),
+        "clock": Clock(tz="Europe/Berlin", period_seconds=None),
     }
 
 
@@ -305,13 +314,19 @@ def test_an_unchanged_form_keeps_a_started_mailings_due_run(session: Session, wo
     assert mailing.next_run_at == due
 
 
-def test_a_changed_start_in_the_past_is_still_refused(
+def test_a_changed_start_in_the_past_is_due_at_once_unless_the_end_passed_too(
     session: Session, world: World, refuse: Any
 ) -> None:
+    """The assignment's start rule: a start that has passed is due at once while the end is
+    ahead; a start and an end both in the past leave nothing to send, and are refused."""
     mailing = _passed_created(session, world)
     form = _as_the_form_sends_it(mailing, [world.clients["owner"]])
+    over = form | {"start": form["start"] - timedelta(days=2), "end": form["start"]}
+    over["clear_end"] = False
+    refuse(Invalid, lambda: _edit(session, world, mailing, **over), "both in the past")
     form["start"] -= timedelta(minutes=1)  # another minute: a change, and in the past
-    refuse(Invalid, lambda: _edit(session, world, mailing, **form), "start is in the past")
+    _edit(session, world, mailing, **form)
+    assert mailing.start_at == form["start"] and mailing.next_run_at == form["start"]
 
 
 def test_a_changed_field_next_to_unchanged_ones_is_saved(session: Session, world: World) -> None:
@@ -345,6 +360,7 @@ def test_stats_count_total_active_and_unique_emails(session: Session, make_user:
             client_ids=ids,
             start=NOW + timedelta(hours=1),
             now=NOW,
+            clock=CLOCK,
         )
         m.status, m.is_enabled = status, enabled
 

@@ -58,14 +58,14 @@ def _user(session: Session, world: World, name: str) -> User:
 
 
 def test_unsubscribe_link(session: Session, world: World, settings: Any) -> None:
-    from mailctl.sending.engine import Policy, unsubscribe_url
+    from mailctl.sending.links import Links
 
     client_id = world.clients["owner"]
     # The link exactly as the sending engine puts it in a message.
-    policy = Policy.from_settings(settings)
-    token = unsubscribe_url(policy, client_id).rsplit("/", 1)[1]
-    assert token == sign(policy.secret, "unsubscribe", client_id)
-    secret = policy.secret
+    links = Links.from_settings(settings)
+    token = links.unsubscribe_url(client_id).rsplit("/", 1)[1]
+    assert token == sign(links.secret, "unsubscribe", client_id)
+    secret = links.secret
     target = clients.unsubscribe_target(session=session, token=token, secret=secret)
     assert target is not None and target.unsubscribed_at is None
     done = clients.unsubscribe(session=session, token=token, secret=secret)

@@ -13,4 +13,8 @@ Tests import helpers from here and never from one another or from a conftest.py:
 - faultserver: a misbehaving SMTP server for fault tests
 - scaleout: daemons on one PostgreSQL database, a sink that knows who sent what
 - browser: a real `mailctl serve` and headless Chromium
+- terminal: a command on a pseudo-terminal (pexpect), its screen as a person sees it
+- spreadsheet: how Excel and LibreOffice would read a CSV cell (the formula guard's tests)
+- certs: a throwaway CA and server certificates for the TLS tests
+- postfix: a throwaway Postfix relay (STARTTLS, implicit TLS, logins through Dovecot)
 """

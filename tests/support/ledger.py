@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from mailctl.models import Delivery, DeliveryAttempt, Mailing, MailingRun, Worker
-from mailctl.models.delivery import OPEN_STATES
+from mailctl.models.delivery import OPEN
 
 
 def states(engine: Engine, mailing_id: int) -> dict[str, str]:
@@ -48,7 +48,7 @@ def open_rows(engine: Engine, mailing_id: int) -> tuple[int, int]:
         left = conn.execute(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN_STATES))  # type: ignore[attr-defined]
+            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
         ).scalar_one()
     return int(total), int(left)
 

@@ -13,7 +13,7 @@ from mailctl.config import Settings
 
 def outbox(settings: Settings) -> list[EmailMessage]:
     """Every message the outbox transport wrote, oldest first, parsed."""
-    folder = Path(settings.get("delivery", "outbox_dir"))
+    folder = Path(settings.delivery.outbox_dir)
     if not folder.is_dir():
         return []
     files = sorted(folder.glob("*.eml"), key=lambda p: p.name)

@@ -21,7 +21,8 @@ from sqlmodel import Session, SQLModel
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, Client, Mailing, MailingClient, Message, User
-from mailctl.services.mailings import Clock, add_mailing
+from mailctl.schedule import Clock
+from mailctl.services.mailings import add_mailing
 from mailctl.services.messages import add_message
 
 # "owner" and "other" are both plain users; "subject" is a plain user who has not confirmed
@@ -56,7 +57,7 @@ class World:
         start: datetime | None = None,
         every: str = "once",
         end: datetime | None = None,
-        clock: Clock = Clock(tz="Europe/Berlin"),
+        clock: Clock = Clock(tz="Europe/Berlin", period_seconds=None),
     ) -> tuple[int, list[str]]:
         """A mailing of the owner's over `clients` new clients (inserted in bulk), due at
         `start` (now by default); returns (id, their emails)."""

@@ -52,7 +52,7 @@ def test_register_verify_login(client, settings, engine) -> None:
     (message,) = outbox(settings)
     assert message["To"] == "new@example.com"
     assert "Confirm" in message["Subject"]
-    assert message["From"].addresses[0].addr_spec == settings.get("delivery", "from_address")
+    assert message["From"].addresses[0].addr_spec == settings.delivery.from_address
     assert message["Message-ID"] and message["Date"]
     assert mail_link(message, "/verify/").startswith("/verify/")
     verify_from_mail(client, message)
@@ -328,8 +328,8 @@ def test_account_page_for_every_role(client, make_user, role) -> None:
 
 
 def test_mail_headers_are_safe(settings) -> None:
+    from mailctl.sending.mime import HeaderInjection
     from mailctl.sending.notices import build_notice, send_notice
-    from mailctl.sending.render import HeaderInjection
 
     with pytest.raises(HeaderInjection):
         build_notice(settings=settings, to="a@example.com\r\nBcc: x@evil", subject="s", body="b")

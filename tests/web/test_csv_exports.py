@@ -3,8 +3,6 @@ to the same values."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +10,8 @@ from sqlmodel import select
 
 from mailctl.db import session_scope
 from mailctl.models import Client, User
-from mailctl.services.csvfile import TRIGGERS
+from mailctl.services.csvfile import safe_cell
+from tests.support import spreadsheet
 from tests.support.web import logged_in, post_form
 
 CLIENTS = [
@@ -21,16 +20,15 @@ CLIENTS = [
     ("c@example.com", "@handle", "-- a note\nwith two lines"),
     ("d@example.com", "'quoted", "''=x"),
     ("=cmd@example.com", "+plus", "@"),
+    ("e@example.com", "Ann; -2+3", 'VIP;=HYPERLINK("http://evil.example","x")'),
+    ("f@example.com", '"=quoted', "hello\n=cmd|' /C calc'!A0\n  @SUM(1)\r\n\t=x"),
+    ("g@example.com", "\uff1d1+1", "a;b; c\n- one\n- two"),
 ]
-EVIL_REPLY = "@SUM(1+1)*cmd|' /C calc'!A0"
+EVIL_REPLY = "@SUM(1+1)*cmd|' /C calc'!A0; -2+3"
 
 
 def guarded(text: str) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO(text)))
-    for row in rows:
-        for cell in row:
-            assert not cell or cell[0] not in TRIGGERS, f"{cell!r} would run in a spreadsheet"
-    return rows
+    return spreadsheet.rows(text)
 
 
 def owned(engine, user_id: int) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
@@ -91,8 +89,9 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
 ) -> None:
     from mailctl.config import load_settings
     from mailctl.db import utcnow
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.schedule import Clock
     from mailctl.services.clients import add_client
+    from mailctl.services.delivery import run_pass
     from mailctl.services.mailings import add_mailing
     from mailctl.services.messages import add_message
 
@@ -111,14 +110,24 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
         ]
         message = add_message(session=s, actor=actor, subject="Hi", body="Hello")
         mailing = add_mailing(
-            session=s, actor=actor, message_id=message.id, start=utcnow(), client_ids=ids
+            session=s,
+            actor=actor,
+            message_id=message.id,
+            start=utcnow(),
+            client_ids=ids,
+            clock=Clock(tz="UTC", period_seconds=None),
         )
         mailing_id = mailing.id
-    assert run_pass(engine, load_settings(), worker="test").sent == len(CLIENTS)
+    settings = load_settings()
+    clock = Clock.from_settings(settings)
+    summary = run_pass(engine=engine, settings=settings, clock=clock, worker="test")
+    assert summary.sent == len(CLIENTS)
     logged_in(client, user.email)
     response = client.get(f"/mailings/{mailing_id}/attempts.csv")
     assert response.status_code == 200
     header, *rows = guarded(response.text)
     assert header[2] == "email" and header[5] == "response"
-    assert {r[5] for r in rows} == {"'" + EVIL_REPLY}
+    assert (
+        {r[5] for r in rows} == {safe_cell(EVIL_REPLY)} == {"'" + EVIL_REPLY.replace("; -", ";' -")}
+    )
     assert "'=cmd@example.com" in {r[2] for r in rows}

@@ -148,7 +148,7 @@ def test_the_panel_state_is_one_typed_object(app, settings) -> None:
     assert state.settings is settings
     assert state.links.base_url == settings.base_url()
     assert state.links.secret == settings.web_secret_key()
-    assert state.links.max_age == settings.get("web", "token_max_age")
+    assert state.links.max_age == settings.web.token_max_age
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.engine = None  # type: ignore[misc]
     with pytest.raises(TypeError, match="not a mailctl panel"):

@@ -11,6 +11,7 @@ from datetime import timedelta
 from html import unescape
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -309,7 +310,7 @@ def test_mailing_form_errors_keep_the_values(client: TestClient, world: World) -
     base = {"message_id": str(world.messages["owner"]), "client_ids": [str(world.clients["owner"])]}
     cases = [
         ({"start": "2031-03-01T09:30", "end": "2031-02-01T09:30"}, "the end must be after"),
-        ({"start": "2020-01-01T09:30"}, "in the past"),
+        ({"start": "2020-01-01T09:30", "end": "2020-02-01T09:30"}, "both in the past"),
         ({"start": "yesterday-ish"}, "cannot read time"),
         ({"message_id": ""}, "choose a message"),
         ({"client_ids": []}, "at least one client"),
@@ -390,7 +391,7 @@ def test_send_now_runs_in_the_background(
     assert svg.tag.endswith("svg")
     # the attempts log shows them
     log = client.get(f"/mailings/{world.mailings['owner']}/attempts").text
-    assert log.count('<td class="text-break">reader') == 5
+    assert len(re.findall(r"<td[^>]*>reader\d+@example\.com</td>", log)) == 5
     csv_text = client.get(f"/mailings/{world.mailings['owner']}/attempts.csv").text
     assert csv_text.splitlines()[0].startswith("attempted_at,run_id,email,status")
     assert len(csv_text.splitlines()) == 7
@@ -560,12 +561,12 @@ def test_mailing_list_status_filter_and_paging(
             )
     as_role(client, world, "owner")
     first = client.get("/mailings").text
-    assert first.count('<td><a href="/mailings/') == 25
+    assert len(_id_cells(first)) == 25
     assert "Next &raquo;" in first and "page=2" in first
     second = client.get("/mailings?page=2").text
-    assert second.count('<td><a href="/mailings/') == 6
+    assert len(_id_cells(second)) == 6
     finished = client.get("/mailings?status=finished").text
-    assert finished.count('<td><a href="/mailings/') == 3
+    assert len(_id_cells(finished)) == 3
     assert client.get("/mailings?status=bogus").status_code == 400
 
 
@@ -608,7 +609,12 @@ def _fill_log(engine: Engine, mailing_id: int, n: int) -> None:
 
 
 def _emails(page: str) -> list[str]:
-    return re.findall(r'<td class="text-break">(r\d{3}@example\.com)</td>', page)
+    return re.findall(r"<td[^>]*>(r\d{3}@example\.com)</td>", page)
+
+
+def _id_cells(page: str) -> list[str]:
+    """The mailings list's rows, by the cell that links each mailing by its id."""
+    return re.findall(r'<td[^>]*><a href="/mailings/(\d+)">\1</a></td>', page)
 
 
 def _link(page: str, rel: str) -> str | None:
@@ -826,3 +832,129 @@ def test_app_shutdown_stops_the_worker(settings: Any, engine: Engine, world: Wor
         worker = panel_of(app).sender
     assert worker.submit(world.mailings["owner"]) is None
     assert not worker.busy()
+
+
+def test_a_body_from_the_form_is_kept_as_written(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A browser sends CRLF: stored as LF, indents, blank lines and the final newline kept,
+    and the edit form gives it back intact (a textarea drops one leading newline)."""
+    as_role(client, world, "owner")
+    body = "\r\n  indented {{ client.full_name }}\r\n\r\n\tTabbed\r\n"
+    response = post_form(client, "/messages/new", {"subject": "Kept", "body": body})
+    assert response.status_code == 303
+    message_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with session_scope(engine, readonly=True) as s:
+        stored = s.get(Message, message_id)
+        assert stored is not None
+        assert stored.body == "\n  indented {{ client.full_name }}\n\n\tTabbed\n"
+    form = client.get(f"/messages/{message_id}/edit").text
+    assert 'name="body" rows="12" required>\n\n  indented {{ client.full_name }}\n' in form
+
+
+def test_a_start_that_has_passed_is_sent_at_once_from_the_panel(
+    client: TestClient, world: World, engine: Engine, settings: Any
+) -> None:
+    as_role(client, world, "owner")
+    now_local = to_local(utcnow(), "Europe/Berlin").replace(tzinfo=None)
+    form = {
+        "message_id": str(world.messages["owner"]),
+        "all_clients": "1",
+        "every": "once",
+        "start": (now_local - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "end": (now_local + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    response = post_form(client, "/mailings/new", form)
+    assert response.status_code == 303, response.text
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert wait_for(lambda: _states(engine, mailing_id).get("sent") == 1)
+    assert state_of(client).sender.wait(timeout=10)
+    assert [m["To"].addresses[0].addr_spec for m in outbox(settings)] == [
+        "client-of-owner@example.com"
+    ]
+
+    both_past = form | {"end": (now_local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    refused = post_form(client, "/mailings/new", both_past)
+    assert refused.status_code == 400
+    assert "the start and the end are both in the past" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("most", "top", "step"),
+    [(1, 1, 1), (3, 3, 1), (7, 8, 2), (10, 10, 2), (12, 15, 5), (47, 50, 10), (101, 150, 50)],
+)
+def test_chart_ticks_are_round_numbers(most: int, top: int, step: int) -> None:
+    from mailctl.web.chart import axis
+
+    assert axis(most) == (top, step)
+    for compact in (False, True):
+        svg = ET.fromstring(
+            str(outcome_svg([("2030-01-01 10:00", {"sent": most})], compact=compact))
+        )
+        ns = "{http://www.w3.org/2000/svg}"
+        ticks = [int(t.text) for t in svg.iter(f"{ns}text") if (t.text or "").isdigit()]
+        assert ticks == list(range(0, top + 1, step))  # 0, 2, 4, 6, 8, 10, never 0, 2, 5, 7
+
+
+def test_the_compact_chart_is_drawn_at_a_phones_scale() -> None:
+    series = [(f"2030-01-0{d} 10:00", {"sent": d, "deferred": 1}) for d in range(1, 8)]
+    wide = ET.fromstring(str(outcome_svg(series)))
+    compact = ET.fromstring(str(outcome_svg(series, compact=True)))
+    assert compact.get("viewBox") == "0 0 340 250" and compact.get("font-size") == "12"
+    assert wide.get("viewBox") == "0 0 720 260"
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in compact.iter(f"{ns}text") if "10:00" in (t.text or "")]
+    assert labels and all(not label.startswith("2030") for label in labels)  # no year
+    assert len(labels) <= 3  # a phone gets a few labels it can read, not seven squeezed ones
+
+
+def test_no_warning_on_a_mailing_whose_every_recipient_got_it(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A deferral that a later retry got through is history; a failure is not."""
+    _fill_log(engine, world.mailings["owner"], 8)  # failures logged, but the delivery ended `sent`
+    as_role(client, world, "owner")
+    page = client.get(f"/mailings/{world.mailings['owner']}").text
+    assert "Needs attention" not in page and "alert-warning" not in page
+    with engine.begin() as conn:
+        conn.execute(Delivery.__table__.update().values(state="failed"))  # type: ignore[attr-defined]
+    page = client.get(f"/mailings/{world.mailings['owner']}").text
+    assert "Needs attention" in page and "550 no such user" in page
+
+
+def test_long_addresses_may_wrap_at_dots_and_before_the_at_sign() -> None:
+    from mailctl.web.pages import breakable
+
+    assert str(breakable("ann@example.com")) == "ann@example.com"  # fits any line
+    long = "konstantin.k-w@marketing.example.org"
+    assert str(breakable(long)) == ("konstantin.<wbr>k-<wbr>w<wbr>@marketing.<wbr>example.<wbr>org")
+    assert str(breakable('<b>"x"</b>.long-enough-to-break@example.org')).startswith("&lt;b&gt;")
+
+
+def test_the_dashboard_guides_a_new_account_to_its_first_mailing(
+    client: TestClient, world: World, engine: Engine, make_user: Any
+) -> None:
+    from tests.support.web import logged_in
+
+    newcomer = make_user("user", email="newcomer@example.com")
+    logged_in(client, newcomer.email)
+    page = client.get("/dashboard").text
+    assert 'id="first-steps"' in page
+    assert page.count('class="done"') == 0
+    assert 'href="/clients/new"' in page and 'href="/messages/new"' in page
+    post_form(client, "/clients/new", {"email": "c@example.com", "full_name": "C"})
+    page = client.get("/dashboard").text
+    assert page.count('class="done"') == 1 and "1 client so far" in page
+    as_role(client, world, "owner")  # has clients, messages and mailings: no guide
+    assert 'id="first-steps"' not in client.get("/dashboard").text
+
+
+def test_a_new_mailing_needs_a_message_and_clients_first(
+    client: TestClient, make_user: Any
+) -> None:
+    from tests.support.web import logged_in
+
+    logged_in(client, make_user("user", email="fresh@example.com").email)
+    page = client.get("/mailings/new").text
+    assert 'id="needs-first"' in page and "you have neither yet" in page
+    assert '<form method="post" action="/mailings/new"' not in page

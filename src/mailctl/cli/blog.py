@@ -16,7 +16,7 @@ from mailctl.models import User
 from mailctl.services import blog as svc
 from mailctl.timeutil import fmt, parse_when
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = (
     "id",
@@ -61,7 +61,7 @@ def _attach(
     name = svc.store_image(
         data=data,
         uploads_dir=settings.uploads_dir,
-        max_bytes=settings.get("web", "max_upload_bytes"),
+        max_bytes=settings.web.max_upload_bytes,
     )
     svc.edit_post(session=session, actor=actor, post_id=post_id, image=name)
 

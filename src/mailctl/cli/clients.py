@@ -19,7 +19,7 @@ from mailctl.services import tags as tag_svc
 from mailctl.services.fields import parse_assignments
 from mailctl.services.tagging import tags_of
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = (
     "id",

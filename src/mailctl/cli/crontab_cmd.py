@@ -22,7 +22,7 @@ from mailctl.cli.output import note
 from mailctl.config import Settings
 from mailctl.errors import Invalid, MailctlError, NotFound
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 TAG = "# mailctl:run-due"
 _NICKNAMES = {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
@@ -147,7 +147,7 @@ def add(
     Example: mailctl --config /etc/mailctl/mailctl.toml crontab add
     """
     settings = app_context(ctx).settings
-    line = build_line(settings, schedule or str(settings.get("scheduler", "cron")))
+    line = build_line(settings, schedule or settings.scheduler.cron)
     tag = tag_of(settings)
     table = read_table()
     current = [existing for existing in table.splitlines() if is_ours(existing, tag)]

@@ -4,79 +4,107 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
-from mailctl.sending.engine import Summary, new_worker_id
-from mailctl.services import reports
+
+if TYPE_CHECKING:
+    from mailctl.models import Mailing
+    from mailctl.services.delivery import Summary
+
+# The services load with the command that needs them: `mailing list` or `--help` pay for
+# none of the sender.
+
+
+class _Bar:
+    """A Rich progress bar on a terminal, shown once the pass knows how much it will send;
+    nothing at all in scripts and pipes."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+
+    def begin(self, total: int) -> None:
+        if not sys.stderr.isatty() or total == 0:
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        # On stderr, with the other notes: stdout stays data (`--json`, ids) even on a terminal.
+        self._bar = Progress(console=Console(stderr=True), transient=True)
+        self._task = self._bar.add_task("sending", total=total)
+        self._bar.start()
+
+    def advance(self, status: str) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[str], None] | None]:
-    """A Rich progress bar on a terminal; nothing at all in scripts and pipes."""
-    if not sys.stderr.isatty() or total == 0:
-        yield None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("sending", total=total)
-        yield lambda _status: bar.advance(task)
+def _progress() -> Iterator[_Bar]:
+    bar = _Bar()
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _summary_line(summary: Summary) -> str:
-    line = (
-        f"sent {summary.sent}, deferred {summary.deferred}, failed {summary.failed}, "
-        f"unknown {summary.unknown}, skipped {summary.skipped}"
-    )
-    return line + (f"; {summary.stopped}" if summary.stopped else "")
+    return summary.counts_line() + (f"; {summary.stopped}" if summary.stopped else "")
 
 
 def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
-    from mailctl.scheduling.passes import run_pass
-    from mailctl.services.runs import bring_forward, start_due_runs
+    from mailctl.services import delivery
 
-    with app_ctx.session() as session:
-        bring_forward(
-            session=session,
-            actor=app_ctx.actor(session),
-            mailing_id=mailing_id,
-            clock=app_ctx.clock,
-        )
-    started = start_due_runs(app_ctx.engine, clock=app_ctx.clock, mailing_id=mailing_id)
     with app_ctx.session(readonly=True) as session:
-        total = reports.open_count(session=session, mailing_id=mailing_id)
-    with _progress(total) as progress:
-        summary = run_pass(
-            app_ctx.engine,
-            app_ctx.settings,
-            worker=new_worker_id("cli"),
+        actor = app_ctx.actor(session)
+    with _progress() as bar:
+        return delivery.send_now(
+            engine=app_ctx.engine,
+            settings=app_ctx.settings,
+            clock=app_ctx.clock,
+            actor=actor,
             mailing_id=mailing_id,
-            progress=progress,
+            worker=delivery.new_worker_id("cli"),
+            progress=bar,
         )
-    summary.runs_started += len(started)
-    return summary
 
 
-def after_create(ctx: typer.Context, mailing_id: int, *, no_send: bool) -> None:
-    """A new mailing whose start has come begins sending at once (SPEC: no further action)."""
-    from mailctl.services.mailings import get_mailing, is_due
+def after_create(ctx: typer.Context, mailing: Mailing, *, no_send: bool) -> None:
+    """A new mailing whose start has come begins sending at once, with no further action.
+
+    Its due run is not brought forward again: a daemon may have started it meanwhile, and then
+    this pass helps send it instead of failing."""
+    from mailctl.services import delivery
 
     app_ctx = app_context(ctx)
-    with app_ctx.session(readonly=True) as session:
-        mailing = get_mailing(session=session, actor=app_ctx.actor(session), mailing_id=mailing_id)
-    if no_send or not is_due(mailing):
-        note(f"stored mailing {mailing_id}; it starts by itself at its start time")
-        return
-    summary = send_now(app_ctx, mailing_id)
-    note(f"mailing {mailing_id}: {_summary_line(summary)}")
+    summary = None
+    if not no_send:
+        with _progress() as bar:
+            summary = delivery.send_if_due(
+                engine=app_ctx.engine,
+                settings=app_ctx.settings,
+                clock=app_ctx.clock,
+                mailing=mailing,
+                worker=delivery.new_worker_id("cli"),
+                progress=bar,
+            )
+    if summary is None:
+        note(f"stored mailing {mailing.id}; it starts by itself at its start time")
+    else:
+        note(f"mailing {mailing.id}: {_summary_line(summary)}")
 
 
 def send(
@@ -112,6 +140,8 @@ def logs(
 
     Example: mailctl mailing logs 4 --status deferred --json
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         rows = reports.list_attempts(
@@ -139,6 +169,8 @@ def report(
 
     Example: mailctl mailing report 4 --csv attempts.csv
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
@@ -172,6 +204,8 @@ def retry(
 
     Example: mailctl mailing retry 4 --unknown
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session() as session:
         count = reports.requeue(
@@ -184,9 +218,14 @@ def retry(
 
 
 def send_due(app_ctx: AppContext) -> Summary:
-    from mailctl.scheduling.passes import run_pass
+    from mailctl.services import delivery
 
-    return run_pass(app_ctx.engine, app_ctx.settings, worker=new_worker_id("cli"))
+    return delivery.run_pass(
+        engine=app_ctx.engine,
+        settings=app_ctx.settings,
+        clock=app_ctx.clock,
+        worker=delivery.new_worker_id("cli"),
+    )
 
 
 def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -204,9 +243,9 @@ def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"runs started {summary.runs_started}; {_summary_line(summary)}")
 
 
-def register(mailing_app: typer.Typer, root: typer.Typer) -> None:
+def register(mailing_app: typer.Typer) -> None:
+    """The sending half of `mailctl mailing` (`run-due` is a root command)."""
     mailing_app.command("send")(send)
     mailing_app.command("logs")(logs)
     mailing_app.command("report")(report)
     mailing_app.command("retry")(retry)
-    root.command("run-due")(run_due)

@@ -9,18 +9,12 @@ import typer
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.output import JsonOpt, emit_rows, note
 from mailctl.services import signups as svc
-from mailctl.services.accounts import Links
 
 app = typer.Typer(no_args_is_help=True)
 
 
-def _links(app_ctx: AppContext) -> Links:
-    settings = app_ctx.settings
-    return Links(
-        base_url=settings.base_url(),
-        secret=settings.web_secret_key(),
-        max_age=int(settings.get("web", "token_max_age")),
-    )
+def _links(app_ctx: AppContext) -> svc.Links:
+    return svc.form_links(app_ctx.settings)
 
 
 @app.command("add")

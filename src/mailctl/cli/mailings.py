@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
+from mailctl.cli import delivery
 from mailctl.cli.context import AppContext, app_context
+from mailctl.cli.delivery import after_create
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note
 from mailctl.models import Mailing
 from mailctl.services import mailings as svc
@@ -16,7 +18,7 @@ from mailctl.services.audiences import mailing_tag_names
 from mailctl.services.mailing_rows import client_counts
 from mailctl.timeutil import parse_when, to_local
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 COLUMNS = ("id", "status", "every", "next_run_at", "message_id", "clients", "start_at", "end_at")
 
@@ -89,19 +91,21 @@ def add(
     start: Annotated[
         str, typer.Option("--start", help="First run: 'now', '+2h', ISO or 'YYYY-MM-DD HH:MM'.")
     ],
-    every: Annotated[str, typer.Option("--every", help=EveryHelp)],
     client: ClientsOpt = None,
     tag: TagsOpt = None,
     all_clients: AllClientsOpt = False,
     end: EndOpt = None,
+    every: Annotated[str, typer.Option("--every", help=EveryHelp)] = "once",
     no_send: Annotated[
         bool, typer.Option("--no-send", help="Only store it, even when it is due now.")
     ] = False,
 ) -> None:
     """Create a mailing; when it is due now it is sent at once, later ones go out by themselves.
 
-    The audience of --tag and --all-clients is worked out when each run starts, so clients
-    added or tagged since the last run get the next one.
+    A one-off unless --every says day, week or month. A start that has passed is due at once
+    (as `now` is) while the end is still ahead. The audience of --tag and --all-clients is
+    worked out when each run starts, so clients added or tagged since the last run get the
+    next one.
 
     Example: mailctl mailing add --message 2 --tag news --start "2030-06-01 09:00" --every week
     """
@@ -123,12 +127,9 @@ def add(
             tags=tag,
             clock=app_ctx.clock,
         )
-    mailing_id = mailing.id or 0
-    note(f"added mailing {mailing_id}")
-    typer.echo(mailing_id)
-    from mailctl.cli.delivery import after_create  # with the sender, only when one is added
-
-    after_create(ctx, mailing_id, no_send=no_send)
+    note(f"added mailing {mailing.id}")
+    typer.echo(mailing.id)
+    after_create(ctx, mailing, no_send=no_send)
 
 
 @app.command("list")
@@ -247,3 +248,6 @@ def enable(ctx: typer.Context, mailing_id: MailingId) -> None:
     Example: mailctl mailing enable 4
     """
     _set_enabled(ctx, mailing_id, enabled=True)
+
+
+delivery.register(app)

@@ -12,7 +12,7 @@ from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
 from mailctl.services import messages as svc
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = ("id", "subject", "body", "owner_id", "created_at", "updated_at")
 COLUMNS = ("id", "subject", "owner_id", "updated_at")
@@ -151,10 +151,10 @@ def preview(
             actor=app_ctx.actor(session),
             message_id=message_id,
             client_id=client,
-            from_address=settings.get("delivery", "from_address"),
-            from_name=settings.get("delivery", "from_name"),
+            from_address=settings.delivery.from_address,
+            from_name=settings.delivery.from_name,
             limits=app_ctx.render_limits,
         )
     typer.echo(f"Subject: {rendered.subject}")
     typer.echo("")
-    typer.echo(rendered.body)
+    typer.echo(rendered.body, nl=not rendered.body.endswith("\n"))

@@ -49,13 +49,13 @@ def serve(
                 seed_demo(session=session, clock=app_ctx.clock)
         note("demo data created" if fresh else "using the existing database (demo data not added)")
     app = create_app(settings)
-    setup_logging(str(settings.get("general", "log_level")))
+    setup_logging(settings.general.log_level)
     daemon = Daemon(app_ctx.engine, settings)
     scheduler = threading.Thread(
         target=daemon.run, kwargs={"install_signals": False}, name="mailctl-scheduler"
     )
     scheduler.start()
-    url = f"http://{settings.get('web', 'host')}:{settings.get('web', 'port')}"
+    url = f"http://{settings.web.host}:{settings.web.port}"
     note(f"mailctl panel on {url}  (data in {settings.data_dir}; Ctrl-C to stop)")
     if demo:
         note(f"demo logins (password {DEMO_PASSWORD}):")
@@ -64,14 +64,10 @@ def serve(
     try:
         uvicorn.run(
             app,
-            host=settings.get("web", "host"),
-            port=int(settings.get("web", "port")),
-            log_level=str(settings.get("general", "log_level")).lower(),
+            host=settings.web.host,
+            port=settings.web.port,
+            log_level=settings.general.log_level.lower(),
         )
     finally:
         daemon.request_stop("the panel stopped")
         scheduler.join(timeout=30)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)

@@ -54,7 +54,7 @@ def init(
     migrations.upgrade(engine)
     after = migrations.current_revision(engine)
     note(
-        f"database {app_ctx.settings.database_url.split('://')[0]} at revision {after}"
+        f"database {app_ctx.settings.database.url.split('://')[0]} at revision {after}"
         + (" (upgraded)" if before != after else " (up to date)")
     )
     if admin:
@@ -82,12 +82,6 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         as_json=as_json,
         tz=app_ctx.tz,
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("init")(init)
-    app.command("stats")(stats)
-    app.command("demo")(demo)
 
 
 def demo(ctx: typer.Context) -> None:

@@ -34,16 +34,12 @@ def web(
     if overrides:
         settings = settings.with_overrides("web", **overrides)
     app = create_app(settings)
-    bind_host, bind_port = settings.get("web", "host"), int(settings.get("web", "port"))
+    bind_host, bind_port = settings.web.host, settings.web.port
     note(f"mailctl panel on http://{bind_host}:{bind_port}")
     note(f"links in emails point at {settings.base_url()} (set web.base_url to change it)")
     uvicorn.run(
         app,
         host=bind_host,
         port=bind_port,
-        log_level=str(settings.get("general", "log_level")).lower(),
+        log_level=settings.general.log_level.lower(),
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("web")(web)

@@ -7,7 +7,7 @@ from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, Ma
 from mailctl.models.field import ClientField
 from mailctl.models.mailing import Audience, Every, Mailing, MailingClient, MailingStatus
 from mailctl.models.message import Message
-from mailctl.models.runtime import Worker
+from mailctl.models.runtime import Worker, WorkerState
 from mailctl.models.signup import Consent, SignupForm, SignupFormTag, SpentToken
 from mailctl.models.suppression import Suppression, SuppressionReason
 from mailctl.models.user import Role, User
@@ -38,4 +38,5 @@ __all__ = [
     "Tag",
     "User",
     "Worker",
+    "WorkerState",
 ]

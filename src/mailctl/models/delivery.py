@@ -17,12 +17,22 @@ class DeliveryState(StrEnum):
     skipped = "skipped"  # not sent on purpose (unsubscribed, client deleted)
 
 
-OPEN_STATES = (
-    DeliveryState.pending.value,
-    DeliveryState.sending.value,
-    DeliveryState.deferred.value,
-)
-STATE_SQL = "'pending', 'sending', 'sent', 'failed', 'deferred', 'unknown', 'skipped'"
+# The groups every module asks about, defined once. Plain strings, for SQL `IN (...)`.
+PENDING, SENDING, SENT, FAILED, DEFERRED, UNKNOWN, SKIPPED = (s.value for s in DeliveryState)
+# A sender may claim these (a deferred one once its next_attempt_at has come).
+CLAIMABLE: tuple[str, ...] = (PENDING, DEFERRED)
+# Still to be settled by a sender: a run (and a mailing) with none of these left is finished.
+OPEN: tuple[str, ...] = (PENDING, SENDING, DEFERRED)
+# What `mailctl status` lists as not done: the open ones, and unknown (an operator decides).
+WAITING: tuple[str, ...] = (*OPEN, UNKNOWN)
+# No sender touches these again by itself.
+FINAL: tuple[str, ...] = (SENT, FAILED, UNKNOWN, SKIPPED)
+# What one attempt in the log can say (a row is never logged as pending or sending).
+LOGGED: tuple[str, ...] = tuple(s.value for s in DeliveryState if s.value not in (PENDING, SENDING))
+# Outcomes a success rate counts: skipped rows were never meant to go, deferred ones are undecided.
+DECIDED: tuple[str, ...] = (SENT, FAILED, UNKNOWN)
+
+STATE_SQL = ", ".join(f"'{s.value}'" for s in DeliveryState)
 
 
 class MailingRun(SQLModel, table=True):

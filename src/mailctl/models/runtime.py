@@ -1,8 +1,14 @@
 from datetime import datetime
+from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from mailctl.db import UTCDateTime, utcnow
+
+
+class WorkerState(StrEnum):
+    running = "running"  # beats every tick; an old heartbeat means it died or hangs
+    stopped = "stopped"  # exited cleanly
 
 
 class Worker(SQLModel, table=True):
@@ -16,4 +22,4 @@ class Worker(SQLModel, table=True):
     pid: int
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    state: str = Field(default="running", max_length=32)
+    state: str = Field(default=WorkerState.running.value, max_length=32)

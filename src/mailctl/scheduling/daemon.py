@@ -2,7 +2,7 @@
 
 APScheduler cannot share a job store between processes, so its jobs live in memory and only
 tick. What is due, who sends it and what was sent are in the database, and its claims
-(`runs.start_run`, `engine.claim_batch`) keep several daemons, cron and people apart.
+(`runs.start_run`, `ledger.claim_batch`) keep several daemons, cron and people apart.
 
 Two jobs run on a small thread pool: the pass (start due runs, deliver, settle) and the
 heartbeat, which keeps beating while a long pass is sending. After each pass the pass job is
@@ -25,8 +25,10 @@ from sqlalchemy.exc import DBAPIError
 from mailctl.config import Settings
 from mailctl.db import utcnow
 from mailctl.errors import MailctlError
+from mailctl.schedule import Clock
 from mailctl.scheduling import heartbeat
-from mailctl.sending.engine import Sender, Summary, new_worker_id
+from mailctl.services import delivery
+from mailctl.services.delivery import Sender, Summary, new_worker_id
 
 log = logging.getLogger("mailctl.daemon")
 
@@ -52,21 +54,7 @@ def describe(exc: BaseException) -> str:
 
 
 def summary_line(summary: Summary) -> str:
-    return (
-        f"runs started {summary.runs_started}; sent {summary.sent}, deferred {summary.deferred}, "
-        f"failed {summary.failed}, unknown {summary.unknown}, skipped {summary.skipped}"
-    )
-
-
-def _busy(summary: Summary) -> bool:
-    return bool(
-        summary.runs_started
-        or summary.sent
-        or summary.deferred
-        or summary.failed
-        or summary.unknown
-        or summary.skipped
-    )
+    return f"runs started {summary.runs_started}; {summary.counts_line()}"
 
 
 class Daemon:
@@ -75,7 +63,8 @@ class Daemon:
     def __init__(self, engine: Engine, settings: Settings, *, worker: str | None = None) -> None:
         self.engine = engine
         self.settings = settings
-        self.tick_seconds = max(float(settings.get("scheduler", "tick_seconds")), 0.1)
+        self.clock = Clock.from_settings(settings)
+        self.tick_seconds = max(float(settings.scheduler.tick_seconds), 0.1)
         # Both the workers row and the ledger's claimed_by hold at most 120 characters.
         self.worker = (worker or new_worker_id(KIND))[:120]
         self.stop = threading.Event()
@@ -106,7 +95,6 @@ class Daemon:
 
     def tick(self) -> datetime:
         """Run one pass and return when to wake next. Never raises."""
-
         try:
             if not self.schema_ok:
                 from mailctl.migrations import require_current
@@ -114,7 +102,7 @@ class Daemon:
                 require_current(self.engine)
                 self.schema_ok = True
             summary = self._run_pass()
-            due = heartbeat.next_due(self.engine)
+            due = delivery.next_due(self.engine)
         except Exception as exc:
             self.failures += 1
             delay = self.backoff()
@@ -124,7 +112,7 @@ class Daemon:
         if self.failures:
             log.info("database reachable again after %d failed passes", self.failures)
             self.failures = 0
-        busy = _busy(summary)
+        busy = summary.busy
         if busy:
             log.info("pass: %s", summary_line(summary))
         if summary.stopped:
@@ -134,14 +122,17 @@ class Daemon:
         return wake
 
     def _run_pass(self) -> Summary:
-        from mailctl.scheduling.passes import run_pass
-
         # Our own sender, so that a stop can say which message it is waiting for.
         sender = Sender(self.engine, self.settings, worker=self.worker, stop=self.stop)
         self._sender = sender
         try:
-            return run_pass(
-                self.engine, self.settings, worker=self.worker, stop=self.stop, sender=sender
+            return delivery.run_pass(
+                engine=self.engine,
+                settings=self.settings,
+                clock=self.clock,
+                worker=self.worker,
+                stop=self.stop,
+                sender=sender,
             )
         finally:
             self._sender = None
@@ -276,8 +267,8 @@ class Daemon:
             "daemon %s started: tick %gs, zone %s, transport %s",
             self.worker,
             self.tick_seconds,
-            self.settings.timezone,
-            self.settings.get("delivery", "transport"),
+            self.settings.scheduler.timezone,
+            self.settings.delivery.transport,
         )
         self.beat()
         try:
@@ -302,10 +293,7 @@ class Daemon:
             log.info("still waiting (%.0fs) for %s", time.monotonic() - began, waiting)
         self._pass_lock.release()
         try:
-            from mailctl.sending.engine import release
-
-            with self.engine.connect() as conn:
-                release(conn, self.worker)
+            delivery.release_claims(self.engine, self.worker)
         except Exception as exc:
             log.warning("claims not released (they expire with their lease): %s", describe(exc))
         self.beat(heartbeat.STOPPED)

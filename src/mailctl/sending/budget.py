@@ -17,6 +17,8 @@ from typing import Any, cast
 from jinja2.sandbox import SecurityError
 from jinja2.utils import Namespace
 
+from mailctl.config import SCHEMA, Settings
+
 # Ints beyond this many bits (about 30,000 digits) have no place in a message, and Python
 # refuses to print more than 4,300 digits anyway; multiplying them is where the time goes.
 INT_BITS = 100_000
@@ -25,21 +27,24 @@ WORK_FACTOR = 8
 _CHECK_EVERY = 32  # ticks between two looks at the clock
 
 
+_DEFAULT = SCHEMA["render"]  # the defaults live there, once
+
+
 @dataclass(frozen=True)
 class RenderLimits:
     """The budgets of one render; `from_settings` reads them from [render]."""
 
-    seconds: float = 1.0
-    output_bytes: int = 1_000_000
-    message_bytes: int = 10_000_000
+    seconds: float = _DEFAULT["time_budget_seconds"].default
+    output_bytes: int = _DEFAULT["max_output_bytes"].default
+    message_bytes: int = _DEFAULT["max_message_bytes"].default
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RenderLimits:
-        render = settings.values["render"]
+    def from_settings(cls, settings: Settings) -> RenderLimits:
+        render = settings.render
         return cls(
-            seconds=float(render["time_budget_seconds"]),
-            output_bytes=int(render["max_output_bytes"]),
-            message_bytes=int(render["max_message_bytes"]),
+            seconds=render.time_budget_seconds,
+            output_bytes=render.max_output_bytes,
+            message_bytes=render.max_message_bytes,
         )
 
     @property
@@ -110,16 +115,28 @@ class Meter:
         self.build(size)
 
     def result(self, value: Any) -> Any:
-        """What a filter or call returned: sized, and iterators metered as they are read."""
+        """What a filter, call or operator returned: sized, numbers capped, iterators metered
+        as they are read. The clock is read after every such step, not every _CHECK_EVERY
+        ticks: one step over a long string (`s | max`, `s | striptags`) takes a third of a
+        second in C, and a loop of a few ticks per step would run ten of them past the
+        deadline."""
         if type(value) is str:
             self.build(len(value))
-            return value
-        if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+        elif isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
             self.build(weight(value, self.limits.output_bytes))
-            return value
-        if isinstance(value, Iterator):
-            return MeteredIter(value, self)
+        elif isinstance(value, int):
+            # `('f' * 900000) | int(base=16)` or int.from_bytes make numbers of millions of
+            # bits in linear time; a division of two of them then takes minutes in one step.
+            self.number(value.bit_length())
+        elif isinstance(value, Iterator):
+            value = MeteredIter(value, self)
+        self.check_time()
         return value
+
+    def number(self, bits: int) -> None:
+        """A number of about `bits` bits is about to be built (or was): refuse it if too big."""
+        if bits > INT_BITS:
+            self.fail(f"the template computes a number of more than {INT_BITS:,} bits")
 
     def text(self, value: Any) -> str:
         """str(value), sized before the conversion (a list of a million references to one

@@ -1,4 +1,4 @@
-"""Who may do what: SPEC.md's role table, in one place."""
+"""Who may do what: the role table of ARCHITECTURE.md ("Who may do what"), in one place."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from mailctl.db import utcnow
 from mailctl.errors import Forbidden, Invalid, Throttled, Unauthorized, Unverified
 from mailctl.models import User
 from mailctl.sending import notices
+from mailctl.sending.links import Links
 from mailctl.services.passwords import check_password, hash_password, verify_password
 from mailctl.services.users import find_by_email, new_user, set_password
 from mailctl.services.validation import clean_email, clean_text
@@ -41,19 +42,6 @@ class Counters(Protocol):
     def count(self, key: str) -> int: ...
 
     def forget(self, key: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Links:
-    """Where emailed links point and how they are signed: the configured address (never a
-    request's Host header, which an attacker could set), the secret, their lifetime."""
-
-    base_url: str
-    secret: str
-    max_age: int
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
 
 
 class NoticeKind(StrEnum):

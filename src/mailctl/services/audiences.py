@@ -24,8 +24,7 @@ from mailctl.models import (
     Suppression,
     Tag,
 )
-
-SKIPPED, PENDING = "skipped", "pending"
+from mailctl.models.delivery import PENDING, SKIPPED
 
 
 def _in_audience(mailing_id: int, audience: str, owner_id: int) -> object:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, ClientTag, SuppressionReason, Tag, User
+from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.csvfile import restore_cell, write_csv
 from mailctl.services.fields import (
@@ -27,7 +28,6 @@ from mailctl.services.fields import (
 from mailctl.services.suppressions import suppress_address
 from mailctl.services.tagging import clean_tag, clean_tags, ensure_tags, link_tags, tags_of
 from mailctl.services.validation import clean_email, clean_text
-from mailctl.tokens import unsign
 
 CSV_HEADER = ("email", "full_name", "comment", "tags")  # tags: ";"-separated
 
@@ -223,24 +223,15 @@ def set_unsubscribed(
     return client
 
 
-def _unsubscribing(secret: str, token: str) -> int:
-    # No max_age: an unsubscribe link in an old message must keep working. The token is
-    # sign(secret, "unsubscribe", client_id), made by sending/engine.py.
-    payload = unsign(secret, "unsubscribe", token)
-    if not isinstance(payload, int):
-        raise Invalid("this link is not valid")
-    return payload
-
-
 def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client | None:
     """The client an unsubscribe link is for (None once deleted); Invalid for a forged link."""
-    return session.get(Client, _unsubscribing(secret, token))
+    return session.get(Client, unsubscribe_client_id(secret, token))
 
 
 def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
     """Follow an unsubscribe link: the signed link is the proof, no actor involved. The
     address goes on the owner's suppression list, which outlives the client row."""
-    client = set_unsubscribed(session=session, client_id=_unsubscribing(secret, token))
+    client = set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
     if client is not None:
         suppress_address(
             session,

@@ -10,8 +10,8 @@ from sqlmodel import Session
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
+from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages, users
-from mailctl.services.mailings import Clock
 
 DEMO_PASSWORD = "demo-password"
 DEMO_LOGINS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
@@ -24,8 +24,8 @@ from mailctl.models import (
     Tag,
     User,
 )
-from mailctl.models.delivery import OPEN_STATES
-from mailctl.scheduling.schedule import first_run, next_run_after
+from mailctl.models.delivery import OPEN
+from mailctl.schedule import Clock
 from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
@@ -42,17 +42,6 @@ from mailctl.services.messages import list_messages
 from mailctl.services.tags import find_tags
 from mailctl.timeutil import to_local
 
-# A start this far in the past is a typo, not "now": refuse it.
-PAST_GRACE = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Clock:
-    """What schedule math needs from the configuration."""
-
-    tz: str = "UTC"
-    period_seconds: int | None = None
-
 
 def _every(value: str) -> str:
     try:
@@ -61,16 +50,21 @@ def _every(value: str) -> str:
         raise Invalid(f"unknown periodicity {value!r}: use once, day, week or month") from None
 
 
-def _check_times(start: datetime, end: datetime | None, now: datetime, *, new: bool) -> None:
+def _check_times(start: datetime, end: datetime | None, now: datetime) -> None:
+    """A start that has passed is fine: the assignment's rule is that a mailing whose start
+    has come and whose end has not is sent at once (its first run is simply due). Only an end
+    that has passed too leaves nothing to send."""
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise Invalid("times need a time zone")
-    if new and start < now - PAST_GRACE:
-        raise Invalid("the start is in the past; use 'now' to send at once")
     if end is not None:
         if end <= start:
             raise Invalid("the end must be after the start")
         if end <= now:
-            raise Invalid("the end is in the past")
+            raise Invalid(
+                "the start and the end are both in the past: nothing would be sent"
+                if start < now
+                else "the end is in the past"
+            )
 
 
 def _owned_clients(session: Session, owner_id: int, client_ids: Sequence[int]) -> list[int]:
@@ -153,14 +147,14 @@ def add_mailing(
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
     tags: Sequence[str] | None = None,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     require_role(actor, CONTENT_ROLES, "create mailings")
     assert actor.id is not None
     now = now or utcnow()
     every = _every(every)
-    _check_times(start, end, now, new=True)
+    _check_times(start, end, now)
     message = _message_of(session, actor, actor.id, message_id)
     target = _target(session, actor.id, client_ids, all_clients, tags)
     mailing = Mailing(
@@ -169,7 +163,7 @@ def add_mailing(
         every=every,
         start_at=start,
         end_at=end,
-        next_run_at=first_run(start, end, every, tz=clock.tz, period_seconds=clock.period_seconds),
+        next_run_at=clock.first_run(start, end, every),
     )
     session.add(mailing)
     session.flush()
@@ -339,7 +333,7 @@ def edit_mailing(
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
     tags: Sequence[str] | None = None,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     """Change what is given; a value equal to the stored one changes nothing, so a form saved
@@ -359,7 +353,7 @@ def edit_mailing(
     new_end = None if clear_end else (end or mailing.end_at)
     new_every = _every(every) if every is not None else mailing.every
     if schedule_changed:
-        _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
+        _check_times(new_start, new_end, now)
     message = None
     if message_id is not None and message_id != mailing.message_id:
         message = _message_of(session, actor, mailing.owner_id, message_id)
@@ -377,19 +371,10 @@ def edit_mailing(
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
         if mailing.status == MailingStatus.created.value:
-            mailing.next_run_at = first_run(
-                new_start, new_end, new_every, tz=clock.tz, period_seconds=clock.period_seconds
-            )
+            mailing.next_run_at = clock.first_run(new_start, new_end, new_every)
         else:
             after = max(now, mailing.last_run_at or now)
-            mailing.next_run_at = next_run_after(
-                new_start,
-                new_end,
-                new_every,
-                after,
-                tz=clock.tz,
-                period_seconds=clock.period_seconds,
-            )
+            mailing.next_run_at = clock.next_run_after(new_start, new_end, new_every, after)
             if mailing.next_run_at is not None and mailing.status == MailingStatus.finished.value:
                 mailing.status = MailingStatus.started.value
     mailing.updated_at = now
@@ -446,7 +431,7 @@ def refresh_status(session: Session, mailing: Mailing, now: datetime | None = No
     still_open = session.exec(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing.id, col(Delivery.state).in_(OPEN_STATES))
+        .where(Delivery.mailing_id == mailing.id, col(Delivery.state).in_(OPEN))
     ).one()
     if not still_open:
         mailing.status = MailingStatus.finished.value
@@ -477,3 +462,27 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         select(func.count(func.distinct(audience_addresses(scope).c.email_key)))
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """How far an account is on the way to its first mailing (the dashboard's guide)."""
+
+    clients: int
+    messages: int
+    mailings: int
+
+    @property
+    def done(self) -> bool:
+        return bool(self.clients and self.messages and self.mailings)
+
+
+def first_steps(*, session: Session, actor: User) -> FirstSteps:
+    """The actor's own clients, messages and mailings, counted."""
+    require_role(actor, CONTENT_ROLES, "create mailings")
+
+    def count(model: type[Client] | type[Message] | type[Mailing]) -> int:
+        owned = col(model.owner_id) == actor.id
+        return int(session.exec(select(func.count()).select_from(model).where(owned)).one())
+
+    return FirstSteps(clients=count(Client), messages=count(Message), mailings=count(Mailing))

@@ -6,24 +6,35 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from mailctl.config import Settings
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
 from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
-from mailctl.sending.render import Attrs, MessageRenderer, RenderClient, Rendered, validate_message
+from mailctl.sending.render import MessageContent, MessageRenderer, Rendered
+from mailctl.sending.templates import Attrs, RenderClient, validate_message
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
+PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
+
+
+def render_limits(settings: Settings) -> RenderLimits:
+    """The [render] budgets, which adapters hand to the functions here."""
+    return RenderLimits.from_settings(settings)
 
 
 def _clean(subject: str, body: str, limits: RenderLimits) -> tuple[str, str]:
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
-    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    # The body as written: indented lines and a final newline are part of it. Only line
+    # endings are made one kind (a browser's form sends CRLF, a file may have either).
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
     # Rendered for sample clients within the render budget: a template that would run away
     # or grow without bound is refused here, in one line, before it is ever sent.
     validate_message(subject, body, limits=limits)
@@ -125,12 +136,13 @@ def preview_message(
     if client.owner_id != message.owner_id:
         raise Conflict(f"client {client_id} and message {message_id} belong to different users")
     renderer = MessageRenderer(
-        subject=message.subject,
-        body=message.body,
+        MessageContent.of(message),
         from_address=from_address,
         from_name=from_name,
         limits=limits,
     )
+    # Not the real link: following it from a preview would unsubscribe the client.
     return renderer.render(
-        RenderClient(email=client.email, full_name=client.full_name, attrs=Attrs(client.attrs))
+        RenderClient(email=client.email, full_name=client.full_name, attrs=Attrs(client.attrs)),
+        unsubscribe_url=PREVIEW_UNSUBSCRIBE,
     )

@@ -14,11 +14,21 @@ from sqlmodel import Session, col, select
 from mailctl.db import rowcount
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, Mailing, MailingRun, User
+from mailctl.models.delivery import (
+    DECIDED,
+    DEFERRED,
+    FAILED,
+    LOGGED,
+    OPEN,
+    PENDING,
+    SENT,
+    UNKNOWN,
+)
 from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.validation import ID_MAX
 
-LOG_STATUSES = tuple(s.value for s in DeliveryState if s.value not in ("pending", "sending"))
+LOG_STATUSES = LOGGED
 LOG_PAGE = 50
 # Past this many attempts the log says "more than" instead of counting every row per page.
 LOG_COUNT_CAP = 10_000
@@ -181,6 +191,11 @@ class RunRow:
     run: MailingRun
     counts: dict[str, int]  # ledger rows per state
 
+    @property
+    def open(self) -> int:
+        """Rows a sender has still to settle."""
+        return sum(self.counts.get(s, 0) for s in OPEN)
+
 
 def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20) -> list[RunRow]:
     """The latest runs of a mailing with their ledger rows per state."""
@@ -260,22 +275,30 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
             DeliveryAttempt.mailing_id == mailing_id
         )
     ).one()
+    # The error that still matters: of a recipient not delivered (yet). A deferral that a
+    # later retry got through, or a skip, is history, not something to warn the owner about.
+    troubled = (FAILED, DEFERRED, UNKNOWN)
     last_error = session.exec(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != "sent")
+        .join(Delivery, col(Delivery.id) == DeliveryAttempt.delivery_id)
+        .where(
+            DeliveryAttempt.mailing_id == mailing_id,
+            col(DeliveryAttempt.status).in_(troubled),
+            col(Delivery.state).in_(troubled),
+        )
         .order_by(col(DeliveryAttempt.id).desc())
         .limit(1)
     ).first()
     runs = session.exec(
         select(func.count()).select_from(MailingRun).where(MailingRun.mailing_id == mailing_id)
     ).one()
-    decided = counts["sent"] + counts["failed"] + counts["unknown"]
+    decided = sum(counts[s] for s in DECIDED)
     return Report(
         mailing_id=mailing_id,
         counts=counts,
         attempts=attempts,
         runs=runs,
-        success_rate=round(counts["sent"] / decided, 4) if decided else None,
+        success_rate=round(counts[SENT] / decided, 4) if decided else None,
         last_attempt_at=last_at,
         last_error=(mailing.last_error or (last_error.response if last_error else None)),
         last_error_at=last_error.attempted_at if last_error else None,
@@ -305,11 +328,11 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
 def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = False) -> int:
     """Deferred rows become due now; with `unknown`, the operator accepts a possible duplicate."""
     require_sendable(session=session, actor=actor, mailing_id=mailing_id)
-    states = ["deferred"] + (["unknown"] if unknown else [])
+    states = [DEFERRED] + ([UNKNOWN] if unknown else [])
     result = session.execute(
         update(Delivery)
         .where(col(Delivery.mailing_id) == mailing_id, col(Delivery.state).in_(states))
-        .values(state="pending", next_attempt_at=None)
+        .values(state=PENDING, next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
     return rowcount(result)
@@ -347,12 +370,3 @@ def outcome_series(
     ).all():
         series.setdefault(label, {s: 0 for s in LOG_STATUSES})[status] = n
     return sorted(series.items())
-
-
-def open_count(*, session: Session, mailing_id: int) -> int:
-    """Rows of a mailing still to be sent, for progress bars (the caller checked access)."""
-    return session.exec(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing_id, col(Delivery.state).in_(("pending", "deferred")))
-    ).one()

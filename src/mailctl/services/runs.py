@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 from mailctl.db import rowcount, session_scope, utcnow
 from mailctl.errors import Invalid
 from mailctl.models import Delivery, Mailing, MailingRun, MailingStatus, User
-from mailctl.models.delivery import OPEN_STATES
-from mailctl.scheduling.schedule import due_run, next_run_after
+from mailctl.models.delivery import OPEN
+from mailctl.schedule import Clock
 from mailctl.services.audiences import ledger_rows
-from mailctl.services.mailings import Clock, refresh_status, require_sendable
+from mailctl.services.mailings import refresh_status, require_sendable
 
 
 def due_mailing_ids(engine: Engine, now: datetime, mailing_id: int | None = None) -> list[int]:
@@ -50,13 +50,9 @@ def start_run(
     schedule = (mailing.start_at, mailing.end_at, mailing.every)
     if early and old_next > now:
         run_at: datetime | None = now
-        new_next = next_run_after(
-            *schedule, old_next, tz=clock.tz, period_seconds=clock.period_seconds
-        )
+        new_next = clock.next_run_after(*schedule, old_next)
     else:
-        run_at, new_next = due_run(
-            *schedule, old_next, now, tz=clock.tz, period_seconds=clock.period_seconds
-        )
+        run_at, new_next = clock.due_run(*schedule, old_next, now)
     if run_at is None and new_next == old_next:
         return None  # not due yet
     claimed = session.execute(
@@ -117,7 +113,7 @@ def bring_forward(
     session: Session,
     actor: User,
     mailing_id: int,
-    clock: Clock = Clock(),
+    clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
     """ "Send now": the owner's (or an admin's) call to start the next run at once."""
@@ -129,7 +125,7 @@ def bring_forward(
         open_rows = session.exec(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, col(Delivery.state).in_(OPEN_STATES))
+            .where(Delivery.mailing_id == mailing_id, col(Delivery.state).in_(OPEN))
         ).one()
         if not open_rows:
             raise Invalid(f"mailing {mailing_id} has no run left to send")
@@ -163,7 +159,7 @@ def close_runs(
             open_rows = session.exec(
                 select(func.count())
                 .select_from(Delivery)
-                .where(Delivery.run_id == run_id, col(Delivery.state).in_(OPEN_STATES))
+                .where(Delivery.run_id == run_id, col(Delivery.state).in_(OPEN))
             ).one()
             if not open_rows:
                 run.finished_at = now

@@ -24,8 +24,9 @@ from mailctl.db import utcnow
 from mailctl.errors import Invalid, NotFound, Throttled
 from mailctl.models import Client, Consent, SignupForm, SignupFormTag, SpentToken, Tag, User
 from mailctl.sending import notices
+from mailctl.sending.links import Links
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
-from mailctl.services.accounts import Counters, Links
+from mailctl.services.accounts import Counters
 from mailctl.services.clients import get_client
 from mailctl.services.suppressions import is_suppressed
 from mailctl.services.tagging import ensure_tags, link_tags
@@ -43,6 +44,12 @@ _SPENT = "this link has already been used or is no longer valid"
 class FormRow:
     form: SignupForm
     tags: list[str]
+
+
+def form_links(settings: Settings) -> Links:
+    """Where a form's public page and its confirmation links point (the CLI's view of them;
+    the panel has its own Links)."""
+    return Links.from_settings(settings)
 
 
 def _clean_redirect(url: str) -> str:

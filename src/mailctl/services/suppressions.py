@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from mailctl.db import utcnow
 from mailctl.errors import Forbidden, Invalid, NotFound
 from mailctl.models import Delivery, Mailing, Role, Suppression, SuppressionReason, User
-from mailctl.models.delivery import OPEN_STATES
+from mailctl.models.delivery import OPEN, SENDING, SKIPPED
 from mailctl.services.access import CONTENT_ROLES, acting_owner, owner_scope, require_role
 from mailctl.services.validation import clean_email, clean_text
 from mailctl.tokens import address_hash
@@ -71,9 +71,9 @@ def _skip_open_rows(session: Session, owner_id: int, key: str, reason: str) -> N
         .where(
             col(Delivery.mailing_id).in_(mailings),
             func.lower(Delivery.email) == key,
-            col(Delivery.state).in_([s for s in OPEN_STATES if s != "sending"]),
+            col(Delivery.state).in_([s for s in OPEN if s != SENDING]),
         )
-        .values(state="skipped", last_reply=f"suppressed ({reason})", next_attempt_at=None)
+        .values(state=SKIPPED, last_reply=f"suppressed ({reason})", next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import xstatic.pkg.bootstrap as bootstrap
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,6 +28,8 @@ from mailctl.web.security import LoginRequired, login_redirect
 from mailctl.web.state import PanelState, panel_of
 from mailctl.web.worker import BackgroundSender
 
+# Our stylesheet and the vendored Bootstrap CSS (static/vendor/bootstrap/SOURCE.txt says why
+# and from where), served from the installed package: the panel works offline.
 STATIC = Path(__file__).parent / "static"
 
 
@@ -80,7 +81,6 @@ def create_app(settings: Settings) -> Starlette:
     app = Panel(
         routes=[
             *routes(),
-            Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
@@ -88,9 +88,9 @@ def create_app(settings: Settings) -> Starlette:
                 SessionMiddleware,
                 secret_key=secret_key,
                 session_cookie="mailctl_session",
-                max_age=int(settings.get("web", "session_max_age")),
+                max_age=settings.web.session_max_age,
                 same_site="lax",
-                https_only=bool(settings.get("web", "secure_cookies")),
+                https_only=settings.web.secure_cookies,
             )
         ],
         exception_handlers={
@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.hsts = bool(settings.get("web", "secure_cookies"))
+    app.hsts = settings.web.secure_cookies
     app.state.panel = PanelState(
         settings=settings,
         engine=engine,
@@ -110,7 +110,7 @@ def create_app(settings: Settings) -> Starlette:
         links=Links(
             base_url=settings.base_url(),
             secret=secret_key,
-            max_age=int(settings.get("web", "token_max_age")),
+            max_age=settings.web.token_max_age,
         ),
         # Its threads start with the first pass it is given.
         sender=BackgroundSender(engine, settings),

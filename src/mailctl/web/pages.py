@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+from markupsafe import Markup, escape
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,11 +27,28 @@ T = TypeVar("T")
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+_BREAK_AFTER = re.compile(r"([./_+-])")
+
+
+# Shorter addresses fit a phone's line in every layout the panel uses.
+_FITS_A_LINE = 26
+
+
+def breakable(text: object) -> Markup:
+    """A long address that may wrap before its @ and after dots or hyphens, not in mid-word
+    (a phone's narrow column otherwise cuts `konstantin` into `konstan` and `tin`)."""
+    escaped = str(escape(str(text)))
+    if len(str(text)) > _FITS_A_LINE:
+        escaped = _BREAK_AFTER.sub(r"\1<wbr>", escaped).replace("@", "<wbr>@")
+    return Markup(escaped)  # noqa: S704 - escaped above; only <wbr> was added
+
+
 def make_templates() -> Jinja2Templates:
     # Autoescape every template, whatever its extension (Starlette's default skips some).
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
+    env.filters["breakable"] = breakable
     return Jinja2Templates(env=env)
 
 
@@ -37,7 +56,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     """The page; every template gets `user` and `caps` (what that user may do: pages show
     buttons from it and never compare role names)."""
     state = panel(request)
-    tz = state.settings.timezone
+    tz = state.settings.scheduler.timezone
     context.setdefault("user", request.scope.get("user"))
     context.setdefault("caps", capabilities(context["user"]))
     base = {

@@ -15,8 +15,10 @@ from concurrent.futures import wait as wait_all
 from sqlalchemy.engine import Engine
 
 from mailctl.config import Settings
-from mailctl.scheduling.passes import run_pass
-from mailctl.sending.engine import Summary, new_worker_id
+from mailctl.models import Mailing
+from mailctl.schedule import Clock
+from mailctl.services import delivery
+from mailctl.services.delivery import Summary, new_worker_id
 
 log = logging.getLogger(__name__)
 THREADS = 2
@@ -26,6 +28,7 @@ class BackgroundSender:
     def __init__(self, engine: Engine, settings: Settings, *, threads: int = THREADS) -> None:
         self.engine = engine
         self.settings = settings
+        self.clock = Clock.from_settings(settings)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailctl-web-send")
@@ -49,6 +52,14 @@ class BackgroundSender:
             future.add_done_callback(self._forget)
             return future
 
+    def submit_if_due(self, mailing: Mailing) -> bool:
+        """The panel's side of the start rule (services decide it): a mailing that is due when
+        it is created, changed or re-enabled is queued at once. True when it is due."""
+        if mailing.id is None or not delivery.is_due(mailing):
+            return False
+        self.submit(mailing.id)
+        return True
+
     def _forget(self, future: Future[Summary | None]) -> None:
         with self._lock:
             self._futures.discard(future)
@@ -62,9 +73,10 @@ class BackgroundSender:
         if self._stop.is_set():
             return None
         try:
-            return run_pass(
-                self.engine,
-                self.settings,
+            return delivery.run_pass(
+                engine=self.engine,
+                settings=self.settings,
+                clock=self.clock,
                 worker=new_worker_id("web"),
                 mailing_id=mailing_id,
                 stop=self._stop,

@@ -6,6 +6,7 @@ import importlib
 
 from starlette.routing import BaseRoute
 
+# In matching order: a module whose paths are more specific comes first.
 AREAS = (
     "public",
     "subscribe",
@@ -13,6 +14,7 @@ AREAS = (
     "clients",
     "audience",
     "messages",
+    "mailing_forms",
     "mailings",
     "manager",
     "editor",

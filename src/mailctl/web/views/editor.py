@@ -38,7 +38,7 @@ async def _editor(request: Request) -> User:
 
 async def _form(request: Request) -> FormData:
     """The checked form; the caller closes it (Starlette leaves uploaded temp files open)."""
-    max_image = int(panel(request).settings.get("web", "max_upload_bytes"))
+    max_image = panel(request).settings.web.max_upload_bytes
     capped = limited(request, max_image + BODY_SLACK)
     try:
         return await checked_form(capped, max_part_size=FIELD_MAX)
@@ -57,7 +57,7 @@ async def _store_image(request: Request, form: FormData) -> str | None:
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
     settings = panel(request).settings
-    max_bytes = int(settings.get("web", "max_upload_bytes"))
+    max_bytes = settings.web.max_upload_bytes
     if upload.size is not None and upload.size > max_bytes:
         raise Invalid(f"the image is too large ({upload.size} bytes, at most {max_bytes})")
     data = await upload.read(max_bytes + 1)
@@ -90,7 +90,7 @@ def _form_page(
         post=post,
         values=values,
         error=error,
-        max_upload=int(panel(request).settings.get("web", "max_upload_bytes")),
+        max_upload=panel(request).settings.web.max_upload_bytes,
     )
 
 
@@ -136,7 +136,7 @@ async def _write(
     write: Callable[[Session, dict[str, Any]], BlogPost],
 ) -> Response:
     values = _values(form)
-    tz = panel(request).settings.timezone
+    tz = panel(request).settings.scheduler.timezone
     image = None
     try:
         when = values["published_at"].strip()
@@ -185,7 +185,7 @@ async def edit_post(request: Request) -> Response:
         request, lambda s: blog.get_post(session=s, actor=user, post_id=post_id), readonly=True
     )
     if request.method == "GET":
-        tz = panel(request).settings.timezone
+        tz = panel(request).settings.scheduler.timezone
         values = {
             "title": post.title,
             "content": post.content,

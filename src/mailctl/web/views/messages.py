@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
-from mailctl.sending.budget import RenderLimits
 from mailctl.services import messages as svc
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
@@ -20,8 +19,8 @@ from mailctl.web.state import panel
 PICKER_LIMIT = 200
 
 
-def _limits(request: Request) -> RenderLimits:
-    return RenderLimits.from_settings(panel(request).settings)
+def _limits(request: Request) -> svc.RenderLimits:
+    return svc.render_limits(panel(request).settings)
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -82,8 +81,8 @@ async def message_detail(request: Request) -> Response:
                     actor=user,
                     message_id=message_id,
                     client_id=chosen,
-                    from_address=settings.get("delivery", "from_address"),
-                    from_name=settings.get("delivery", "from_name"),
+                    from_address=settings.delivery.from_address,
+                    from_name=settings.delivery.from_name,
                     limits=_limits(request),
                 )
             except (Invalid, Conflict) as exc:

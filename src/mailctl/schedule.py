@@ -3,15 +3,23 @@
 Every datetime argument must be timezone-aware (naive ones raise ValueError);
 every datetime returned is in UTC. Wall-clock arithmetic (day, week, month)
 happens in the mailing's configured IANA time zone.
+
+Services reach it through a `Clock`, which carries the zone and the test knob, so no domain
+signature has to.
 """
 
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["EVERY", "due_run", "first_run", "next_run_after", "occurrence"]
+if TYPE_CHECKING:
+    from mailctl.config import Settings
+
+__all__ = ["EVERY", "Clock", "due_run", "first_run", "next_run_after", "occurrence"]
 
 EVERY: tuple[str, ...] = ("once", "day", "week", "month")
 
@@ -207,3 +215,39 @@ def due_run(
     if next_run_at is None or next_run_at > now:
         return None, next_run_at
     return next_run_at, _next_after(start, end, every, now, zone, period_seconds)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What schedule arithmetic needs from the configuration. Both fields are required: a
+    caller that forgets the clock gets a TypeError, never a silent UTC clock."""
+
+    tz: str
+    # Integration tests shrink every period to this many seconds; None in real use.
+    period_seconds: int | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Clock:
+        return cls(tz=settings.scheduler.timezone, period_seconds=settings.test_period_seconds)
+
+    def first_run(self, start: datetime, end: datetime | None, every: str) -> datetime | None:
+        return first_run(start, end, every, tz=self.tz, period_seconds=self.period_seconds)
+
+    def next_run_after(
+        self, start: datetime, end: datetime | None, every: str, after: datetime
+    ) -> datetime | None:
+        return next_run_after(
+            start, end, every, after, tz=self.tz, period_seconds=self.period_seconds
+        )
+
+    def due_run(
+        self,
+        start: datetime,
+        end: datetime | None,
+        every: str,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> tuple[datetime | None, datetime | None]:
+        return due_run(
+            start, end, every, next_run_at, now, tz=self.tz, period_seconds=self.period_seconds
+        )

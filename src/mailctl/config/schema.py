@@ -1,0 +1,175 @@
+"""Every setting, once: its type, default, help text and environment name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mailctl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None  # a budget of zero would refuse everything
+
+
+# Every setting, once: the loader, the typed sections (config/sections.py), `config show` and
+# mailctl.toml.example all read this table. A default of None means "derived at load time"
+# (see loader._derived_defaults). A key added here gets a field of the same name and type in
+# its section's dataclass; importing mailctl.config checks that they agree.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "general": {
+        "data_dir": Key(str, None, "where the database, outbox, cache and uploads live"),
+        "log_level": Key(
+            str, "INFO", "daemon and web log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+        ),
+    },
+    "database": {
+        "url": Key(
+            str,
+            None,
+            "SQLAlchemy URL; sqlite:///PATH or postgresql+psycopg://USER:PW@HOST/DB",
+            secret=True,
+        ),
+        "busy_timeout_ms": Key(int, 15000, "SQLite: how long a writer waits for the lock"),
+        "pool_size": Key(int, 5, "PostgreSQL: connections kept open per process"),
+        "max_overflow": Key(int, 5, "PostgreSQL: extra connections allowed under load"),
+        "pool_timeout": Key(int, 30, "PostgreSQL: seconds to wait for a free connection"),
+        "pool_recycle": Key(int, 1800, "PostgreSQL: seconds after which a connection is replaced"),
+    },
+    "delivery": {
+        "transport": Key(
+            str,
+            "outbox",
+            "outbox writes .eml files; smtp talks to [smtp]",
+            choices=("outbox", "smtp"),
+        ),
+        "outbox_dir": Key(str, None, "folder for the outbox transport"),
+        "from_address": Key(str, "mailctl@localhost", "envelope and From: address"),
+        "from_name": Key(str, "mailctl", "display name in From:"),
+        "batch_size": Key(int, 200, "recipients claimed at a time by one sender"),
+        "lease_seconds": Key(
+            int, 300, "a claim not renewed for this long is taken over by another sender"
+        ),
+        "retry_first_seconds": Key(int, 300, "first retry of a temporary failure after this long"),
+        "retry_max_seconds": Key(int, 4000, "back-off doubles up to this"),
+        "retry_lifetime_seconds": Key(
+            int, 432000, "give up on a recipient after this long (5 days)"
+        ),
+        "attempt_deadline_seconds": Key(
+            float, 60.0, "overall deadline for one message, whatever the server does"
+        ),
+        "circuit_breaker": Key(
+            int,
+            5,
+            "consecutive failed attempts that stop a pass: connection failures, timeouts and"
+            " no reply after the message; after such a stop the next pass tries one first",
+            minimum=1,
+        ),
+    },
+    "render": {
+        "time_budget_seconds": Key(
+            float,
+            1.0,
+            "wall-clock time one message may take to render (subject and body): longer is"
+            " refused when saving, and fails that recipient when sending",
+            minimum=0.01,
+        ),
+        "max_output_bytes": Key(
+            int,
+            1_000_000,
+            "largest rendered subject or body; each value built on the way too, and all of"
+            " them together at most 8 times this",
+            minimum=1000,
+        ),
+        "max_message_bytes": Key(
+            int,
+            10_000_000,
+            "largest whole message with its headers, checked before any byte is sent"
+            " (10 MB: the usual relay limit)",
+            minimum=1000,
+        ),
+    },
+    "smtp": {
+        "host": Key(str, "localhost", "mail server"),
+        "port": Key(int, 25, "25, 587 (starttls) or 465 (ssl)"),
+        "security": Key(str, "none", "none, starttls or ssl", choices=("none", "starttls", "ssl")),
+        "username": Key(str, "", "login, empty for none"),
+        "password": Key(
+            str, "", "password (prefer password_file or MAILCTL_SMTP_PASSWORD)", secret=True
+        ),
+        "password_file": Key(str, "", "file holding the password"),
+        "ca_file": Key(
+            str,
+            "",
+            "PEM file of CA certificates to trust besides the system's (a private CA or a "
+            "self-signed server certificate)",
+        ),
+        "timeout": Key(float, 30.0, "seconds for every socket operation"),
+        "local_hostname": Key(str, "localhost", "name sent in EHLO; avoids a DNS look-up"),
+    },
+    "scheduler": {
+        "tick_seconds": Key(int, 30, "the daemon looks for due work at least this often"),
+        "timezone": Key(str, None, "IANA zone for input, display and wall-clock schedules"),
+        "cron": Key(
+            str, "* * * * *", "schedule of the crontab line installed by `mailctl crontab add`"
+        ),
+    },
+    "web": {
+        "host": Key(str, "127.0.0.1", "address the panel listens on"),
+        "port": Key(int, 8000, "port the panel listens on"),
+        "base_url": Key(
+            str, "", "public URL of the panel, used in emails (default http://HOST:PORT)"
+        ),
+        "secret_key": Key(
+            str, "", "signs sessions and links (default: generated into the data dir)", secret=True
+        ),
+        "secret_key_file": Key(str, "", "file holding the secret key"),
+        "secure_cookies": Key(bool, False, "mark the session cookie Secure (behind HTTPS)"),
+        "session_max_age": Key(int, 1209600, "session lifetime in seconds (14 days)"),
+        "max_upload_bytes": Key(int, 2_000_000, "largest accepted blog image"),
+        "token_max_age": Key(int, 86400, "lifetime of verification and reset links in seconds"),
+    },
+    "cache": {
+        "dir": Key(str, None, "diskcache folder"),
+        "ttl_seconds": Key(int, 60, "lifetime of cached home page figures and blog pages"),
+    },
+}
+
+# A section whose keys describe one item of a list: `[[smtp.servers]]` tables take the keys of
+# [smtp]. A lone [smtp] is the one-server shorthand; beside a list, its values (default <
+# file < environment) fill in whatever a listed server leaves out.
+LISTS: dict[str, str] = {"smtp": "servers"}
+
+
+def env_name(section: str, key: str) -> str:
+    return f"MAILCTL_{section.upper()}_{key.upper()}"
+
+
+def coerce(where: str, spec: Key, value: Any) -> Any:
+    """A value from TOML or the environment as the key's type; ConfigError naming `where`."""
+    try:
+        if spec.type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if spec.type is int and isinstance(value, bool):
+            raise ValueError(value)
+        result = spec.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be {spec.type.__name__}, got {value!r}") from None
+    if spec.choices and result not in spec.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(spec.choices)}, got {result!r}")
+    if spec.minimum is not None and result < spec.minimum:
+        raise ConfigError(f"{where} must be at least {spec.minimum:g}, got {result!r}")
+    return result
