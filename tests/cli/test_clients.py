@@ -34,9 +34,9 @@ def test_import_export(cli, users, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     ok(cli("client", "export", out, as_=USER1))
     assert out.read_text().splitlines() == [
-        "email,full_name,comment",
-        "a@example.com,A One,x",
-        "b@example.com,B Two,",
+        "email,full_name,comment,tags",
+        "a@example.com,A One,x,",
+        "b@example.com,B Two,,",
     ]
     assert ok(cli("client", "export", as_=USER1)).stdout == out.read_text()
 

@@ -31,7 +31,7 @@ def _in_flight(engine, make_mailing, monkeypatch):  # type: ignore[no-untyped-de
     now = utcnow()
     with engine.connect() as conn:
         (row_id,) = claim_batch(conn, worker="A", policy=policy, now=now, mailing_id=None)
-        (row,) = load_rows(conn, [row_id])
+        (row,) = load_rows(conn, [row_id], "a-secret")
         with conn.begin():
             assert mark_sending(conn, row_id, "A", policy, now)
     return policy, row, now

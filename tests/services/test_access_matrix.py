@@ -49,6 +49,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "export_clients":   (OK,   OK,   FB,     FB,    OK,   FB),
     "check_may_add":    (OK,   OK,   FB,     FB,    OK,   FB),
     "check_may_import": (OK,   OK,   FB,     FB,    OK,   FB),
+    "client_form":      (OK,   NF,   FB,     FB,    OK,   FB),
 
     "add_message":      (OK,   OK,   FB,     FB,    OK,   FB),
     "list_messages":    (OK,   OK,   FB,     FB,    OK,   FB),
@@ -148,6 +149,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "export_clients": lambda c: clients.export_clients(**c.kw()),
     "check_may_add": lambda c: clients.check_may_add(actor=c.actor),
     "check_may_import": lambda c: clients.check_may_import(actor=c.actor),
+    "client_form": lambda c: clients.client_form(**c.kw(), client_id=c.w.clients[c.target]),
     "add_message": lambda c: messages.add_message(**c.kw(), subject="S", body="B"),
     "list_messages": lambda c: messages.list_messages(**c.kw()),
     "get_message": lambda c: messages.get_message(**c.kw(), message_id=c.w.messages[c.target]),

@@ -194,13 +194,40 @@ def test_non_utf8_file_is_refused(session: Session, owner: Any, refuse: Any, str
     [
         (b"", "file is empty"),
         (b"name,comment\nx,y\n", "header must be email,full_name,comment"),
-        (b"email,phone\na@example.com,123\n", "header must be"),
+        # Other columns are custom fields, but only under names a template can use.
+        (b"email,2nd phone\na@example.com,123\n", "line 1: field name '2nd phone'"),
+        (b"email,tags,email\na@example.com,x,b@example.com\n", "appears twice"),
+        (b"email,comment,id\na@example.com,x,1\n", "taken by a built-in"),
     ],
 )
 def test_bad_header_is_refused(
     session: Session, owner: Any, refuse: Any, data: bytes, match: str
 ) -> None:
     refuse(Invalid, lambda: clients.import_clients(session=session, actor=owner, data=data), match)
+
+
+def test_tags_and_custom_field_columns_are_imported_and_exported(
+    session: Session, owner: Any
+) -> None:
+    from mailctl.services import fields
+    from mailctl.services.tagging import tags_of
+
+    data = (
+        b"email,city,tags,full_name\nann@example.com,Riga,news; VIP ,Ann\nbob@example.com,,,Bob\n"
+    )
+    report = clients.import_clients(session=session, actor=owner, data=data)
+    assert report.errors == []
+    ann, bob = report.added
+    assert ann.attrs == {"city": "Riga"} and bob.attrs == {}
+    assert tags_of(session, [ann.id or 0, bob.id or 0]) == {ann.id: ["news", "VIP"], bob.id: []}
+    assert [f.name for f in fields.list_fields(session=session, actor=owner)] == ["city"]
+    exported = clients.export_clients(session=session, actor=owner)
+    assert exported.splitlines()[0] == "email,full_name,comment,tags,city"
+    assert "ann@example.com,Ann,,news;VIP,Riga" in exported.splitlines()
+    with pytest.raises(Invalid, match="no custom field 'zip'"):
+        clients.edit_client(session=session, actor=owner, client_id=ann.id or 0, attrs={"zip": "1"})
+    clients.edit_client(session=session, actor=owner, client_id=ann.id or 0, attrs={"city": ""})
+    assert ann.attrs == {}
 
 
 def test_bom_column_order_and_unicode_are_accepted(session: Session, owner: Any) -> None:
@@ -219,10 +246,12 @@ def test_export_round_trips_through_import(session: Session, world: World) -> No
         email="q@example.com",
         full_name='Quote "Q", Esq.',
         comment="a\nb",
+        tags=["news", "Vip list"],
     )
     exported = clients.export_clients(session=session, actor=owner)
     rows = list(csv.reader(io.StringIO(exported)))
-    assert rows[0] == ["email", "full_name", "comment"]
+    assert rows[0] == ["email", "full_name", "comment", "tags"]
+    assert ["q@example.com", 'Quote "Q", Esq.', "a\nb", "news;Vip list"] in rows
     report = clients.import_clients(session=session, actor=other, data=exported.encode())
     assert report.errors == []
     theirs = {

@@ -205,8 +205,8 @@ def test_client_export(client: TestClient, world: World) -> None:
     response = client.get("/clients/export.csv")
     assert response.headers["content-type"].startswith("text/csv")
     assert response.text.splitlines() == [
-        "email,full_name,comment",
-        "client-of-owner@example.com,Client of owner,",
+        "email,full_name,comment,tags",
+        "client-of-owner@example.com,Client of owner,,",
     ]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mailctl import __version__
 from mailctl.errors import MailctlError
@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mailing": ("mailctl.cli.mailings:app", "Mailings: schedule, send, logs, reports."),
     "user": ("mailctl.cli.users:app", "Accounts and roles."),
     "blog": ("mailctl.cli.blog:app", "Blog posts shown on the home page."),
+    "tag": ("mailctl.cli.tags:app", "Tags on clients: list, delete, make public."),
+    "field": ("mailctl.cli.fields:app", "Custom fields of clients."),
+    "form": ("mailctl.cli.forms:app", "Public sign-up forms (double opt-in)."),
+    "suppression": ("mailctl.cli.suppressions:app", "Addresses never to be mailed."),
     "stats": (
         "mailctl.cli.setup:stats",
         "Print the home page figures: mailings, active mailings, unique client emails.",
@@ -92,6 +96,17 @@ def tidy_help(command: Any) -> None:
     # The help option is made on first use and kept: make it now, to tidy it too.
     help_option = command.get_help_option(typer.Context(command, help_option_names=HELP_OPTIONS))
     for param in [*getattr(command, "params", ()), help_option]:
+        if isinstance(param, TyperArgument) and param.nargs != 1:
+            # `client tag ID TAG...`: an argument's type column names the list type whatever
+            # its metavar says; show the item type, as for repeatable options.
+            shown = param.display_type_rich(None) or ""  # type: ignore[arg-type]  # no ctx needed
+            item = shown.replace("list[", "").replace("]", "")
+
+            def display(ctx: Any, item: str = item) -> str:
+                return item
+
+            param.display_type_rich = display  # type: ignore[method-assign]  # this one only
+            continue
         if not isinstance(param, TyperOption) or param.metavar is not None:
             continue
         if param.is_flag:

@@ -14,6 +14,7 @@ from mailctl.cli.delivery import after_create
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note
 from mailctl.models import Mailing
 from mailctl.services import mailings as svc
+from mailctl.services.audiences import mailing_tag_names
 from mailctl.services.mailing_rows import client_counts
 from mailctl.timeutil import parse_when, to_local
 
@@ -26,7 +27,13 @@ MessageOpt = Annotated[int | None, typer.Option("--message", help="Message id.")
 ClientsOpt = Annotated[
     list[int] | None, typer.Option("--client", help="Client id; repeat for several.")
 ]
-AllClientsOpt = Annotated[bool, typer.Option("--all-clients", help="Every client you have.")]
+AllClientsOpt = Annotated[
+    bool, typer.Option("--all-clients", help="Every client you have at each run.")
+]
+TagsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tag", help="Clients with this tag at each run; repeat for any of several."),
+]
 EndOpt = Annotated[
     str | None, typer.Option("--end", help="No run starts at or after this time (default: none).")
 ]
@@ -42,6 +49,7 @@ def _record(mailing: Mailing, tz: str, clients: int) -> dict[str, Any]:
         "id": mailing.id,
         "status": svc.display_status(mailing),
         "every": mailing.every,
+        "audience": mailing.audience,
         "next_run_at": _local(mailing.next_run_at, tz),
         "message_id": mailing.message_id,
         "clients": clients,
@@ -55,6 +63,7 @@ def _record(mailing: Mailing, tz: str, clients: int) -> dict[str, Any]:
 def _detail(session: Session, mailing: Mailing, tz: str) -> dict[str, Any]:
     client_ids = svc.mailing_client_ids(session=session, mailing=mailing)
     return _record(mailing, tz, len(client_ids)) | {
+        "tags": mailing_tag_names(session, mailing.id or 0),
         "client_ids": client_ids,
         "last_run_at": _local(mailing.last_run_at, tz),
         "last_error": mailing.last_error,
@@ -67,9 +76,12 @@ def _when(app_ctx: AppContext, text: str | None) -> datetime | None:
     return parse_when(text, app_ctx.tz) if text is not None else None
 
 
-def _clients_choice(client: list[int] | None, all_clients: bool) -> None:
-    if client and all_clients:
-        raise typer.BadParameter("give one, not both", param_hint="'--client' / '--all-clients'")
+HINT = "'--client' / '--tag' / '--all-clients'"
+
+
+def _clients_choice(client: list[int] | None, all_clients: bool, tag: list[str] | None) -> None:
+    if sum([bool(client), all_clients, bool(tag)]) > 1:
+        raise typer.BadParameter("give one of them, not several", param_hint=HINT)
 
 
 @app.command("add")
@@ -80,6 +92,7 @@ def add(
         str, typer.Option("--start", help="First run: 'now', '+2h', ISO or 'YYYY-MM-DD HH:MM'.")
     ],
     client: ClientsOpt = None,
+    tag: TagsOpt = None,
     all_clients: AllClientsOpt = False,
     end: EndOpt = None,
     every: Annotated[str, typer.Option("--every", help=EveryHelp)] = "once",
@@ -90,16 +103,16 @@ def add(
     """Create a mailing; when it is due now it is sent at once, later ones go out by themselves.
 
     A one-off unless --every says day, week or month. A start that has passed is due at once
-    (as `now` is) while the end is still ahead.
+    (as `now` is) while the end is still ahead. The audience of --tag and --all-clients is
+    worked out when each run starts, so clients added or tagged since the last run get the
+    next one.
 
-    Example: mailctl mailing add --message 2 --all-clients --start "2030-06-01 09:00" --every week
+    Example: mailctl mailing add --message 2 --tag news --start "2030-06-01 09:00" --every week
     """
     app_ctx = app_context(ctx)
-    _clients_choice(client, all_clients)
-    if not client and not all_clients:
-        raise typer.BadParameter(
-            "one of them is required", param_hint="'--client' / '--all-clients'"
-        )
+    _clients_choice(client, all_clients, tag)
+    if not client and not all_clients and not tag:
+        raise typer.BadParameter("one of them is required", param_hint=HINT)
     start_at, end_at = parse_when(start, app_ctx.tz), _when(app_ctx, end)
     with app_ctx.session() as session:
         mailing = svc.add_mailing(
@@ -111,6 +124,7 @@ def add(
             every=every,
             client_ids=client,
             all_clients=all_clients,
+            tags=tag,
             clock=app_ctx.clock,
         )
     note(f"added mailing {mailing.id}")
@@ -163,6 +177,7 @@ def edit(
     mailing_id: MailingId,
     message: MessageOpt = None,
     client: ClientsOpt = None,
+    tag: TagsOpt = None,
     all_clients: AllClientsOpt = False,
     start: Annotated[str | None, typer.Option("--start", help="New first run time.")] = None,
     end: EndOpt = None,
@@ -174,7 +189,7 @@ def edit(
     Example: mailctl mailing edit 4 --every month --end "2031-01-01 00:00"
     """
     app_ctx = app_context(ctx)
-    _clients_choice(client, all_clients)
+    _clients_choice(client, all_clients, tag)
     if end is not None and no_end:
         raise typer.BadParameter("give one, not both", param_hint="'--end' / '--no-end'")
     start_at, end_at = _when(app_ctx, start), _when(app_ctx, end)
@@ -190,6 +205,7 @@ def edit(
             every=every,
             client_ids=client or None,
             all_clients=all_clients,
+            tags=tag or None,
             clock=app_ctx.clock,
         )
     note(f"updated mailing {mailing_id}")

@@ -1,17 +1,25 @@
 """Tables. Importing this package registers every model on SQLModel.metadata."""
 
+from mailctl.models.audience import ClientTag, MailingTag, Tag
 from mailctl.models.blog import BlogPost
 from mailctl.models.client import Client
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
-from mailctl.models.mailing import Every, Mailing, MailingClient, MailingStatus
+from mailctl.models.field import ClientField
+from mailctl.models.mailing import Audience, Every, Mailing, MailingClient, MailingStatus
 from mailctl.models.message import Message
 from mailctl.models.runtime import Worker, WorkerState
+from mailctl.models.signup import Consent, SignupForm, SignupFormTag, SpentToken
 from mailctl.models.smtp import SmtpServerState
+from mailctl.models.suppression import Suppression, SuppressionReason
 from mailctl.models.user import Role, User
 
 __all__ = [
+    "Audience",
     "BlogPost",
     "Client",
+    "ClientField",
+    "ClientTag",
+    "Consent",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryState",
@@ -20,9 +28,16 @@ __all__ = [
     "MailingClient",
     "MailingRun",
     "MailingStatus",
+    "MailingTag",
     "Message",
     "Role",
+    "SignupForm",
+    "SignupFormTag",
     "SmtpServerState",
+    "SpentToken",
+    "Suppression",
+    "SuppressionReason",
+    "Tag",
     "User",
     "Worker",
     "WorkerState",

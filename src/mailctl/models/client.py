@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from mailctl.db import UTCDateTime, utcnow
@@ -20,5 +20,9 @@ class Client(SQLModel, table=True):
     email_key: str = Field(max_length=254)
     full_name: str = Field(default="", max_length=200)
     comment: str = Field(default="", max_length=2000)
+    # Custom field values by name (models/field.py has the names an owner's clients may have).
+    attrs: dict[str, str] = Field(
+        default_factory=dict, sa_type=JSON, sa_column_kwargs={"server_default": "{}"}
+    )
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -14,6 +14,12 @@ class Every(StrEnum):
     month = "month"
 
 
+class Audience(StrEnum):
+    clients = "clients"  # the clients linked in mailing_clients
+    tags = "tags"  # every client with any of the mailing's tags, worked out at each run
+    all = "all"  # every client of the owner, worked out at each run
+
+
 class MailingStatus(StrEnum):
     created = "created"
     started = "started"
@@ -26,12 +32,20 @@ class Mailing(SQLModel, table=True):
         CheckConstraint("every IN ('once', 'day', 'week', 'month')", name="ck_mailings_every"),
         CheckConstraint("status IN ('created', 'started', 'finished')", name="ck_mailings_status"),
         CheckConstraint("end_at IS NULL OR end_at > start_at", name="ck_mailings_end_after_start"),
+        CheckConstraint("audience IN ('clients', 'tags', 'all')", name="ck_mailings_audience"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     message_id: int = Field(foreign_key="messages.id", ondelete="RESTRICT", index=True)
     every: str = Field(default=Every.once.value, max_length=8)
+    # Who a run goes to, resolved when each run starts (runs.start_run); mailings made before
+    # audiences existed keep their explicit clients.
+    audience: str = Field(
+        default=Audience.clients.value,
+        max_length=8,
+        sa_column_kwargs={"server_default": Audience.clients.value},
+    )
     start_at: datetime = Field(sa_type=UTCDateTime)
     end_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default=MailingStatus.created.value, max_length=16)

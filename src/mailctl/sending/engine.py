@@ -30,7 +30,7 @@ from mailctl.sending.mime import HeaderInjection
 from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.pool import Lane, Pool
 from mailctl.sending.render import MessageContent, MessageRenderer
-from mailctl.sending.templates import RenderClient, RenderFailed
+from mailctl.sending.templates import Attrs, RenderClient, RenderFailed
 from mailctl.sending.transport import NotSent, Outcome, SetupError, Transport
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class Sender:
         self._count_lock = threading.Lock()
         self._breaker = Breaker(self.policy.breaker)
         self._links = FastUnsubscribeLinks(Links.from_settings(settings))
+        self._address_key = settings.web_secret_key()  # keys the suppression list's hashes
         self._statements = Statements(engine.dialect)
 
     @property
@@ -143,6 +144,8 @@ class Sender:
     def _prepare(self, row: LedgerRow) -> bytes | Outcome:
         if row.client_id is None:
             return Outcome(SKIPPED, None, "the client was deleted before sending")
+        if row.suppressed is not None:
+            return Outcome(SKIPPED, None, f"suppressed ({row.suppressed})")
         if row.unsubscribed:
             return Outcome(SKIPPED, None, "the client unsubscribed")
         if not row.email.isascii():
@@ -154,7 +157,9 @@ class Sender:
             return renderer
         try:
             rendered = renderer.render(
-                RenderClient(email=row.email, full_name=row.full_name or ""),
+                RenderClient(
+                    email=row.email, full_name=row.full_name or "", attrs=Attrs(row.attrs)
+                ),
                 unsubscribe_url=self._links(row.client_id),
             )
         except Exception as exc:  # a template that renders for the sample may still fail here

@@ -35,6 +35,7 @@ class Owner(Protocol):
     policy: Policy
     stop: threading.Event
     _breaker: Breaker
+    _address_key: str  # keys the suppression list's hashes
 
     def _load_renderers(self, conn: Connection, rows: list[LedgerRow]) -> None: ...
 
@@ -136,7 +137,7 @@ class Feed:
         if self._first is not None:
             self._first()
             self._first = None
-        rows = ledger.load_rows(conn, ids)
+        rows = ledger.load_rows(conn, ids, sender._address_key)
         sender._load_renderers(conn, rows)
         sender._breaker.probe(r.mailing_error for r in rows)
         self.touched.update(r.mailing_id for r in rows)

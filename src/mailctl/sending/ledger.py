@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +22,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from mailctl.db import dbapi_cursor
-from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message
+from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message, Suppression
 from mailctl.models.delivery import CLAIMABLE, DEFERRED, PENDING, SENDING, UNKNOWN
 from mailctl.sending.policy import Policy
 from mailctl.sending.transport import Outcome
+from mailctl.tokens import address_hash
 
 DT = Delivery.metadata.tables["deliveries"]
 D = DT.c
@@ -262,9 +263,14 @@ class LedgerRow:
     message_version: datetime
     # Why the mailing's last pass stopped early, if it did (the breaker starts half-open).
     mailing_error: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)  # the client's custom fields
+    suppressed: str | None = None  # the reason, when the owner's list has the address
 
 
-def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
+def load_rows(conn: Connection, ids: list[int], secret: str) -> list[LedgerRow]:
+    """The claimed rows, each with the suppression list checked for its address by keyed
+    hash (`secret` keys it), so an address suppressed after the run started, or erased and
+    imported again, is never mailed."""
     stmt = (
         select(
             D.id,
@@ -275,10 +281,12 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
             D.attempts,
             D.first_attempt_at,
             col(Client.full_name),
+            col(Client.attrs),
             col(Client.unsubscribed_at),
             M.c.id.label("message_id"),
             M.c.updated_at.label("message_version"),
             col(Mailing.last_error),
+            col(Mailing.owner_id),
         )
         .select_from(Delivery)
         .join(Mailing, col(Mailing.id) == D.mailing_id)
@@ -288,6 +296,19 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
         .order_by(D.id)
     )
     with conn.begin():
+        found = list(conn.execute(stmt))
+        hashes = {r.id: address_hash(secret, r.email) for r in found}
+        blocked = {
+            (e.owner_id, e.email_hash): e.reason
+            for e in conn.execute(
+                select(
+                    col(Suppression.owner_id), col(Suppression.email_hash), col(Suppression.reason)
+                ).where(
+                    col(Suppression.email_hash).in_(set(hashes.values())),
+                    col(Suppression.removed_at).is_(None),
+                )
+            )
+        }
         return [
             LedgerRow(
                 id=r.id,
@@ -302,8 +323,10 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
                 message_id=r.message_id,
                 message_version=r.message_version,
                 mailing_error=r.last_error,
+                attrs=r.attrs or {},
+                suppressed=blocked.get((r.owner_id, hashes[r.id])),
             )
-            for r in conn.execute(stmt)
+            for r in found
         ]
 
 

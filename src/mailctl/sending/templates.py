@@ -5,8 +5,8 @@ per message, rendered once per recipient."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
@@ -23,7 +23,7 @@ from mailctl.sending.budget import now as budget_now
 from mailctl.sending.mime import LINE_MAX
 from mailctl.sending.sandbox import Sandbox, render_metered
 
-ALLOWED_FIELDS = ("email", "full_name", "first_name")
+ALLOWED_FIELDS = ("email", "full_name", "first_name", "attrs.<field>")
 _CRLF = re.compile(r"[\r\n]")
 # A subject longer than one header line can be is refused, not folded into dozens of lines.
 SUBJECT_MAX = LINE_MAX
@@ -33,10 +33,23 @@ MAX_NODES = 5000
 _env = Sandbox()
 
 
+class Attrs(dict[str, str]):
+    """A client's custom fields: a field the client has no value for renders as `fill`
+    (empty), never as a template error that would fail the send."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, fill: str = "") -> None:
+        super().__init__(values or {})
+        self.fill = fill
+
+    def __missing__(self, key: str) -> str:
+        return self.fill
+
+
 @dataclass(frozen=True)
 class RenderClient:
     email: str
     full_name: str
+    attrs: Attrs = field(default_factory=Attrs)
 
     @property
     def first_name(self) -> str:
@@ -49,6 +62,7 @@ SAMPLE = RenderClient(email="sample@example.com", full_name="Sample Client")
 LARGEST = RenderClient(
     email="l" * 64 + "@" + ".".join(["d" * 61] * 3) + ".xyz",
     full_name="M" * 200,
+    attrs=Attrs(fill="M" * 500),  # services/fields.py VALUE_MAX
 )
 
 

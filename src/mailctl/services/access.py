@@ -9,10 +9,20 @@ from sqlalchemy import Select
 from sqlmodel import Session, col
 
 from mailctl.errors import Forbidden, NotFound
-from mailctl.models import Client, Mailing, Message, Role, User
+from mailctl.models import (
+    Client,
+    ClientField,
+    Mailing,
+    Message,
+    Role,
+    SignupForm,
+    Suppression,
+    Tag,
+    User,
+)
 
 # What users own: each has an owner_id, and another user's is "not found".
-Owned = TypeVar("Owned", Client, Message, Mailing)
+Owned = TypeVar("Owned", Client, Message, Mailing, Tag, Suppression, ClientField, SignupForm)
 # A select statement, of one entity or of several columns: filters keep its type.
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
@@ -52,6 +62,17 @@ def get_visible(
     if obj is None or not (sees_everything(actor, oversight=oversight) or obj.owner_id == actor.id):
         raise NotFound(f"{model.__name__.lower()} {obj_id} not found")
     return obj
+
+
+def acting_owner(actor: User, owner_id: int | None, missing: str) -> int:
+    """Whose objects an operation by name acts on: the actor's own, or (an admin only) the
+    given owner's; anyone else asking for another owner's gets NotFound(`missing`)."""
+    assert actor.id is not None
+    if owner_id is None or owner_id == actor.id:
+        return actor.id
+    if actor.role != Role.admin.value:
+        raise NotFound(missing)
+    return owner_id
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import exists, func, or_
 from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
-from mailctl.models import Client, User
+from mailctl.models import Client, ClientTag, SuppressionReason, Tag, User
 from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.csvfile import restore_cell, write_csv
+from mailctl.services.fields import (
+    clean_field_name,
+    clean_value,
+    ensure_fields,
+    merged_attrs,
+    owner_fields,
+)
+from mailctl.services.suppressions import suppress_address
+from mailctl.services.tagging import clean_tag, clean_tags, ensure_tags, link_tags, tags_of
 from mailctl.services.validation import clean_email, clean_text
 
-CSV_HEADER = ("email", "full_name", "comment")
+CSV_HEADER = ("email", "full_name", "comment", "tags")  # tags: ";"-separated
 
 
 def _clean(email: str, full_name: str | None, comment: str | None) -> tuple[str, str, str]:
@@ -47,18 +58,27 @@ def check_may_import(*, actor: User) -> None:
 
 
 def add_client(
-    *, session: Session, actor: User, email: str, full_name: str = "", comment: str = ""
+    *,
+    session: Session,
+    actor: User,
+    email: str,
+    full_name: str = "",
+    comment: str = "",
+    tags: Sequence[str] = (),
 ) -> Client:
     check_may_add(actor=actor)
     address, name, note = _clean(email, full_name, comment)
     assert actor.id is not None
     if _taken(session, actor.id, address):
         raise Conflict(f"client {address} already exists")
+    labels = clean_tags(tags)  # checked before anything is written
     client = Client(
         owner_id=actor.id, email=address, email_key=address.lower(), full_name=name, comment=note
     )
     session.add(client)
     session.flush()
+    if labels:
+        link_tags(session, client.id or 0, ensure_tags(session, actor.id, labels))
     return client
 
 
@@ -70,11 +90,13 @@ def list_clients(
     limit: int | None = None,
     offset: int = 0,
     owner_id: int | None = None,
+    tag: str | None = None,
 ) -> Sequence[Client]:
     """The clients the actor may see, optionally only one owner's (an admin picking for a
-    message or a mailing of that owner)."""
+    message or a mailing of that owner), or only those with a tag."""
     require_role(actor, CONTENT_ROLES, "list clients")
-    stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(col(Client.id))
+    stmt = _tagged(_search(owner_scope(select(Client), Client, actor), search), tag)
+    stmt = stmt.order_by(col(Client.id))
     if owner_id is not None:
         stmt = stmt.where(Client.owner_id == owner_id)
     if limit is not None:
@@ -82,10 +104,25 @@ def list_clients(
     return session.exec(stmt).all()
 
 
-def count_clients(*, session: Session, actor: User, search: str | None = None) -> int:
+def count_clients(
+    *, session: Session, actor: User, search: str | None = None, tag: str | None = None
+) -> int:
     require_role(actor, CONTENT_ROLES, "list clients")
     stmt = _search(owner_scope(select(func.count()).select_from(Client), Client, actor), search)
-    return session.exec(stmt).one()
+    return session.exec(_tagged(stmt, tag)).one()
+
+
+def _tagged(stmt: Q, tag: str | None) -> Q:
+    """Only clients with this tag (of their own owner's, so an admin sees every owner's)."""
+    if not tag:
+        return stmt
+    key = clean_tag(tag).lower()
+    return stmt.where(
+        exists()
+        .where(col(ClientTag.client_id) == Client.id)
+        .where(col(ClientTag.tag_id) == Tag.id)
+        .where(col(Tag.owner_id) == Client.owner_id, col(Tag.name_key) == key)
+    )
 
 
 def _search(stmt: Q, search: str | None) -> Q:
@@ -114,8 +151,13 @@ def edit_client(
     email: str | None = None,
     full_name: str | None = None,
     comment: str | None = None,
+    attrs: Mapping[str, str | None] | None = None,
+    tags: Sequence[str] | None = None,
 ) -> Client:
+    """Change what is given; `attrs` sets custom fields (an empty value clears one), each
+    checked against the owner's fields; `tags` becomes the client's exact set of tags."""
     client = get_client(session=session, actor=actor, client_id=client_id)
+    labels = clean_tags(tags) if tags is not None else None
     address, name, note = _clean(
         email if email is not None else client.email,
         full_name if full_name is not None else client.full_name,
@@ -123,6 +165,19 @@ def edit_client(
     )
     if _taken(session, client.owner_id, address, exclude=client.id):
         raise Conflict(f"client {address} already exists")
+    if attrs:
+        client.attrs = merged_attrs(
+            client.attrs or {}, attrs, owner_fields(session, client.owner_id)
+        )
+    if labels is not None:
+        keep = ensure_tags(session, client.owner_id, labels)
+        session.execute(
+            sa_delete(ClientTag).where(
+                col(ClientTag.client_id) == client.id,
+                col(ClientTag.tag_id).not_in([t.id for t in keep]),
+            )
+        )
+        link_tags(session, client.id or 0, keep)
     client.email, client.email_key, client.full_name, client.comment = (
         address,
         address.lower(),
@@ -131,6 +186,26 @@ def edit_client(
     )
     session.add(client)
     return client
+
+
+@dataclass(frozen=True)
+class ClientForm:
+    """What the add and edit pages start from: the client, its tags, the owner's fields."""
+
+    client: Client | None
+    tags: list[str]
+    fields: list[str]
+
+
+def client_form(*, session: Session, actor: User, client_id: int | None = None) -> ClientForm:
+    if client_id is None:
+        check_may_add(actor=actor)
+        assert actor.id is not None
+        return ClientForm(None, [], owner_fields(session, actor.id))
+    client = get_client(session=session, actor=actor, client_id=client_id)
+    return ClientForm(
+        client, tags_of(session, [client_id])[client_id], owner_fields(session, client.owner_id)
+    )
 
 
 def delete_client(*, session: Session, actor: User, client_id: int) -> None:
@@ -154,8 +229,18 @@ def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client |
 
 
 def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
-    """Follow an unsubscribe link: the signed link is the proof, no actor involved."""
-    return set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
+    """Follow an unsubscribe link: the signed link is the proof, no actor involved. The
+    address goes on the owner's suppression list, which outlives the client row."""
+    client = set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
+    if client is not None:
+        suppress_address(
+            session,
+            owner_id=client.owner_id,
+            email=client.email,
+            reason=SuppressionReason.unsubscribed.value,
+            secret=secret,
+        )
+    return client
 
 
 @dataclass
@@ -178,7 +263,8 @@ def import_clients(
     except UnicodeDecodeError as exc:
         raise Invalid(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV") from None
     report = ImportReport()
-    rows = _csv_rows(text)
+    tagged: list[tuple[Client, list[str]]] = []
+    extra, rows = _csv_rows(text)
     # One query for the owner's addresses, not one per row; `seen` grows with the file.
     seen = set(session.exec(select(Client.email_key).where(Client.owner_id == actor.id)).all())
     for line, row in rows:
@@ -187,6 +273,8 @@ def import_clients(
             continue
         try:
             address, name, note = _clean(row[0], row[1], row[2])
+            labels = clean_tags(t for t in row[3].split(";") if t.strip())
+            values = {k: clean_value(k, v) for k, v in row[4].items() if v.strip()}
         except Invalid as exc:
             report.errors.append((line, str(exc)))
             continue
@@ -196,19 +284,45 @@ def import_clients(
             continue
         seen.add(key)
         report.added.append(
-            Client(owner_id=actor.id, email=address, email_key=key, full_name=name, comment=note)
+            Client(
+                owner_id=actor.id,
+                email=address,
+                email_key=key,
+                full_name=name,
+                comment=note,
+                attrs=values,
+            )
         )
+        if labels:
+            tagged.append((report.added[-1], labels))
     if strict and report.errors:
         line, reason = report.errors[0]
         raise Invalid(
             f"line {line}: {reason} ({len(report.errors)} bad rows in all; nothing imported)"
         )
+    # Every column besides the known ones is a custom field, made if the owner lacks it.
+    ensure_fields(session, actor.id, extra)
     session.add_all(report.added)
+    session.flush()
+    tags = {t.name_key: t for t in ensure_tags(session, actor.id, _all_labels(tagged))}
+    session.add_all(
+        ClientTag(client_id=client.id or 0, tag_id=tags[label.lower()].id or 0)
+        for client, labels in tagged
+        for label in labels
+    )
     session.flush()
     return report
 
 
-def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
+def _all_labels(tagged: list[tuple[Client, list[str]]]) -> list[str]:
+    return list({label.lower(): label for _, labels in tagged for label in labels}.values())
+
+
+Row = tuple[str, str, str, str, dict[str, str]]  # email, name, comment, tags, custom fields
+
+
+def _csv_rows(text: str) -> tuple[list[str], Iterable[tuple[int, Row | str]]]:
+    """The custom field columns, and the rows by the line each starts on."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -217,9 +331,28 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
     except csv.Error as exc:
         raise Invalid(f"line 1: not CSV: {exc}") from None
     names = [h.strip().lower() for h in header]
-    if "email" not in names or any(n not in CSV_HEADER for n in names):
-        raise Invalid(f"line 1: header must be email,full_name,comment (got {','.join(header)})")
+    if "email" not in names:
+        raise Invalid(
+            "line 1: header must be email,full_name,comment,tags and any custom fields, with"
+            f" an email column (got {','.join(header)})"
+        )
+    extra = [n for n in names if n not in CSV_HEADER]
+    try:
+        fields = [clean_field_name(n) for n in extra]
+    except Invalid as exc:
+        raise Invalid(f"line 1: {exc}") from None
+    if len(set(names)) != len(names):
+        raise Invalid(f"line 1: a column appears twice in {','.join(header)}")
+    return fields, _rows(reader, names)
+
+
+def _rows(reader: Any, names: list[str]) -> Iterable[tuple[int, Row | str]]:
     index = {n: i for i, n in enumerate(names)}
+    extra = [n for n in names if n not in CSV_HEADER]
+
+    def cell(row: list[str], name: str) -> str:
+        return restore_cell(row[index[name]]) if name in index else ""
+
     while True:
         # A row is reported by the line it starts on: a quoted field may span lines, and an
         # unclosed quote runs on to the end of the file.
@@ -240,19 +373,31 @@ def _csv_rows(text: str) -> Iterable[tuple[int, tuple[str, str, str] | str]]:
         yield (
             line,
             (
-                restore_cell(row[index["email"]]),
-                restore_cell(row[index["full_name"]]) if "full_name" in index else "",
-                restore_cell(row[index["comment"]]) if "comment" in index else "",
+                cell(row, "email"),
+                cell(row, "full_name"),
+                cell(row, "comment"),
+                cell(row, "tags"),
+                {n: cell(row, n) for n in extra},
             ),
         )
 
 
 def export_clients(*, session: Session, actor: User) -> str:
-    """The actor's clients as CSV that `import_clients` reads back to the same values."""
+    """The actor's clients as CSV that `import_clients` reads back to the same values: the
+    known columns, tags `;`-separated, then one column per custom field."""
+    found = list_clients(session=session, actor=actor)
+    labels = tags_of(session, [c.id or 0 for c in found])
+    extra = sorted({name for c in found for name in (c.attrs or {})})
     return write_csv(
-        CSV_HEADER,
+        CSV_HEADER + tuple(extra),
         (
-            (client.email, client.full_name, client.comment)
-            for client in list_clients(session=session, actor=actor)
+            (
+                client.email,
+                client.full_name,
+                client.comment,
+                ";".join(labels[client.id or 0]),
+                *((client.attrs or {}).get(name, "") for name in extra),
+            )
+            for client in found
         ),
     )

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
-from mailctl.models import Mailing, MailingClient, Message, User
+from mailctl.models import Mailing, Message, User
 from mailctl.services.access import sees_everything
+from mailctl.services.audiences import audience_counts
 from mailctl.services.mailings import get_mailing, listing
 
 
@@ -26,16 +26,13 @@ class MailingRow:
 
 
 def client_counts(*, session: Session, mailing_ids: Iterable[int]) -> dict[int, int]:
-    """How many clients each mailing has, in one grouped query (0 for none)."""
+    """How many clients each mailing has (0 for none): one grouped query for mailings to
+    explicit clients, one count each for those resolved at run time (tags, all)."""
     ids = sorted(set(mailing_ids))
     if not ids:
         return {}
-    rows = session.exec(
-        select(MailingClient.mailing_id, func.count())
-        .where(col(MailingClient.mailing_id).in_(ids))
-        .group_by(col(MailingClient.mailing_id))
-    ).all()
-    return {i: 0 for i in ids} | {mailing_id: count for mailing_id, count in rows}
+    found = session.exec(select(Mailing).where(col(Mailing.id).in_(ids))).all()
+    return {i: 0 for i in ids} | audience_counts(session, found)
 
 
 def client_count(*, session: Session, mailing: Mailing) -> int:

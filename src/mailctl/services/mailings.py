@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func
@@ -12,13 +12,16 @@ from sqlmodel import Session, col, select
 from mailctl.db import utcnow
 from mailctl.errors import Invalid, NotFound
 from mailctl.models import (
+    Audience,
     Client,
     Delivery,
     Every,
     Mailing,
     MailingClient,
     MailingStatus,
+    MailingTag,
     Message,
+    Tag,
     User,
 )
 from mailctl.models.delivery import OPEN
@@ -33,8 +36,10 @@ from mailctl.services.access import (
     owner_scope,
     require_role,
 )
+from mailctl.services.audiences import audience_addresses, audience_ids, mailing_tag_names
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
+from mailctl.services.tags import find_tags
 from mailctl.timeutil import to_local
 
 
@@ -88,6 +93,42 @@ def _pick_clients(
     return ids
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Who a mailing goes to: explicit client ids, tags, or all (the last two resolved at
+    each run by services/audiences.py)."""
+
+    audience: str
+    client_ids: list[int]
+    tags: list[Tag]
+
+
+def _target(
+    session: Session,
+    owner_id: int,
+    client_ids: Sequence[int] | None,
+    all_clients: bool,
+    tags: Sequence[str] | None,
+) -> _Target:
+    given = [bool(client_ids), all_clients, bool(tags)]
+    if sum(given) > 1:
+        raise Invalid("address a mailing to clients, to tags or to all clients, not several")
+    if all_clients:
+        return _Target(Audience.all.value, [], [])
+    if tags:
+        return _Target(Audience.tags.value, [], find_tags(session, owner_id, tags))
+    return _Target(Audience.clients.value, _pick_clients(session, owner_id, client_ids, False), [])
+
+
+def _set_target(session: Session, mailing: Mailing, target: _Target) -> None:
+    mailing_id = mailing.id or 0
+    session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing_id))
+    session.execute(delete(MailingTag).where(col(MailingTag.mailing_id) == mailing_id))
+    mailing.audience = target.audience
+    session.add_all(MailingClient(mailing_id=mailing_id, client_id=i) for i in target.client_ids)
+    session.add_all(MailingTag(mailing_id=mailing_id, tag_id=t.id or 0) for t in target.tags)
+
+
 def _message_of(session: Session, actor: User, owner_id: int, message_id: int) -> Message:
     message = get_visible(session, Message, message_id, actor)
     if message.owner_id != owner_id:
@@ -105,6 +146,7 @@ def add_mailing(
     end: datetime | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
+    tags: Sequence[str] | None = None,
     clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
@@ -114,7 +156,7 @@ def add_mailing(
     every = _every(every)
     _check_times(start, end, now)
     message = _message_of(session, actor, actor.id, message_id)
-    ids = _pick_clients(session, actor.id, client_ids, all_clients)
+    target = _target(session, actor.id, client_ids, all_clients, tags)
     mailing = Mailing(
         owner_id=actor.id,
         message_id=message.id or 0,
@@ -125,7 +167,7 @@ def add_mailing(
     )
     session.add(mailing)
     session.flush()
-    session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
+    _set_target(session, mailing, target)
     session.flush()
     return mailing
 
@@ -184,6 +226,9 @@ def _editable(session: Session, actor: User, mailing_id: int) -> Mailing:
 
 
 def mailing_client_ids(*, session: Session, mailing: Mailing) -> list[int]:
+    """The explicit clients; for a mailing to tags or to all, who a run now would reach."""
+    if mailing.audience != Audience.clients.value:
+        return audience_ids(session, mailing)
     return list(
         session.exec(
             select(MailingClient.client_id)
@@ -206,33 +251,55 @@ def mailing_form_choices(
 
 @dataclass(frozen=True)
 class MailingForm:
-    """What the add and edit forms start from."""
+    """What the add and edit forms start from: the mailing and whom it goes to (explicit
+    clients, tags, or all), and the owner's messages, clients and tags to choose from."""
 
     mailing: Mailing | None
-    client_ids: list[int]
+    client_ids: list[int]  # the explicit clients; empty for a mailing to tags or to all
     messages: Sequence[Message]
     clients: Sequence[Client]
+    audience: str = Audience.clients.value
+    tags: list[str] = field(default_factory=list)  # a mailing to tags: which
+    tag_choices: list[str] = field(default_factory=list)
+
+
+def _tag_choices(session: Session, owner_id: int) -> list[str]:
+    return list(
+        session.exec(
+            select(Tag.name).where(Tag.owner_id == owner_id).order_by(col(Tag.name_key))
+        ).all()
+    )
 
 
 def new_mailing_form(*, session: Session, actor: User) -> MailingForm:
     require_role(actor, CONTENT_ROLES, "create mailings")
     assert actor.id is not None
     messages, clients = mailing_form_choices(session=session, actor=actor, owner_id=actor.id)
-    return MailingForm(mailing=None, client_ids=[], messages=messages, clients=clients)
+    return MailingForm(
+        mailing=None,
+        client_ids=[],
+        messages=messages,
+        clients=clients,
+        tag_choices=_tag_choices(session, actor.id),
+    )
 
 
 def edit_mailing_form(*, session: Session, actor: User, mailing_id: int) -> MailingForm:
-    """The mailing with its clients and the choices of its owner; refused like edit_mailing
+    """The mailing with its audience and the choices of its owner; refused like edit_mailing
     (another user's mailing is "not found", a manager may see it but not change it)."""
     mailing = _editable(session, actor, mailing_id)
     messages, clients = mailing_form_choices(
         session=session, actor=actor, owner_id=mailing.owner_id
     )
+    explicit = mailing.audience == Audience.clients.value
     return MailingForm(
         mailing=mailing,
-        client_ids=mailing_client_ids(session=session, mailing=mailing),
+        client_ids=mailing_client_ids(session=session, mailing=mailing) if explicit else [],
         messages=messages,
         clients=clients,
+        audience=mailing.audience,
+        tags=mailing_tag_names(session, mailing.id or 0),
+        tag_choices=_tag_choices(session, mailing.owner_id),
     )
 
 
@@ -265,6 +332,7 @@ def edit_mailing(
     every: str | None = None,
     client_ids: Sequence[int] | None = None,
     all_clients: bool = False,
+    tags: Sequence[str] | None = None,
     clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
@@ -289,18 +357,17 @@ def edit_mailing(
     message = None
     if message_id is not None and message_id != mailing.message_id:
         message = _message_of(session, actor, mailing.owner_id, message_id)
-    ids = (
-        _pick_clients(session, mailing.owner_id, client_ids, all_clients)
-        if client_ids is not None or all_clients
+    target = (
+        _target(session, mailing.owner_id, client_ids, all_clients, tags)
+        if client_ids is not None or all_clients or tags
         else None
     )
-    if ids is not None and set(ids) == set(mailing_client_ids(session=session, mailing=mailing)):
-        ids = None
+    if target is not None and _same_target(session, mailing, target):
+        target = None
     if message is not None:
         mailing.message_id = message.id or 0
-    if ids is not None:
-        session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing.id))
-        session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
+    if target is not None:
+        _set_target(session, mailing, target)
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
         if mailing.status == MailingStatus.created.value:
@@ -314,6 +381,19 @@ def edit_mailing(
     session.add(mailing)
     session.flush()
     return mailing
+
+
+def _same_target(session: Session, mailing: Mailing, target: _Target) -> bool:
+    if target.audience != mailing.audience:
+        return False
+    if target.audience == Audience.tags.value:
+        have = set(
+            session.exec(select(MailingTag.tag_id).where(MailingTag.mailing_id == mailing.id)).all()
+        )
+        return have == {t.id for t in target.tags}
+    if target.audience == Audience.clients.value:
+        return set(target.client_ids) == set(mailing_client_ids(session=session, mailing=mailing))
+    return True
 
 
 def delete_mailing(*, session: Session, actor: User, mailing_id: int) -> None:
@@ -379,11 +459,7 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         .where(scope, Mailing.status == MailingStatus.started.value, Mailing.is_enabled == True)  # noqa: E712
     ).one()
     unique = session.exec(
-        select(func.count(func.distinct(Client.email_key)))
-        .select_from(MailingClient)
-        .join(Client, col(Client.id) == MailingClient.client_id)
-        .join(Mailing, col(Mailing.id) == MailingClient.mailing_id)
-        .where(scope)
+        select(func.count(func.distinct(audience_addresses(scope).c.email_key)))
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
 

@@ -12,7 +12,7 @@ from mailctl.errors import Conflict
 from mailctl.models import Client, Mailing, Message, User
 from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits
 from mailctl.sending.render import MessageContent, MessageRenderer, Rendered
-from mailctl.sending.templates import RenderClient, validate_message
+from mailctl.sending.templates import Attrs, RenderClient, validate_message
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
@@ -143,6 +143,6 @@ def preview_message(
     )
     # Not the real link: following it from a preview would unsubscribe the client.
     return renderer.render(
-        RenderClient(email=client.email, full_name=client.full_name),
+        RenderClient(email=client.email, full_name=client.full_name, attrs=Attrs(client.attrs)),
         unsubscribe_url=PREVIEW_UNSUBSCRIBE,
     )

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, literal, update
-from sqlalchemy import select as core_select
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailctl.db import rowcount, session_scope, utcnow
 from mailctl.errors import Invalid
-from mailctl.models import Client, Delivery, Mailing, MailingClient, MailingRun, MailingStatus, User
-from mailctl.models.delivery import OPEN, PENDING, SKIPPED
+from mailctl.models import Delivery, Mailing, MailingRun, MailingStatus, User
+from mailctl.models.delivery import OPEN
 from mailctl.schedule import Clock
+from mailctl.services.audiences import ledger_rows
 from mailctl.services.mailings import refresh_status, require_sendable
 
 
@@ -76,24 +76,16 @@ def start_run(
     run = MailingRun(mailing_id=mailing_id, scheduled_at=run_at, started_at=now)
     session.add(run)
     session.flush()
-    # One ledger row per client, written by the database in one statement, however many.
-    unsubscribed = col(Client.unsubscribed_at).is_not(None)
+    # One ledger row per client of the audience as it is now, written by the database in one
+    # statement, however many.
     rows = session.execute(
-        insert(Delivery).from_select(
+        insert(Delivery)
+        .from_select(
             ["run_id", "mailing_id", "client_id", "email", "state", "last_reply"],
-            core_select(
-                literal(run.id),
-                literal(mailing_id),
-                col(Client.id),
-                col(Client.email),
-                case((unsubscribed, SKIPPED), else_=PENDING),
-                case((unsubscribed, "the client unsubscribed"), else_=None),
-            )
-            .select_from(MailingClient)
-            .join(Client, col(Client.id) == MailingClient.client_id)
-            .where(col(MailingClient.mailing_id) == mailing_id)
-            .order_by(col(Client.id)),
+            ledger_rows(run.id or 0, mailing),
         )
+        # SQLAlchemy keeps the count of an INSERT only when asked: PostgreSQL gave -1.
+        .execution_options(preserve_rowcount=True)
     )
     run.recipients = rowcount(rows)
     if not run.recipients:

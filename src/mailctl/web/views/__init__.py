@@ -9,8 +9,10 @@ from starlette.routing import BaseRoute
 # In matching order: a module whose paths are more specific comes first.
 AREAS = (
     "public",
+    "subscribe",
     "accounts",
     "clients",
+    "audience",
     "messages",
     "mailing_forms",
     "mailings",

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Conflict, Invalid
 from mailctl.services import clients as svc
+from mailctl.services.tagging import tags_of
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
@@ -26,23 +27,37 @@ def _fields(form: FormData) -> dict[str, str]:
     return {name: str(form.get(name) or "") for name in ("email", "full_name", "comment")}
 
 
+def _tags(form: FormData) -> list[str]:
+    return [t for t in str(form.get("tags") or "").replace(";", ",").split(",") if t.strip()]
+
+
+def _attrs(form: FormData, fields: list[str]) -> dict[str, str | None]:
+    return {name: str(form.get(f"attr_{name}") or "") for name in fields}
+
+
 async def client_list(request: Request) -> Response:
     user = await require_user(request)
     search = request.query_params.get("q", "").strip()
+    tag = request.query_params.get("tag", "").strip() or None
     page, limit, offset = page_args(request, PER_PAGE)
 
-    def work(session: Any) -> tuple[Any, int]:
-        total = svc.count_clients(session=session, actor=user, search=search or None)
+    def work(session: Any) -> tuple[Any, int, Any]:
+        total = svc.count_clients(session=session, actor=user, search=search or None, tag=tag)
         rows = svc.list_clients(
-            session=session, actor=user, search=search or None, limit=limit, offset=offset
+            session=session, actor=user, search=search or None, limit=limit, offset=offset, tag=tag
         )
-        return rows, total
+        return rows, total, tags_of(session, [c.id or 0 for c in rows])
 
-    rows, total = await db(request, work, readonly=True)
+    try:
+        rows, total, labels = await db(request, work, readonly=True)
+    except Invalid:  # a tag name no tag can have: nothing has it
+        rows, total, labels = [], 0, {}
     return render(
         request,
         "user/clients.html",
         clients=rows,
+        labels=labels,
+        tag=tag or "",
         total=total,
         q=search,
         page=page,
@@ -53,20 +68,33 @@ async def client_list(request: Request) -> Response:
 async def client_new(request: Request) -> Response:
     user = await require_user(request)
     svc.check_may_add(actor=user)
-    values = {"email": "", "full_name": "", "comment": ""}
+    values = {"email": "", "full_name": "", "comment": "", "tags": ""}
     if request.method == "GET":
-        return render(request, "user/client_form.html", client=None, values=values, error=None)
+        return render(
+            request,
+            "user/client_form.html",
+            client=None,
+            values=values,
+            attrs={},
+            fields=[],
+            error=None,
+        )
     form = await checked_form(request)
     values = _fields(form)
+    labels = _tags(form)
     try:
-        client = await db(request, lambda s: svc.add_client(session=s, actor=user, **values))
+        client = await db(
+            request, lambda s: svc.add_client(session=s, actor=user, tags=labels, **values)
+        )
     except (Invalid, Conflict) as exc:
         return render(
             request,
             "user/client_form.html",
             status_code=exc.http_status,
             client=None,
-            values=values,
+            values=values | {"tags": ", ".join(labels)},
+            attrs={},
+            fields=[],  # custom fields are set on the edit page, once the client exists
             error=str(exc),
         )
     flash(request, f"Added client {client.email}.")
@@ -76,17 +104,38 @@ async def client_new(request: Request) -> Response:
 async def client_edit(request: Request) -> Response:
     user = await require_user(request)
     client_id = int_or_404(request.path_params["client_id"])
-    client = await db(
-        request, lambda s: svc.get_client(session=s, actor=user, client_id=client_id), readonly=True
+    start = await db(
+        request,
+        lambda s: svc.client_form(session=s, actor=user, client_id=client_id),
+        readonly=True,
     )
+    client = start.client
+    assert client is not None
     if request.method == "GET":
-        values = {"email": client.email, "full_name": client.full_name, "comment": client.comment}
-        return render(request, "user/client_form.html", client=client, values=values, error=None)
+        values = {
+            "email": client.email,
+            "full_name": client.full_name,
+            "comment": client.comment,
+            "tags": ", ".join(start.tags),
+        }
+        return render(
+            request,
+            "user/client_form.html",
+            client=client,
+            values=values,
+            attrs=client.attrs or {},
+            fields=start.fields,
+            error=None,
+        )
     form = await checked_form(request)
     values = _fields(form)
+    labels, attrs = _tags(form), _attrs(form, start.fields)
     try:
         await db(
-            request, lambda s: svc.edit_client(session=s, actor=user, client_id=client_id, **values)
+            request,
+            lambda s: svc.edit_client(
+                session=s, actor=user, client_id=client_id, attrs=attrs, tags=labels, **values
+            ),
         )
     except (Invalid, Conflict) as exc:
         return render(
@@ -94,7 +143,9 @@ async def client_edit(request: Request) -> Response:
             "user/client_form.html",
             status_code=exc.http_status,
             client=client,
-            values=values,
+            values=values | {"tags": ", ".join(labels)},
+            attrs=attrs,
+            fields=start.fields,
             error=str(exc),
         )
     flash(request, f"Saved client {values['email']}.")

@@ -32,6 +32,7 @@ class FormValues:
     message_id: str = ""
     client_ids: tuple[int, ...] = ()
     all_clients: bool = False
+    tags: tuple[str, ...] = ()  # a mailing to tags, resolved at each run
     start: str = ""
     end: str = ""
     every: str = "once"
@@ -46,6 +47,7 @@ def _read_form(form: FormData) -> FormValues:
         message_id=str(form.get("message_id") or "").strip(),
         client_ids=tuple(ids),
         all_clients=form.get("all_clients") == "1",
+        tags=tuple(t for t in form.getlist("tags") if isinstance(t, str) and t.strip()),
         start=str(form.get("start") or "").strip(),
         end=str(form.get("end") or "").strip(),
         every=str(form.get("every") or "once").strip(),
@@ -53,7 +55,12 @@ def _read_form(form: FormData) -> FormValues:
 
 
 def _choices(form: svc.MailingForm) -> dict[str, Any]:
-    return {"messages": form.messages, "clients": form.clients}
+    return {"messages": form.messages, "clients": form.clients, "tag_choices": form.tag_choices}
+
+
+def _explicit(values: FormValues) -> tuple[int, ...] | None:
+    """The picked clients, unless the form says tags or all (then the picks do not count)."""
+    return None if values.all_clients or values.tags else values.client_ids
 
 
 def _message_choice(values: FormValues) -> int:
@@ -108,8 +115,9 @@ async def mailing_new(request: Request) -> Response:
                 start=start,
                 every=values.every,
                 end=end,
-                client_ids=values.client_ids,
+                client_ids=_explicit(values),
                 all_clients=values.all_clients,
+                tags=values.tags or None,
                 clock=Clock.from_settings(settings),
             ),
         )
@@ -148,6 +156,8 @@ async def mailing_edit(request: Request) -> Response:
         values = FormValues(
             message_id=str(mailing.message_id),
             client_ids=tuple(form.client_ids),
+            all_clients=form.audience == "all",
+            tags=tuple(form.tags),
             start=_local_input(mailing.start_at, tz),
             end=_local_input(mailing.end_at, tz),
             every=mailing.every,
@@ -170,8 +180,9 @@ async def mailing_edit(request: Request) -> Response:
                 end=end,
                 clear_end=end is None,
                 every=values.every,
-                client_ids=None if values.all_clients else values.client_ids,
+                client_ids=_explicit(values),
                 all_clients=values.all_clients,
+                tags=values.tags or None,
                 clock=Clock.from_settings(settings),
             ),
         )

@@ -17,6 +17,7 @@ from mailctl.db import session_scope, unnoticed
 from mailctl.errors import NotFound
 from mailctl.models import BlogPost, Client
 from mailctl.services import blog, clients, mailings
+from mailctl.services.preferences import preferences
 from mailctl.web.pages import db, int_or_404, page_args, render
 from mailctl.web.security import current_user
 from mailctl.web.state import panel
@@ -165,16 +166,32 @@ async def unsubscribe(request: Request) -> Response:
     token = str(request.path_params["token"])
     secret = panel(request).links.secret
     if request.method == "GET":
-        email = await db(
+        found = await db(
             request,
-            lambda s: _email_of(clients.unsubscribe_target(session=s, token=token, secret=secret)),
+            lambda s: preferences(session=s, token=token, secret=secret),
             readonly=True,
         )
-        return render(request, "public/unsubscribe.html", done=False, email=email)
+        return render(
+            request,
+            "public/unsubscribe.html",
+            done=False,
+            saved=False,
+            email=_email_of(found.client),
+            public_tags=found.public_tags,
+            token=token,
+        )
     # RFC 8058 one-click: a mail provider POSTs "List-Unsubscribe=One-Click" with no cookie
     # and no CSRF token; the signed link is the proof, and the action is only ever harmless.
     await db(request, lambda s: clients.unsubscribe(session=s, token=token, secret=secret))
-    return render(request, "public/unsubscribe.html", done=True, email=None)
+    return render(
+        request,
+        "public/unsubscribe.html",
+        done=True,
+        saved=False,
+        email=None,
+        public_tags=[],
+        token=token,
+    )
 
 
 routes: list[BaseRoute] = [
