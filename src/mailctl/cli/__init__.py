@@ -97,6 +97,7 @@ def _register() -> None:
         config_cmd,
         db_cmd,
         delivery,
+        layouts,
         mailings,
         messages,
         serve_cmd,
@@ -106,7 +107,8 @@ def _register() -> None:
     )
 
     app.add_typer(clients.app, name="client", help="Recipients: add, list, import, export.")
-    app.add_typer(messages.app, name="message", help="Messages: subject and body templates.")
+    app.add_typer(messages.app, name="message", help="Messages: Markdown, HTML or text bodies.")
+    app.add_typer(layouts.app, name="layout", help="Email layouts around HTML messages.")
     app.add_typer(mailings.app, name="mailing", help="Mailings: schedule, send, logs, reports.")
     app.add_typer(users.app, name="user", help="Accounts and roles.")
     app.add_typer(blog.app, name="blog", help="Blog posts shown on the home page.")

@@ -138,8 +138,11 @@ class MimeBuilder:
         subject: str,
         body: EncodedText,
         headers: Iterable[bytes] = (),
+        html: EncodedText | None = None,
     ) -> bytes:
-        """A text/plain message; `headers` (already checked) go after the standard ones."""
+        """A text/plain message, or multipart/alternative (the text first, then `html`, as
+        RFC 2046 orders them: plainest first); `headers` (already checked) go after the
+        standard ones."""
         check_header(to_address, "the recipient address")
         check_header(subject, "the subject")
         payload, cte, _size = body
@@ -151,11 +154,37 @@ class MimeBuilder:
             b"Date: " + self._date_header(),
             f"Message-ID: <{self._prefix}.{self._counter}@{self._domain}>".encode(),
             b"MIME-Version: 1.0",
-            b'Content-Type: text/plain; charset="utf-8"',
-            b"Content-Transfer-Encoding: " + cte.encode(),
-            *headers,
         ]
-        data = b"\r\n".join(lines) + b"\r\n\r\n" + payload
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        return data
+        if html is None:
+            lines += [_TEXT_PLAIN, b"Content-Transfer-Encoding: " + cte.encode(), *headers]
+            return _ended(b"\r\n".join(lines) + b"\r\n\r\n" + payload)
+        boundary = _boundary(payload, html.payload)
+        lines += [b'Content-Type: multipart/alternative; boundary="' + boundary + b'"', *headers]
+        dash = b"--" + boundary
+        return b"\r\n".join(lines) + b"\r\n\r\n" + b"".join(
+            (
+                dash + b"\r\n" + _TEXT_PLAIN,
+                b"\r\nContent-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n",
+                _ended(payload),
+                dash + b"\r\n" + b'Content-Type: text/html; charset="utf-8"',
+                b"\r\nContent-Transfer-Encoding: " + html.cte.encode() + b"\r\n\r\n",
+                _ended(html.payload),
+                dash + b"--\r\n",
+            )
+        )
+
+
+_TEXT_PLAIN = b'Content-Type: text/plain; charset="utf-8"'
+
+
+def _ended(data: bytes) -> bytes:
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _boundary(*payloads: bytes) -> bytes:
+    """A boundary found in neither part ("=_" never occurs in base64, and a random tail
+    almost never in text: checked all the same)."""
+    while True:
+        boundary = f"=_mailctl_{os.urandom(12).hex()}".encode()
+        if not any(boundary in payload for payload in payloads):
+            return boundary

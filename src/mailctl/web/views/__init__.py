@@ -12,6 +12,8 @@ AREAS = (
     "accounts",
     "clients",
     "messages",
+    "layouts",
+    "rendered",
     "mailing_forms",
     "mailings",
     "manager",

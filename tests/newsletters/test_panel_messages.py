@@ -1,0 +1,94 @@
+"""The panel's message pages with formats and layouts: the form, the preview (its HTML only
+in a sandboxed frame with its own policy), and the frame route's access rules."""
+
+from __future__ import annotations
+
+import re
+
+from tests.web.conftest import logged_in, post_form
+
+HOSTILE = (
+    "# Hi {{ client.first_name }}\n\n"
+    "<script>document.title='pwned-script'</script>\n\n"
+    '<img src="x" onerror="document.title=\'pwned-img\'">\n\n'
+    "[click](javascript:document.title='pwned-link')\n"
+)
+
+
+def _add_message(client, **data) -> int:  # type: ignore[no-untyped-def]
+    response = post_form(client, "/messages/new", data)
+    assert response.status_code == 303, response.text
+    return int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def test_the_form_offers_formats_and_layouts_and_saves_them(client, make_user) -> None:
+    user = make_user()
+    logged_in(client, user.email)
+    page = client.get("/messages/new").text
+    assert 'name="format"' in page and '<option value="markdown" selected>' in page
+    assert 'name="layout"' in page
+    layout = post_form(
+        client,
+        "/layouts/new",
+        {"name": "Brand", "html": '<div>{{ content }}</div><a href="{{ unsubscribe_url }}">u</a>'},
+    )
+    assert layout.status_code == 303, layout.text
+    layout_id = int(layout.headers["location"].rsplit("/", 1)[1])
+    assert f'<option value="{layout_id}"' in client.get("/messages/new").text
+    message_id = _add_message(
+        client, subject="News", body="**bold**", format="html", layout=str(layout_id)
+    )
+    detail = client.get(f"/messages/{message_id}").text
+    assert "HTML, in the layout “Brand”" in detail
+    edit = post_form(
+        client,
+        f"/messages/{message_id}/edit",
+        {"subject": "News", "body": "plain", "format": "text", "layout": ""},
+    )
+    assert edit.status_code == 303
+    assert "Plain text" in client.get(f"/messages/{message_id}").text
+
+
+def test_a_bad_format_is_a_400_with_the_form_again(client, make_user) -> None:
+    user = make_user()
+    logged_in(client, user.email)
+    response = post_form(client, "/messages/new", {"subject": "S", "body": "B", "format": "pdf"})
+    assert response.status_code == 400
+    assert "format must be one of markdown, html, text" in response.text
+
+
+def test_the_preview_shows_html_only_in_a_sandboxed_frame(client, make_user) -> None:
+    user = make_user()
+    logged_in(client, user.email)
+    message_id = _add_message(client, subject="S", body=HOSTILE, format="markdown")
+    page = client.get(f"/messages/{message_id}")
+    assert page.status_code == 200
+    # The message's markup is never part of the panel's page: only escaped, as source or text.
+    assert "<script>document.title" not in page.text
+    assert "onerror=\"document.title" not in page.text
+    frame = re.search(r"<iframe[^>]*id=\"preview-html\"[^>]*>", page.text)
+    assert frame, page.text
+    assert 'sandbox=""' in frame.group(0)
+    assert "allow-scripts" not in page.text and "allow-same-origin" not in page.text
+    src = re.search(r'src="([^"]+)"', frame.group(0)).group(1).replace("&amp;", "&")
+    framed = client.get(src)
+    assert framed.status_code == 200
+    policy = framed.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "default-src 'none'" in policy
+    assert "script-src" not in policy  # default-src 'none' covers scripts
+    assert "frame-ancestors 'self'" in policy
+    assert framed.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "<script>document.title" in framed.text  # the author's HTML, as written, neutered
+
+
+def test_other_users_cannot_load_the_frame(client, new_client, make_user) -> None:
+    owner, other, manager = make_user(), make_user(), make_user("manager")
+    logged_in(client, owner.email)
+    message_id = _add_message(client, subject="S", body="hello", format="markdown")
+    stranger = logged_in(new_client(), other.email)
+    assert stranger.get(f"/messages/{message_id}/preview.html").status_code == 404
+    assert stranger.get(f"/messages/{message_id}").status_code == 404
+    boss = logged_in(new_client(), manager.email)
+    assert boss.get(f"/messages/{message_id}/preview.html").status_code == 403
+    anonymous = new_client()
+    assert anonymous.get(f"/messages/{message_id}/preview.html").status_code in (302, 303)
