@@ -28,6 +28,8 @@ def test_message_commands(cli, users, tmp_path: Path) -> None:
             "News for {{ client.full_name }}",
             "--body-file",
             body,
+            "--format",
+            "text",
             as_=USER1,
         )
     )

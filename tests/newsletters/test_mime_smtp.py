@@ -32,7 +32,9 @@ HTML = (
 
 
 def _send(engine, settings) -> None:  # type: ignore[no-untyped-def]
-    delivery.run_pass(engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test")
+    delivery.run_pass(
+        engine=engine, settings=settings, clock=Clock.from_settings(settings), worker="test"
+    )
 
 
 def _parsed(sink: Sink) -> dict[str, EmailMessage]:
@@ -116,12 +118,14 @@ def test_a_custom_layout_is_used(engine, sink: Sink, smtp_settings, make_mailing
             actor=actor,
             name="Brand",
             html=(
-                "<style>.brand { color: #ff0000; }</style><div class=\"brand\">ACME</div>"
+                '<style>.brand { color: #ff0000; }</style><div class="brand">ACME</div>'
                 '{{ content }}<p><a href="{{ unsubscribe_url }}">Leave the list</a></p>'
             ),
         )
         layout_id = layout.id
-    make_mailing(CLIENTS[:1], subject="S", body="Hello *you*", format="markdown", layout_id=layout_id)
+    make_mailing(
+        CLIENTS[:1], subject="S", body="Hello *you*", format="markdown", layout_id=layout_id
+    )
     _send(engine, settings)
     msg = _parsed(sink)["ann@example.com"]
     html = msg.get_body(("html",)).get_content()

@@ -65,7 +65,7 @@ def test_the_preview_shows_html_only_in_a_sandboxed_frame(client, make_user) -> 
     assert page.status_code == 200
     # The message's markup is never part of the panel's page: only escaped, as source or text.
     assert "<script>document.title" not in page.text
-    assert "onerror=\"document.title" not in page.text
+    assert 'onerror="document.title' not in page.text
     frame = re.search(r"<iframe[^>]*id=\"preview-html\"[^>]*>", page.text)
     assert frame, page.text
     assert 'sandbox=""' in frame.group(0)

@@ -41,7 +41,9 @@ def layout_choice(value: str | None) -> int | None | EllipsisType:
     if value.strip().lower() == "default":
         return None
     if not value.strip().isdigit():
-        raise typer.BadParameter(f"{value!r} is not a layout id or 'default'", param_hint="'--layout'")
+        raise typer.BadParameter(
+            f"{value!r} is not a layout id or 'default'", param_hint="'--layout'"
+        )
     return int(value)
 
 
@@ -247,7 +249,10 @@ def test(
             client_id=client,
         )
         sent, status, to_address, reply = (
-            test_sends.was_sent(row), row.status, row.to_address, row.response or ""
+            test_sends.was_sent(row),
+            row.status,
+            row.to_address,
+            row.response or "",
         )
     if not sent:
         raise Invalid(f"the test to {to_address} was not sent ({status}): {reply}")

@@ -161,15 +161,19 @@ class MimeBuilder:
         boundary = _boundary(payload, html.payload)
         lines += [b'Content-Type: multipart/alternative; boundary="' + boundary + b'"', *headers]
         dash = b"--" + boundary
-        return b"\r\n".join(lines) + b"\r\n\r\n" + b"".join(
-            (
-                dash + b"\r\n" + _TEXT_PLAIN,
-                b"\r\nContent-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n",
-                _ended(payload),
-                dash + b"\r\n" + b'Content-Type: text/html; charset="utf-8"',
-                b"\r\nContent-Transfer-Encoding: " + html.cte.encode() + b"\r\n\r\n",
-                _ended(html.payload),
-                dash + b"--\r\n",
+        return (
+            b"\r\n".join(lines)
+            + b"\r\n\r\n"
+            + b"".join(
+                (
+                    dash + b"\r\n" + _TEXT_PLAIN,
+                    b"\r\nContent-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n",
+                    _ended(payload),
+                    dash + b"\r\n" + b'Content-Type: text/html; charset="utf-8"',
+                    b"\r\nContent-Transfer-Encoding: " + html.cte.encode() + b"\r\n\r\n",
+                    _ended(html.payload),
+                    dash + b"--\r\n",
+                )
             )
         )
 

@@ -63,12 +63,17 @@ def validate_content(
 ) -> None:
     """Every part of a message (subject, text, HTML) rendered for sample clients within one
     time budget: Invalid, in one line, when one would fail or run away at send time."""
+    # Composed first: Markdown and CSS inlining take time bounded by the body's size, and
+    # are not the template's; the budget is for rendering the templates.
+    composed = content.composed()
     deadline = time.monotonic() + limits.seconds
     values = {**SAMPLE_VALUES, "postal_address": postal_address or SAMPLE_VALUES["postal_address"]}
     validate_template(content.subject, field="subject", limits=limits, deadline=deadline)
-    composed = content.composed()
+    # The body as written first: its errors name its own lines, not the composed document's.
+    validate_template(
+        content.body, field="body", limits=limits, deadline=deadline, html=content.is_html
+    )
     if composed is None:
-        validate_template(content.body, field="body", limits=limits, deadline=deadline)
         return
     # Errors name the body: the layout's own placeholders were checked when it was saved.
     for source, html in ((composed.text, False), (composed.html, True)):
@@ -135,9 +140,7 @@ class MessageRenderer:
         self._unsubscribe = unsubscribe
         self._values = {**SAMPLE_VALUES, "sender_name": from_name, "postal_address": postal_address}
 
-    def _parts(
-        self, client: RenderClient, values: dict[str, str]
-    ) -> tuple[str, str, str | None]:
+    def _parts(self, client: RenderClient, values: dict[str, str]) -> tuple[str, str, str | None]:
         html = self._html
         if not self._needs_meter:
             return (

@@ -60,9 +60,7 @@ def add_layout(
     return layout
 
 
-def list_layouts(
-    *, session: Session, actor: User, owner_id: int | None = None
-) -> Sequence[Layout]:
+def list_layouts(*, session: Session, actor: User, owner_id: int | None = None) -> Sequence[Layout]:
     """The layouts the actor may see, optionally only one owner's (for that owner's message)."""
     require_role(actor, CONTENT_ROLES, "list layouts")
     stmt = owner_scope(select(Layout), Layout, actor).order_by(Layout.id)

@@ -125,9 +125,7 @@ def preview_layout(
         html = get_layout(session=session, actor=actor, layout_id=layout_id).html
     delivery = settings.delivery
     renderer = MessageRenderer(
-        MessageContent(
-            subject="Sample", body=SAMPLE_NEWSLETTER, format="markdown", layout=html
-        ),
+        MessageContent(subject="Sample", body=SAMPLE_NEWSLETTER, format="markdown", layout=html),
         from_address=delivery.from_address,
         from_name=delivery.from_name,
         limits=render_limits(settings),

@@ -64,9 +64,7 @@ def send_test(
     if client_id is not None:
         client = get_client(session=session, actor=actor, client_id=client_id)
         if client.owner_id != message.owner_id:
-            raise Conflict(
-                f"client {client_id} and message {message_id} belong to different users"
-            )
+            raise Conflict(f"client {client_id} and message {message_id} belong to different users")
         as_client = RenderClient(email=client.email, full_name=client.full_name)
         web_url = links.web_url(message_id, client_id)
     else:

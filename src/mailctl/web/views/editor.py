@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Invalid
 from mailctl.models import BlogPost, User
-from mailctl.services import blog
+from mailctl.services import blog, blog_html
 from mailctl.timeutil import parse_when, to_local
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
@@ -81,6 +81,7 @@ def _form_page(
     values: dict[str, str],
     error: str | None = None,
     status: int = 200,
+    preview: str | None = None,
 ) -> Response:
     return render(
         request,
@@ -89,6 +90,7 @@ def _form_page(
         post=post,
         values=values,
         error=error,
+        preview=preview,
         max_upload=request.app.state.settings.web.max_upload_bytes,
     )
 
@@ -135,6 +137,11 @@ async def _write(
     write: Callable[[Session, dict[str, Any]], BlogPost],
 ) -> Response:
     values = _values(form)
+    if form.get("action") == "preview":
+        # Nothing saved, no image stored: the form again with the post as the blog shows it.
+        user = request.scope["user"]
+        html = blog_html.preview_post(actor=user, content=values["content"])
+        return _form_page(request, post=post, values=values, preview=html)
     tz = request.app.state.settings.scheduler.timezone
     image = None
     try:

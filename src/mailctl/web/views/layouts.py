@@ -27,9 +27,16 @@ async def layout_list(request: Request) -> Response:
     return render(request, "user/layouts.html", layouts=layouts)
 
 
-async def _form(request: Request, layout: Any, values: dict[str, str], error: str | None, status: int = 200) -> Response:
+async def _form(
+    request: Request, layout: Any, values: dict[str, str], error: str | None, status: int = 200
+) -> Response:
     return render(
-        request, "user/layout_form.html", status_code=status, layout=layout, values=values, error=error
+        request,
+        "user/layout_form.html",
+        status_code=status,
+        layout=layout,
+        values=values,
+        error=error,
     )
 
 

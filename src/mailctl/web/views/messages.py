@@ -157,7 +157,7 @@ async def message_preview_frame(request: Request) -> Response:
 
 
 async def message_test(request: Request) -> Response:
-    """"Send me a test": to the given address (one's own by default), as the chosen client."""
+    """ "Send me a test": to the given address (one's own by default), as the chosen client."""
     user = await require_user(request)
     message_id = int_or_404(request.path_params["message_id"])
     form = await checked_form(request)

@@ -26,7 +26,11 @@ async def mailing_message(request: Request) -> Response:
         readonly=True,
     )
     return render(
-        request, "user/mailing_message.html", mailing_id=mailing_id, message=message, preview=rendered
+        request,
+        "user/mailing_message.html",
+        mailing_id=mailing_id,
+        message=message,
+        preview=rendered,
     )
 
 
