@@ -139,6 +139,9 @@ def compose(body: str, fmt: str, layout: str | None) -> Composed:
     # Each piece protected on its own, then joined with the body: a `{{ content }}` the
     # body itself writes is not the layout's.
     document = content.join(marks.protect(piece) for piece in parts)
-    html = marks.restore(inline_css(document))
+    # Characters beyond ASCII as character references (placeholders are ASCII words here):
+    # the HTML part then goes out as 7bit text, not base64, unless a line is too long.
+    inlined = inline_css(document).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    html = marks.restore(inlined)
     text = marks.restore(html_to_text(document))
     return Composed(html=html, text=text)

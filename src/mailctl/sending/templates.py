@@ -43,6 +43,8 @@ SAMPLE_VALUES: dict[str, str] = {
 }
 
 _env = Sandbox()
+# What HTML escaping changes (markupsafe's set): a value without any is already escaped.
+_SPECIAL = re.compile(r"[&<>\"']")
 # The HTML part: a client's name is text there, never markup.
 _html_env = Sandbox(autoescape=True)
 
@@ -209,7 +211,8 @@ def compile_template(
             out = parts.copy()
             for index, name, field in holes:
                 value = getattr(client, name) if field else values[name]
-                out[index] = str(escape(value)) if html else value
+                # Most values (addresses, links) have nothing to escape: skip the Markup.
+                out[index] = str(escape(value)) if html and _SPECIAL.search(value) else value
             text = "".join(out)
             if len(text) > cap:  # ten thousand {{ client.email }} are too many
                 raise BudgetExceeded(

@@ -68,7 +68,7 @@ def send_test(
         as_client = RenderClient(email=client.email, full_name=client.full_name)
         web_url = links.web_url(message_id, client_id)
     else:
-        as_client, web_url = SAMPLE, ""
+        as_client, web_url = SAMPLE, f"{links.base_url}/view/test"
     _check_throttle(session, actor, settings.delivery.test_sends_per_hour)
     delivery = settings.delivery
     rendered = render_message(
