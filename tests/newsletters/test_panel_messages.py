@@ -92,3 +92,104 @@ def test_other_users_cannot_load_the_frame(client, new_client, make_user) -> Non
     assert boss.get(f"/messages/{message_id}/preview.html").status_code == 403
     anonymous = new_client()
     assert anonymous.get(f"/messages/{message_id}/preview.html").status_code in (302, 303)
+
+
+def test_view_in_browser_pages(client, engine, settings, make_user) -> None:
+    from mailctl.db import session_scope
+    from mailctl.models import User
+    from mailctl.sending.links import Links
+    from mailctl.services.clients import add_client, delete_client
+    from mailctl.services.messages import add_message
+
+    owner = make_user()
+    with session_scope(engine) as s:
+        actor = s.get(User, owner.id)
+        message = add_message(
+            session=s, actor=actor, subject="S", body="# Hi {{ client.first_name }}"
+        )
+        person = add_client(session=s, actor=actor, email="ann@example.com", full_name="Ann Lee")
+        message_id, client_id = message.id, person.id
+    url = Links.from_settings(settings).web_url(message_id, client_id)
+    page = client.get(url.replace(settings.base_url(), ""))
+    assert page.status_code == 200 and ">Hi Ann</h1>" in page.text
+    policy = page.headers["content-security-policy"]
+    assert policy.startswith("sandbox;") and "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    path = url.replace(settings.base_url(), "")
+    assert client.get(path[:-3] + "abc").status_code == 404  # a forged signature
+    assert client.get("/view/not-a-token").status_code == 404
+    assert "does nothing" in client.get("/view/test").text
+    with session_scope(engine) as s:
+        delete_client(session=s, actor=s.get(User, owner.id), client_id=client_id)
+    assert client.get(path).status_code == 404  # the recipient was erased
+
+
+def test_layout_pages(client, new_client, make_user) -> None:
+    owner, other = make_user(), make_user()
+    logged_in(client, owner.email)
+    form = client.get("/layouts/new").text
+    assert "{{ content }}" in form  # starts from the default layout
+    bad = post_form(client, "/layouts/new", {"name": "Bad", "html": "<p>{{ content }}</p>"})
+    assert bad.status_code == 400 and "needs an unsubscribe link" in bad.text
+    made = post_form(
+        client,
+        "/layouts/new",
+        {"name": "Brand", "html": '<b>{{ content }}</b><a href="{{ unsubscribe_url }}">u</a>'},
+    )
+    assert made.status_code == 303
+    layout_id = int(made.headers["location"].rsplit("/", 1)[1])
+    assert "Brand" in client.get("/layouts").text
+    detail = client.get(f"/layouts/{layout_id}").text
+    assert f'src="/layouts/{layout_id}/preview.html"' in detail and 'sandbox=""' in detail
+    frame = client.get(f"/layouts/{layout_id}/preview.html")
+    assert frame.headers["content-security-policy"].startswith("sandbox;")
+    assert "<b>" in frame.text and "Our news, Sample" in frame.text
+    default = client.get("/layouts/default/preview.html")
+    assert default.status_code == 200 and "Unsubscribe" in default.text
+    stranger = logged_in(new_client(), other.email)
+    for path in (f"/layouts/{layout_id}", f"/layouts/{layout_id}/preview.html"):
+        assert stranger.get(path).status_code == 404
+    assert post_form(stranger, f"/layouts/{layout_id}/delete").status_code == 404
+    edit = post_form(
+        client,
+        f"/layouts/{layout_id}/edit",
+        {"name": "Brand 2", "html": '<i>{{ content }}</i><a href="{{ unsubscribe_url }}">u</a>'},
+    )
+    assert edit.status_code == 303 and "Brand 2" in client.get("/layouts").text
+    assert post_form(client, f"/layouts/{layout_id}/delete").status_code == 303
+    assert client.get(f"/layouts/{layout_id}").status_code == 404
+
+
+def test_a_manager_sees_a_mailings_message_only_framed(client, engine, make_user) -> None:
+    from datetime import timedelta
+
+    from mailctl.db import session_scope, utcnow
+    from mailctl.models import User
+    from mailctl.schedule import Clock
+    from mailctl.services.clients import add_client
+    from mailctl.services.mailings import add_mailing
+    from mailctl.services.messages import add_message
+
+    owner, manager = make_user(), make_user("manager")
+    with session_scope(engine) as s:
+        actor = s.get(User, owner.id)
+        message = add_message(session=s, actor=actor, subject="S", body=HOSTILE, format="html")
+        person = add_client(session=s, actor=actor, email="ann@example.com")
+        mailing = add_mailing(
+            session=s,
+            actor=actor,
+            message_id=message.id,
+            client_ids=[person.id],
+            start=utcnow() + timedelta(days=1),
+            every="week",
+            clock=Clock(tz="UTC", period_seconds=None),
+        )
+        mailing_id = mailing.id
+    logged_in(client, manager.email)
+    assert f"/mailings/{mailing_id}/message" in client.get(f"/mailings/{mailing_id}").text
+    page = client.get(f"/mailings/{mailing_id}/message")
+    assert page.status_code == 200
+    assert "<script>document.title" not in page.text and 'sandbox=""' in page.text
+    frame = client.get(f"/mailings/{mailing_id}/message.html")
+    assert frame.headers["content-security-policy"].startswith("sandbox;")

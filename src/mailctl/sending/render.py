@@ -9,6 +9,7 @@ as multipart/alternative. Per recipient only the templates are rendered.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -88,6 +89,9 @@ class Rendered:
     body: str  # the text part
     data: bytes
     html: str | None = None
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class MessageTooLarge(RenderFailed):
@@ -183,6 +187,9 @@ class MessageRenderer:
             raise RenderFailed(render_failure(exc)) from None
         if len(subject) > SUBJECT_MAX:
             raise RenderFailed(long_subject(len(subject)))
+        if html is not None and "\n\n\n" in body:
+            # An empty footer line (no postal address set) leaves a run of blank lines.
+            body = _BLANK_LINES.sub("\n\n", body)
         encoded = self._encode(body, "body")
         encoded_html = self._encode(html, "HTML part") if html is not None else None
         headers: tuple[bytes, ...] = ()
