@@ -23,6 +23,7 @@ from mailctl.sending.mime import EncodedText, MimeBuilder, check_header, encode_
 from mailctl.sending.templates import (
     SAMPLE_VALUES,
     SUBJECT_MAX,
+    Part,
     RenderClient,
     RenderFailed,
     compile_template,
@@ -132,9 +133,10 @@ class MessageRenderer:
             self._body, body_jinja = compile_template(
                 composed.text if composed else content.body, limits
             )
-            self._html, html_jinja = (
-                compile_template(composed.html, limits, html=True) if composed else (None, False)
-            )
+            self._html: Part | None = None
+            html_jinja = False
+            if composed is not None:
+                self._html, html_jinja = compile_template(composed.html, limits, html=True)
         except TemplateSyntaxError as exc:
             raise RenderFailed(f"template error at line {exc.lineno}: {exc.message}") from None
         except (RecursionError, SyntaxError, MemoryError):

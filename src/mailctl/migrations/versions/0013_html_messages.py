@@ -11,7 +11,7 @@ Markdown in the model, so the column's server default is dropped once the rows a
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the types autogenerate writes as sqlmodel.sql.sqltypes.X
 from alembic import op
 
 import mailctl.db

@@ -66,6 +66,7 @@ async def message_list(request: Request) -> Response:
 async def message_new(request: Request) -> Response:
     user = await require_user(request)
     svc.check_may_write(actor=user)
+    values: dict[str, Any]
     if request.method == "GET":
         values = {
             "subject": "",
@@ -78,7 +79,15 @@ async def message_new(request: Request) -> Response:
     try:
         message = await db(
             request,
-            lambda s: svc.add_message(session=s, actor=user, limits=_limits(request), **values),
+            lambda s: svc.add_message(
+                session=s,
+                actor=user,
+                limits=_limits(request),
+                subject=values["subject"],
+                body=values["body"],
+                format=values["format"],
+                layout_id=values["layout_id"],
+            ),
         )
     except Invalid as exc:
         return await _form(request, user, None, values, str(exc), status_code=exc.http_status)
@@ -195,6 +204,7 @@ async def message_edit(request: Request) -> Response:
         lambda s: svc.get_message(session=s, actor=user, message_id=message_id),
         readonly=True,
     )
+    values: dict[str, Any]
     if request.method == "GET":
         values = {
             "subject": message.subject,
@@ -208,7 +218,14 @@ async def message_edit(request: Request) -> Response:
         await db(
             request,
             lambda s: svc.edit_message(
-                session=s, actor=user, message_id=message_id, limits=_limits(request), **values
+                session=s,
+                actor=user,
+                message_id=message_id,
+                limits=_limits(request),
+                subject=values["subject"],
+                body=values["body"],
+                format=values["format"],
+                layout_id=values["layout_id"],
             ),
         )
     except Invalid as exc:
