@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
@@ -70,7 +71,13 @@ def make_engine(settings: Settings, *, create: bool = False) -> Engine:
         connect_args = {"timeout": busy_ms / 1000, "check_same_thread": False}
         path = _sqlite_file(url.database)
         if path is not None and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the database's directory {path.parent} (database.url):"
+                    f" {exc.strerror}"
+                ) from None
         if path is not None and not create:
             engine = create_engine(url, creator=_existing_sqlite(path, connect_args))
         else:
@@ -162,12 +169,25 @@ def _sqlite_setup(engine: Engine, busy_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched (Session.execute types its result
+    as a plain Result; for these statements it is always a CursorResult)."""
+    return cast(CursorResult[*tuple[Any, ...]], result).rowcount
+
+
+def _dbapi_connection(conn: Connection) -> DBAPIConnection:
+    raw = conn.connection.dbapi_connection
+    if raw is None:  # only once the pool has let it go
+        raise RuntimeError("the connection is closed")
+    return raw
+
+
 def dbapi_cursor(conn: Connection) -> Any:
     """A DBAPI cursor on the connection under `conn`, kept for as long as that connection."""
-    raw = conn.connection.dbapi_connection
+    raw = _dbapi_connection(conn)
     cursor = conn.info.get("mailctl_cursor")
     if cursor is None or conn.info.get("mailctl_raw") is not raw:
-        cursor = raw.cursor()  # type: ignore[union-attr]
+        cursor = raw.cursor()
         conn.info["mailctl_cursor"], conn.info["mailctl_raw"] = cursor, raw
     return cursor
 
@@ -184,9 +204,11 @@ def raw_write(conn: Connection) -> Iterator[Any]:
     """
     if conn.in_transaction():
         raise RuntimeError("raw_write() needs a connection outside any transaction")
-    raw = conn.connection.dbapi_connection
+    raw = _dbapi_connection(conn)
     dialect = conn.dialect
-    error: type[Exception] = dialect.dbapi.Error  # type: ignore[union-attr]
+    if dialect.dbapi is None:  # a dialect made without a driver, never one of an engine
+        raise RuntimeError(f"the {dialect.name} dialect has no driver")
+    error: type[Exception] = dialect.dbapi.Error
     cursor = dbapi_cursor(conn)
     step = "BEGIN"
     try:
@@ -195,13 +217,14 @@ def raw_write(conn: Connection) -> Iterator[Any]:
         step = "(statements of a write transaction)"
         yield cursor
         step = "COMMIT"
-        raw.commit()  # type: ignore[union-attr]
+        raw.commit()
     except BaseException as exc:
         with suppress(Exception):  # a dropped connection has nothing left to roll back
-            raw.rollback()  # type: ignore[union-attr]
+            raw.rollback()
         orig = exc.orig if isinstance(exc, DBAPIError) else exc
         if isinstance(orig, error):
-            dropped = dialect.is_disconnect(orig, raw, cursor)
+            # orig is an instance of the driver's Error class (checked just above).
+            dropped = dialect.is_disconnect(cast(Any, orig), raw, cursor)
             if dropped:
                 conn.invalidate(orig)
             if isinstance(exc, DBAPIError):

@@ -16,6 +16,10 @@ class Invalid(MailctlError):
     http_status = 400
 
 
+class BadPassword(Invalid):
+    """A new password the rule refuses (too short, too long, or the two copies differ)."""
+
+
 class Conflict(MailctlError):
     http_status = 409
 
@@ -24,8 +28,22 @@ class Forbidden(MailctlError):
     http_status = 403
 
 
+class Unverified(Forbidden):
+    """The right password, but the email address is not confirmed yet."""
+
+
 class Unauthorized(MailctlError):
     http_status = 401
+
+
+class Throttled(MailctlError):
+    """Too many tries in a short time; `retry_after` says in how many seconds to try again."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(MailctlError):

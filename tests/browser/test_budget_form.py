@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, PASSWORD, Panel
+from tests.support.browser import ADMIN, Panel
+from tests.support.env import PASSWORD
 
 pytestmark = pytest.mark.browser
 

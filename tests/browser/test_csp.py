@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, PASSWORD, Panel, _cli
+from tests.support.browser import ADMIN, Panel, mailctl_cli
+from tests.support.env import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -46,9 +47,9 @@ SIGNED_IN = [
 
 def _seed(panel: Panel) -> None:
     env = {**os.environ, "MAILCTL_GENERAL_LOG_LEVEL": "WARNING"}
-    _cli(env, "client", "add", "ann@example.org", "--name", "Ann Archer")
-    _cli(env, "message", "add", "--subject", "Hi {{ client.first_name }}", "--body", "Hello")
-    _cli(
+    mailctl_cli(env, "client", "add", "ann@example.org", "--name", "Ann Archer")
+    mailctl_cli(env, "message", "add", "--subject", "Hi {{ client.first_name }}", "--body", "Hello")
+    mailctl_cli(
         env,
         "mailing",
         "add",

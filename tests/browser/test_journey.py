@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import EDITOR, MANAGER, PASSWORD, Panel, link_in
+from tests.support.browser import EDITOR, MANAGER, Panel, link_in
+from tests.support.env import PASSWORD
 
 pytestmark = pytest.mark.browser
 

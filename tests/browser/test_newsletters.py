@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import ADMIN, MANAGER, PASSWORD, Panel, _cli
+from tests.support.browser import ADMIN, MANAGER, Panel, mailctl_cli
+from tests.support.env import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -48,14 +49,16 @@ and members get free delivery.
 
 def _seed(tmp: Any) -> dict[str, str]:
     env = {**os.environ, "MAILCTL_GENERAL_LOG_LEVEL": "WARNING"}
-    _cli(env, "user", "add", OWNER, "--role", "user", "--password-stdin", stdin=PASSWORD + "\n")
+    mailctl_cli(
+        env, "user", "add", OWNER, "--role", "user", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     body = tmp / "hostile.html"
     body.write_text(HOSTILE)
     news = tmp / "news.md"
     news.write_text(MARKDOWN)
     as_owner = {**env, "MAILCTL_AS": OWNER}
-    _cli(as_owner, "client", "add", "ann@example.org", "--name", "Ann Archer")
-    _cli(
+    mailctl_cli(as_owner, "client", "add", "ann@example.org", "--name", "Ann Archer")
+    mailctl_cli(
         as_owner,
         "message",
         "add",
@@ -66,8 +69,8 @@ def _seed(tmp: Any) -> dict[str, str]:
         "--format",
         "html",
     )
-    _cli(as_owner, "message", "add", "--subject", "June news", "--body-file", str(news))
-    _cli(
+    mailctl_cli(as_owner, "message", "add", "--subject", "June news", "--body-file", str(news))
+    mailctl_cli(
         as_owner,
         "mailing",
         "add",

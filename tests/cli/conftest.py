@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import FUTURE, USER1, USER2, as_json, new_id
+from tests.support.cli import FUTURE, USER1, USER2, as_json, new_id
 
 
 @pytest.fixture

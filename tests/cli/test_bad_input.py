@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import FUTURE, USER1, USER2, fails, new_id, ok
+from tests.support.cli import FUTURE, USER1, USER2, fails, new_id, ok
 
 
 @pytest.fixture
@@ -152,7 +152,10 @@ def test_unknown_periodicity(cli, setup1, before) -> None:
 def test_bad_times(cli, setup1, before) -> None:
     base = ("mailing", "add", "--message", setup1["message"], "--all-clients", "--every", "once")
     fails(cli(*base, "--start", "tomorrow-ish", as_=USER1), "cannot read time 'tomorrow-ish'")
-    fails(cli(*base, "--start", "2020-01-01 10:00", as_=USER1), "the start is in the past")
+    fails(
+        cli(*base, "--start", "2020-01-01 10:00", "--end", "2020-02-01 10:00", as_=USER1),
+        "the start and the end are both in the past",
+    )
 
 
 def test_mailing_client_choice_is_a_usage_error(cli, setup1, before) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from tests.support.cli import USER1, as_json, fails, new_id, ok
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 EDITOR = "editor@example.com"

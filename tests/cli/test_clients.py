@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from tests.support.cli import USER1, as_json, fails, new_id, ok
 
 
 def test_add_list_show_edit_rm(cli, users) -> None:
@@ -65,3 +65,41 @@ def test_import_not_utf8(cli, users, tmp_path: Path, snapshot) -> None:
     before = snapshot()
     fails(cli("client", "import", src, as_=USER1), "the file is not UTF-8")
     assert snapshot() == before
+
+
+def test_list_on_a_terminal_is_a_table(cli, users) -> None:
+    """A real pseudo-terminal: Rich draws the table (it used to get an argument it refuses)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    ok(cli("client", "add", "ann@example.com", "--name", "Ann Lee", as_=USER1))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailctl", "--as", USER1, "client", "list"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")
+    text = b"".join(chunks).decode(errors="replace")
+    assert "Traceback" not in text
+    assert "ann@example.com" in text and "Ann Lee" in text
+    assert "─" in text or "━" in text  # drawn as a table, not the piped tab-separated lines

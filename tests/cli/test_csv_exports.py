@@ -3,17 +3,15 @@ and an exported client list imports back to the same values."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mailctl.services.csvfile import TRIGGERS
-
-from .helpers import USER1, as_json, new_id, ok
+from mailctl.services.csvfile import safe_cell
+from tests.support import spreadsheet
+from tests.support.cli import USER1, as_json, new_id, ok
 
 CLIENTS = [
     ("a@example.com", '=HYPERLINK("http://evil.example","x")', "=cmd|' /C calc'!A0"),
@@ -21,18 +19,19 @@ CLIENTS = [
     ("c@example.com", "@handle", "-- a note\nwith two lines"),
     ("d@example.com", "'quoted", "''=x"),
     ("=cmd@example.com", "+plus", "@"),
+    ("e@example.com", "Ann; -2+3", 'VIP;=HYPERLINK("http://evil.example","x")'),
+    ("f@example.com", '"=quoted', "hello\n=cmd|' /C calc'!A0\n  @SUM(1)\r\n\t=x"),
+    ("g@example.com", "\uff1d1+1", "a;b; c\n- one\n- two"),
     ("-dash@example.com", "Anne-Marie", ""),
 ]
-EVIL_REPLY = '=HYPERLINK("http://evil.example","x")'
+# A second formula after a ';': a cell of its own in a Russian or German Excel.
+EVIL_REPLY = '=HYPERLINK("http://evil.example","x");=cmd|\' /C calc\'!A0'
 
 
 def guarded(path_or_text: Path | str) -> list[list[str]]:
-    text = path_or_text.read_text() if isinstance(path_or_text, Path) else path_or_text
-    rows = list(csv.reader(io.StringIO(text)))
-    for row in rows:
-        for cell in row:
-            assert not cell or cell[0] not in TRIGGERS, f"{cell!r} would run in a spreadsheet"
-    return rows
+    # As written: read_text() would turn a CRLF inside a cell into LF.
+    text = path_or_text.read_bytes().decode() if isinstance(path_or_text, Path) else path_or_text
+    return spreadsheet.rows(text)
 
 
 def listed(cli) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
@@ -51,7 +50,8 @@ def test_client_export_is_guarded_and_imports_back(cli, users, tmp_path: Path) -
     ok(cli("client", "export", out, as_=USER1))
     rows = guarded(out)
     assert [r[1] for r in rows if "a@" in r[0]] == ['\'=HYPERLINK("http://evil.example","x")']
-    assert guarded(ok(cli("client", "export", as_=USER1)).stdout) == rows  # stdout the same
+    # stdout the same (its bytes: Click's `stdout` turns CRLF into LF)
+    assert guarded(ok(cli("client", "export", as_=USER1)).stdout_bytes.decode()) == rows
     for client in as_json(cli("client", "list", "--json", as_=USER1)):
         ok(cli("client", "rm", client["id"], as_=USER1))
     assert listed(cli) == []
@@ -64,7 +64,7 @@ def hostile_server() -> Iterator[int]:
     """A real SMTP server whose every 250 reply carries a spreadsheet formula."""
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -114,7 +114,8 @@ def test_the_attempts_report_is_guarded_even_against_the_mail_server(
     header, *rows = guarded(out)
     assert header[:4] == ["attempted_at", "run_id", "email", "status"]
     assert len(rows) == len(CLIENTS)
-    assert {r[5] for r in rows} == {"'" + EVIL_REPLY}
+    assert {r[5] for r in rows} == {safe_cell(EVIL_REPLY)}
+    assert safe_cell(EVIL_REPLY) == "'" + EVIL_REPLY.replace(";=", ";'=")
     assert {r[2] for r in rows} >= {"'=cmd@example.com", "'-dash@example.com"}
     # The log itself keeps the server's words as they were.
     logs = json.loads(ok(cli("mailing", "logs", mailing, "--json", as_=USER1)).stdout)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from .helpers import FUTURE, LATER, USER1, as_json, fails, new_id, ok
+from tests.support.cli import FUTURE, LATER, USER1, as_json, fails, new_id, ok
+from tests.support.mail import outbox
 
 
 def test_add_list_show(cli, setup1) -> None:
@@ -61,23 +62,52 @@ def test_add_with_listed_clients_and_end(cli, setup1) -> None:
     assert shown["end_at"] == "2030-12-01T09:00:00+01:00"
 
 
-def test_add_due_now_is_stored(cli, setup1) -> None:
-    result = ok(
+def _add_due_now(cli, message_id: int, *extra: str):  # type: ignore[no-untyped-def]
+    return ok(
         cli(
             "mailing",
             "add",
             "--message",
-            setup1["message"],
+            message_id,
             "--all-clients",
             "--start",
             "now",
             "--every",
             "once",
-            "--no-send",
+            *extra,
             as_=USER1,
         )
     )
+
+
+def test_add_due_now_sends_at_once(cli, setup1, settings) -> None:
+    result = _add_due_now(cli, setup1["message"])
+    mailing_id = int(result.stdout.strip())
+    assert f"mailing {mailing_id}: sent 2," in result.stderr
+    assert sorted(m["To"].addresses[0].addr_spec for m in outbox(settings)) == [
+        "ann@example.com",
+        "bob@example.com",
+    ]
+    report = as_json(cli("mailing", "report", mailing_id, "--json", as_=USER1))
+    assert (report["sent"], report["attempts"], report["runs"]) == (2, 2, 1)
+
+
+def test_add_due_now_is_stored_with_no_send(cli, setup1, settings) -> None:
+    result = _add_due_now(cli, setup1["message"], "--no-send")
+    mailing_id = int(result.stdout.strip())
     assert "added mailing" in result.stderr
+    assert f"stored mailing {mailing_id}; it starts by itself" in result.stderr
+    assert "sent" not in result.stderr
+    # Nothing went out and no run started: the mailing waits, due, for the scheduler.
+    assert outbox(settings) == []
+    report = as_json(cli("mailing", "report", mailing_id, "--json", as_=USER1))
+    assert (report["sent"], report["attempts"], report["runs"]) == (0, 0, 0)
+    shown = as_json(cli("mailing", "show", mailing_id, "--json", as_=USER1))
+    assert shown["status"] == "created" and shown["last_run_at"] is None
+    assert shown["next_run_at"] is not None
+    # The next pass sends it: --no-send stored it due, it did not lose the run.
+    assert "sent 2," in ok(cli("run-due")).stdout
+    assert len(outbox(settings)) == 2
 
 
 def test_status_filter(cli, setup1) -> None:
@@ -173,3 +203,68 @@ def test_list_counts_each_mailings_clients(cli, setup1) -> None:
     assert [(r["id"], r["clients"]) for r in rows] == [(setup1["mailing"], 2), (one, 1)]
     shown = as_json(cli("mailing", "show", one, "--json", as_=USER1))
     assert (shown["clients"], shown["client_ids"]) == (1, [c1])
+
+
+def _local_minute(delta_minutes: int) -> str:
+    """A time in the fixtures' zone, whole minutes from now, as the CLI reads it."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("Europe/Berlin")).replace(second=0, microsecond=0)
+    return (now + timedelta(minutes=delta_minutes)).strftime("%Y-%m-%d %H:%M")
+
+
+def test_a_start_that_has_passed_sends_to_every_client_at_once(
+    cli, setup1, settings, engine
+) -> None:
+    """The assignment: created with start <= now < end, the send begins with no further
+    action; a one-off with no end counts as ending after its run."""
+    from pathlib import Path
+
+    outbox = Path(settings.delivery.outbox_dir)
+    base = ("mailing", "add", "--message", setup1["message"], "--all-clients")
+    cases = [
+        ("--start", _local_minute(-90), "--end", _local_minute(90)),
+        ("--start", _local_minute(-3 * 24 * 60)),  # a one-off, no end
+    ]
+    for n, args in enumerate(cases, start=1):
+        result = ok(cli(*base, *args, as_=USER1))
+        mid = int(result.stdout.strip())
+        assert "sent 2," in result.stderr, result.stderr
+        shown = as_json(cli("mailing", "show", mid, "--json", as_=USER1))
+        assert shown["status"] == "finished"
+        assert len(list(outbox.glob("*.eml"))) == 2 * n  # both clients, once each
+
+    both_past = ("--start", _local_minute(-120), "--end", _local_minute(-60))
+    fails(
+        cli(*base, *both_past, as_=USER1),
+        "the start and the end are both in the past: nothing would be sent",
+    )
+    assert len(list(outbox.glob("*.eml"))) == 4
+
+
+def test_a_periodic_mailing_created_late_keeps_its_wall_clock_phase(cli, setup1) -> None:
+    """A daily at HH:MM created an hour after HH:MM sends now, then tomorrow at HH:MM."""
+    from datetime import datetime, timedelta
+
+    start = _local_minute(-60)
+    result = ok(
+        cli(
+            "mailing",
+            "add",
+            "--message",
+            setup1["message"],
+            "--all-clients",
+            "--start",
+            start,
+            "--every",
+            "day",
+            as_=USER1,
+        )
+    )
+    assert "sent 2," in result.stderr
+    shown = as_json(cli("mailing", "show", int(result.stdout.strip()), "--json", as_=USER1))
+    assert shown["status"] == "started"
+    next_run = datetime.fromisoformat(shown["next_run_at"])
+    expected = datetime.strptime(start, "%Y-%m-%d %H:%M") + timedelta(days=1)
+    assert next_run.replace(tzinfo=None) == expected  # same wall-clock time, the next day

@@ -35,3 +35,23 @@ def test_upgrade_downgrade_upgrade_matches_models(settings) -> None:
         assert _diff(engine) == []
     finally:
         engine.dispose()
+
+
+def test_head_constant_is_the_newest_revision() -> None:
+    # Every command checks the schema against HEAD without loading Alembic; a new revision
+    # must move it too.
+    assert migrations.head_revision() == migrations.HEAD, (
+        f"mailctl.migrations.HEAD is {migrations.HEAD!r} but versions/ ends at "
+        f"{migrations.head_revision()!r}: update HEAD"
+    )
+
+
+def test_an_old_schema_is_refused_without_alembic(cli, engine) -> None:
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'old0'"))
+    result = cli("client", "list")
+    assert result.exit_code == 1
+    assert "at revision old0, this mailctl needs" in result.stderr
+    assert "mailctl db upgrade" in result.stderr

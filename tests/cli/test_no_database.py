@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import fails, ok
+from tests.support import terminal
+from tests.support.cli import fails, ok
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("MAILCTL_TEST_DATABASE_URL")),
@@ -81,25 +82,38 @@ def test_the_panel_without_a_database_refuses_to_start_and_writes_nothing(
 
 
 @pytest.mark.slow
-def test_the_daemon_waits_for_a_database_without_making_one(untouched) -> None:
+def test_the_daemon_without_a_database_refuses_to_start_and_writes_nothing(untouched) -> None:
+    """Waiting for a file only `mailctl init` makes would only look like a running scheduler
+    (systemd would show it active). A database server that is down is still waited for
+    (scheduling/test_daemon.py), and so is one that goes away while the daemon runs."""
+    began = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailctl", "daemon", "--tick", "1"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        time.sleep(4)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    assert f"pass failed: {NO_DB}" in out and HINT in out
-    assert "Traceback" not in out
+    assert proc.returncode == 1, (out, err)
+    assert out == "" and err.count("\n") == 1, (out, err)
+    assert err.startswith(f"error: {NO_DB}") and HINT in err
+    assert time.monotonic() - began < 30
+
+
+@pytest.mark.slow
+def test_the_daemon_on_a_terminal_refuses_in_one_line(untouched) -> None:
+    began = time.monotonic()
+    screen = terminal.run(["daemon", "--tick", "1"], colour=False)  # pexpect gives up at 60 s
+    assert screen.status == 1, screen.text
+    [line] = [line for line in screen.text.splitlines() if line.strip()]
+    assert line.startswith(f"error: {NO_DB}") and HINT in line, screen.text
+    assert time.monotonic() - began < 30
 
 
 def test_init_and_db_upgrade_do_create_it(bare_cli, mailctl_env: Path) -> None:
@@ -112,3 +126,16 @@ def test_init_and_db_upgrade_do_create_it(bare_cli, mailctl_env: Path) -> None:
 def test_init_creates_the_directory_too(bare_cli, mailctl_env: Path) -> None:
     ok(bare_cli("init", "--admin", "root@example.com", "--password-stdin", input="pw-pw-pw-pw\n"))
     assert (mailctl_env / "mailctl.db").is_file()
+
+
+def test_init_in_a_directory_that_cannot_be_made_is_one_line(bare_cli, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A file where the database's directory should be (root may write anywhere else)."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MAILCTL_DATABASE_URL", f"sqlite:///{tmp_path}/a-file/sub/mailctl.db")
+    for argv in (("init", "--admin", "root@example.com", "--password-stdin"), ("db", "upgrade")):
+        result = fails(
+            bare_cli(*argv, input="pw-pw-pw-pw\n"),
+            f"error: cannot create the database's directory {tmp_path}/a-file/sub (database.url):"
+            " Not a directory",
+        )
+        assert result.stderr.count("\n") == 1, result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .helpers import as_json, fails, ok
+from tests.support.cli import as_json, fails, ok
 
 PW = "correct horse battery\n"
 

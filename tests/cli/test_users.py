@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .helpers import USER1, as_json, fails, new_id, ok
+from tests.support.cli import USER1, as_json, fails, new_id, ok
 
 PW = "a long password\n"
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .faultserver import SCENARIOS, FaultServer
+from tests.support.faultserver import SCENARIOS, FaultServer
 
 T = 2.0  # client timeout for "normal" interactions
 MSG = "Subject: hi\r\n\r\nhello\r\n.leading dot\r\n..two dots\r\nbye\r\n"
@@ -155,7 +155,7 @@ def test_client_disconnects_do_not_break_server():
 def test_unknown_scenario_rejected():
     with pytest.raises(ValueError):
         FaultServer("nope")
-    assert "ok" in SCENARIOS and len(SCENARIOS) == 17
+    assert "ok" in SCENARIOS and len(SCENARIOS) == 20
 
 
 # --------------------------------------------------------------- timing ----

@@ -1,5 +1,4 @@
-"""HTML newsletters: the panel fixtures of tests/web and the SMTP sink of tests/sending."""
+"""HTML newsletters: the shared plugins (tests/support) and the mailing fixtures of
+tests/sending."""
 
-from tests.web.conftest import app, client, make_user, new_client, password_hash  # noqa: F401
-
-from sending.conftest import make_mailing, owner, sink, smtp_settings  # noqa: F401
+from tests.sending.conftest import make_mailing, owner  # noqa: F401

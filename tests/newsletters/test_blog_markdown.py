@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.web.conftest import logged_in, post_form
-
 from mailctl.db import session_scope
 from mailctl.models import User
 from mailctl.services import blog
 from mailctl.services.blog_html import post_html
+from tests.support.web import logged_in, post_form
 
 HOSTILE = """## Launch day
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pexpect
 
-from cli.helpers import fails, new_id, ok
+from tests.support.cli import fails, new_id, ok
 
 GOOD = '<div class="x">{{ content }}</div><p><a href="{{ unsubscribe_url }}">Leave</a></p>'
 
@@ -56,7 +56,9 @@ def test_message_preview_parts(cli) -> None:
     )
     text = ok(cli("message", "preview", mid, "--client", cid)).stdout
     assert text.startswith("Subject: For Ann\n\nHi Ann <Lee>\n")
-    assert "/unsubscribe/" in text and "/view/" in text
+    # The view link is the client's; the unsubscribe link is not (following it would
+    # unsubscribe them).
+    assert "[this client's own unsubscribe link]" in text and "/view/" in text
     html = ok(cli("message", "preview", mid, "--client", cid, "--part", "html")).stdout
     assert html.startswith("<!DOCTYPE html>") and "Hi Ann &lt;Lee&gt;</h1>" in html
     plain = new_id(cli("message", "add", "--subject", "S", "--body", "B", "--format", "text"))

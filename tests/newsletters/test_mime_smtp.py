@@ -15,7 +15,7 @@ from mailctl.models import Delivery, User
 from mailctl.schedule import Clock
 from mailctl.services import delivery, layouts
 from mailctl.services.previews import view_in_browser
-from sending.conftest import Sink
+from tests.support.smtp import Sink
 
 CLIENTS = [("ann@example.com", "Ann <b>Lee</b>"), ("jose@example.com", "José Müller")]
 SUBJECT = "News for {{ client.first_name }}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.web.conftest import logged_in, post_form
+from tests.support.web import logged_in, post_form
 
 HOSTILE = (
     "# Hi {{ client.first_name }}\n\n"

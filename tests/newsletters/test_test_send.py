@@ -7,12 +7,12 @@ import email
 import email.policy
 
 from sqlmodel import func, select
-from tests.web.conftest import logged_in, post_form
 
-from cli.helpers import fails, new_id, ok
 from mailctl.db import session_scope
 from mailctl.models import Delivery, DeliveryAttempt, Mailing, TestSend
-from sending.conftest import Sink
+from tests.support.cli import fails, new_id, ok
+from tests.support.smtp import Sink
+from tests.support.web import logged_in, post_form
 
 BODY = "# Hi {{ client.first_name }}\n\nYour address: {{ client.email }}\n"
 
@@ -74,7 +74,7 @@ def test_cli_test_send_refusals(cli, engine, sink: Sink, smtp_settings, make_use
 
 
 def test_a_refused_test_is_logged_and_reported(cli, engine, smtp_settings) -> None:
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     smtp_settings(free_port())  # nothing listens there
     message_id = new_id(cli("message", "add", "--subject", "S", "--body", BODY))

@@ -1,117 +1,42 @@
-"""Scale-out fixtures: daemon subprocesses on one PostgreSQL database, a real SMTP sink.
-
-Each daemon is `python -m mailctl daemon` with its own MAILCTL_* environment, the way each host
-of a deployment has its own unit. The sink notes the EHLO name of every message, and every
-daemon says its own name (smtp.local_hostname), so the test knows who sent what.
-"""
+"""Scale-out fixtures: daemon subprocesses on one PostgreSQL database, a real SMTP sink that
+notes which daemon sent each message (see tests/support/scaleout.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine, make_url
 
 from mailctl.db import session_scope, utcnow
-from mailctl.models import Client, Delivery, DeliveryAttempt, User
-from mailctl.models.delivery import OPEN
+from mailctl.models import Client, User
 from mailctl.schedule import Clock
+from tests.support.env import PG_URL
+from tests.support.scaleout import (
+    SECRET,
+    Cluster,
+    DaemonProc,
+    Daemons,
+    EhloSink,
+    Recorder,
+    email_of,
+)
+from tests.support.smtp import free_port
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
 
-PG_URL = os.environ.get("MAILCTL_TEST_DATABASE_URL", "")
-ON_POSTGRES = PG_URL.startswith("postgresql")
-needs_postgres = pytest.mark.skipif(
-    not ON_POSTGRES, reason="set MAILCTL_TEST_DATABASE_URL to a PostgreSQL database"
-)
-SECRET = "scale-out-test-secret-shared-by-every-host"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# -- the sink ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Recorder:
-    """aiosmtpd handler: which recipient arrived, and from which daemon (its EHLO name).
-
-    hold(helo, after): the message after `after` ones from that daemon is taken in, then its
-    reply is held back until release() — the sender is certainly mid-message meanwhile.
-    """
-
-    received: list[tuple[str, str]] = field(default_factory=list)  # (recipient, helo)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    held: threading.Event = field(default_factory=threading.Event)
-    held_rcpt: str = ""
-    _hold: tuple[str, int] | None = None
-    _release: threading.Event = field(default_factory=threading.Event)
-
-    def hold(self, helo: str, after: int) -> None:
-        self._hold = (helo, after)
-
-    def release(self) -> None:
-        self._release.set()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        helo = session.host_name or ""
-        with self.lock:
-            hold = (
-                self._hold is not None
-                and self._hold[0] == helo
-                and not self.held.is_set()
-                and sum(1 for _, h in self.received if h == helo) >= self._hold[1]
-            )
-            for rcpt in envelope.rcpt_tos:
-                self.received.append((rcpt, helo))
-            if hold:
-                self.held_rcpt = envelope.rcpt_tos[0]
-                self.held.set()
-        if hold:
-            while not self._release.is_set():
-                await asyncio.sleep(0.05)
-        return "250 2.0.0 OK queued"
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-    def per_recipient(self) -> Counter[str]:
-        with self.lock:
-            return Counter(r for r, _ in self.received)
-
-    def per_sender(self) -> Counter[str]:
-        with self.lock:
-            return Counter(h for _, h in self.received)
-
-
-@dataclass
-class Sink:
-    port: int
-    recorder: Recorder
-
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
+def ehlo_sink() -> Iterator[EhloSink]:
     from aiosmtpd.controller import Controller
 
     recorder = Recorder()
@@ -119,16 +44,9 @@ def sink() -> Iterator[Sink]:
     controller = Controller(recorder, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
     try:
-        yield Sink(port, recorder)
+        yield EhloSink(port, recorder)
     finally:
         controller.stop()
-
-
-# -- a big mailing ----------------------------------------------------------------------------
-
-
-def email_of(i: int) -> str:
-    return f"client{i:05d}@example.com"
 
 
 @pytest.fixture
@@ -176,93 +94,6 @@ def big_mailing(engine: Engine, make_user: Callable[..., User]) -> Callable[[int
             return mailing.id or 0
 
     return make
-
-
-def open_rows(engine: Engine, mailing_id: int) -> tuple[int, int]:
-    """(rows in the ledger, rows still pending/sending/deferred) for one mailing."""
-    with engine.connect() as conn:
-        total = conn.execute(
-            select(func.count()).select_from(Delivery).where(Delivery.mailing_id == mailing_id)
-        ).scalar_one()
-        left = conn.execute(
-            select(func.count())
-            .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
-        ).scalar_one()
-    return int(total), int(left)
-
-
-def wait_until_done(
-    engine: Engine, mailing_id: int, expected: int, *, timeout: float, check: Callable[[], None]
-) -> None:
-    """Wait for every ledger row of the mailing to reach a final state; check() each round."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        check()
-        try:
-            total, left = open_rows(engine, mailing_id)
-        except Exception:  # the database may be restarting under us
-            total, left = -1, -1
-        if total == expected and left == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"mailing {mailing_id} not done in {timeout}s: {total} rows, {left} open")
-
-
-def ledger_states(engine: Engine, mailing_id: int) -> dict[str, str]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Delivery.email, Delivery.state).where(Delivery.mailing_id == mailing_id)
-        ).all()
-    return {email: state for email, state in rows}
-
-
-def attempt_statuses(engine: Engine, mailing_id: int) -> dict[str, Counter[str]]:
-    """email -> how many log rows of each status."""
-    out: dict[str, Counter[str]] = {}
-    with engine.connect() as conn:
-        for email, status in conn.execute(
-            select(DeliveryAttempt.email, DeliveryAttempt.status).where(
-                DeliveryAttempt.mailing_id == mailing_id
-            )
-        ):
-            out.setdefault(email, Counter())[status] += 1
-    return out
-
-
-# -- the daemons ------------------------------------------------------------------------------
-
-
-@dataclass
-class DaemonProc:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@dataclass
-class Daemons:
-    procs: list[DaemonProc]
-
-    def check_alive(self) -> None:
-        for d in self.procs:
-            if not d.alive():
-                raise AssertionError(
-                    f"{d.name} exited with {d.proc.returncode}:\n{d.output()[-3000:]}"
-                )
-
-    def live(self) -> list[DaemonProc]:
-        return [d for d in self.procs if d.alive()]
-
-    def stop(self, d: DaemonProc, timeout: float = 30) -> int:
-        d.proc.send_signal(signal.SIGTERM)
-        return d.proc.wait(timeout)
 
 
 @pytest.fixture
@@ -344,23 +175,6 @@ def _wait_for_heartbeats(engine: Engine, daemons: Daemons, n: int, timeout: floa
             return
         time.sleep(0.2)
     raise AssertionError(f"only {beating} of {n} daemons started within {timeout}s")
-
-
-# -- the local PostgreSQL server ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cluster:
-    version: str
-    name: str
-
-    def ctl(self, action: str) -> None:
-        subprocess.run(
-            ["pg_ctlcluster", self.version, self.name, action],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
 
 
 @pytest.fixture

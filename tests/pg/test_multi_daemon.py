@@ -10,13 +10,9 @@ import signal
 
 import pytest
 
-from .conftest import (
-    attempt_statuses,
-    email_of,
-    ledger_states,
-    needs_postgres,
-    wait_until_done,
-)
+from tests.support.ledger import attempt_statuses
+from tests.support.ledger import states as ledger_states
+from tests.support.scaleout import email_of, needs_postgres, wait_until_done
 
 pytestmark = [needs_postgres, pytest.mark.postgres_only, pytest.mark.slow]
 
@@ -24,14 +20,14 @@ CLIENTS = 5_000
 
 
 def test_three_daemons_send_each_client_once_and_share_the_work(
-    engine, sink, big_mailing, start_daemons
+    engine, ehlo_sink, big_mailing, start_daemons
 ) -> None:
-    daemons = start_daemons(3, sink.port)
+    daemons = start_daemons(3, ehlo_sink.port)
     mailing_id = big_mailing(CLIENTS)
 
     wait_until_done(engine, mailing_id, CLIENTS, timeout=240, check=daemons.check_alive)
 
-    received = sink.recorder.per_recipient()
+    received = ehlo_sink.recorder.per_recipient()
     expected = {email_of(i) for i in range(CLIENTS)}
     assert set(received) == expected
     assert [r for r, n in received.items() if n > 1] == []
@@ -39,7 +35,7 @@ def test_three_daemons_send_each_client_once_and_share_the_work(
     log = attempt_statuses(engine, mailing_id)
     assert all(log[e] == {"sent": 1} for e in expected)
 
-    shares = sink.recorder.per_sender()
+    shares = ehlo_sink.recorder.per_sender()
     print("shares:", dict(shares))
     assert set(shares) == {"daemon-1", "daemon-2", "daemon-3"}, shares
     assert sum(shares.values()) == CLIENTS
@@ -51,24 +47,24 @@ def test_three_daemons_send_each_client_once_and_share_the_work(
 
 
 def test_a_killed_daemon_leaves_its_batch_to_the_others(
-    engine, sink, big_mailing, start_daemons
+    engine, ehlo_sink, big_mailing, start_daemons
 ) -> None:
     # A message in flight is only declared `unknown` after max(lease, 2 x attempt deadline).
-    daemons = start_daemons(3, sink.port, delivery_attempt_deadline_seconds=5)
+    daemons = start_daemons(3, ehlo_sink.port, delivery_attempt_deadline_seconds=5)
     victim = daemons.procs[0]
     # Mid-batch and mid-message: the sink has taken the message in and holds its reply back.
-    sink.recorder.hold(victim.name, after=220)
+    ehlo_sink.recorder.hold(victim.name, after=220)
     mailing_id = big_mailing(CLIENTS)
 
-    assert sink.recorder.held.wait(120), "daemon-1 never got going"
+    assert ehlo_sink.recorder.held.wait(120), "daemon-1 never got going"
     daemons.check_alive()
-    assert sink.recorder.count() < CLIENTS // 2, "the run was nearly over before the kill"
+    assert ehlo_sink.recorder.count() < CLIENTS // 2, "the run was nearly over before the kill"
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(10)
-    sink.recorder.release()
+    ehlo_sink.recorder.release()
     survivors = daemons.procs[1:]
-    killed_at = sink.recorder.per_sender()[victim.name]
-    in_flight = sink.recorder.held_rcpt
+    killed_at = ehlo_sink.recorder.per_sender()[victim.name]
+    in_flight = ehlo_sink.recorder.held_rcpt
 
     def survivors_alive() -> None:
         for d in survivors:
@@ -77,7 +73,7 @@ def test_a_killed_daemon_leaves_its_batch_to_the_others(
     wait_until_done(engine, mailing_id, CLIENTS, timeout=240, check=survivors_alive)
 
     states = ledger_states(engine, mailing_id)
-    received = sink.recorder.per_recipient()
+    received = ehlo_sink.recorder.per_recipient()
     expected = {email_of(i) for i in range(CLIENTS)}
     assert set(states) == expected
     unknown = {e for e, s in states.items() if s == "unknown"}
@@ -92,7 +88,7 @@ def test_a_killed_daemon_leaves_its_batch_to_the_others(
     assert set(received) <= expected
 
     # The dead daemon sent nothing more; the others took over its batch after the lease.
-    shares = sink.recorder.per_sender()
+    shares = ehlo_sink.recorder.per_sender()
     print("shares:", dict(shares), "unknown:", sorted(unknown))
     assert shares[victim.name] == killed_at
     assert all(shares[d.name] > 0 for d in survivors), shares

@@ -13,14 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from mailctl.models import Mailing
-
-from .conftest import (
-    attempt_statuses,
-    email_of,
-    ledger_states,
-    needs_postgres,
-    wait_until_done,
-)
+from tests.support.ledger import attempt_statuses
+from tests.support.ledger import states as ledger_states
+from tests.support.scaleout import email_of, needs_postgres, wait_until_done
 
 pytestmark = [needs_postgres, pytest.mark.postgres_only, pytest.mark.slow]
 
@@ -29,21 +24,21 @@ OUTAGE_SECONDS = 4
 
 
 def test_daemons_survive_a_database_restart_mid_run(
-    engine, sink, big_mailing, start_daemons, local_cluster
+    engine, ehlo_sink, big_mailing, start_daemons, local_cluster
 ) -> None:
     # A message in flight is only declared `unknown` after max(lease, 2 x attempt deadline).
-    daemons = start_daemons(3, sink.port, delivery_attempt_deadline_seconds=5)
+    daemons = start_daemons(3, ehlo_sink.port, delivery_attempt_deadline_seconds=5)
     mailing_id = big_mailing(CLIENTS)
 
     deadline = time.monotonic() + 120
-    while sink.recorder.count() < CLIENTS // 4:
+    while ehlo_sink.recorder.count() < CLIENTS // 4:
         daemons.check_alive()
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.05)
 
     local_cluster.ctl("stop")  # fast shutdown: every session is cut off mid-transaction
     try:
-        stopped_at = sink.recorder.count()
+        stopped_at = ehlo_sink.recorder.count()
         end = time.monotonic() + OUTAGE_SECONDS
         while time.monotonic() < end:
             daemons.check_alive()
@@ -74,7 +69,7 @@ def test_daemons_survive_a_database_restart_mid_run(
     # One message in flight per daemon at most, when its connection was cut.
     assert len(unknown) <= 3, sorted(unknown)
 
-    received = sink.recorder.per_recipient()
+    received = ehlo_sink.recorder.per_recipient()
     assert sent <= set(received)
     assert set(received) <= expected
     assert {r for r, n in received.items() if n > 1} <= unknown

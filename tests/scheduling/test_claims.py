@@ -19,8 +19,8 @@ from mailctl.sending.ledger import claim_batch, recover_stale, release
 from mailctl.sending.policy import Policy
 from mailctl.sending.transport import Outcome
 from mailctl.services import runs
-
-from .conftest import World, delivery_states
+from tests.support.ledger import delivery_states
+from tests.support.world import World
 
 
 def _runs(engine: Engine, mailing_id: int) -> int:

@@ -25,22 +25,16 @@ from mailctl.schedule import Clock
 from mailctl.scheduling import heartbeat
 from mailctl.scheduling.daemon import Daemon
 from mailctl.services import delivery
-
-from .conftest import (
-    DELIVERY_TIMEOUT,
-    START_TIMEOUT,
-    World,
-    daemon_ready,
+from tests.support.ledger import (
     delivery_states,
-    free_port,
-    later,
     mailing_row,
     runs_of,
     sent_per_client,
-    smtp_env,
-    wait_for,
     worker_rows,
 )
+from tests.support.procs import DELIVERY_TIMEOUT, START_TIMEOUT, daemon_ready, later, wait_for
+from tests.support.smtp import free_port, smtp_env
+from tests.support.world import World
 
 # -- the daemon in-process --------------------------------------------------------------------
 
@@ -67,6 +61,8 @@ def test_wakes_at_the_next_due_time_or_after_a_tick(settings, engine: Engine) ->
 def test_next_due_is_the_earliest_run_or_retry_of_enabled_mailings(
     engine: Engine, world: World
 ) -> None:
+    assert delivery.next_due(engine) == world.start  # the roles' own mailings
+    world.pause_own_mailings()
     assert delivery.next_due(engine) is None
     run_at = later(3600)
     first, _ = world.mailing(2, start=run_at)
@@ -148,8 +144,10 @@ def test_run_delivers_heartbeats_and_stops_cleanly(settings, engine: Engine, wor
 
 
 def test_status_shows_heartbeats_next_runs_and_waiting_counts(
-    cli, engine: Engine, world: World
+    bare_cli, engine: Engine, world: World
 ) -> None:  # type: ignore[no-untyped-def]
+    cli = bare_cli  # as the world's admin
+    world.pause_own_mailings()
     future, _ = world.mailing(2, start=later(3600))
     now = utcnow()
     heartbeat.beat(engine, worker="daemon:alive:1", kind="daemon", now=now)
@@ -343,7 +341,7 @@ def test_daemon_rides_out_a_mail_server_outage_while_the_cli_works(
         capture_output=True, text=True, timeout=START_TIMEOUT,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert [m["id"] for m in json.loads(listed.stdout)] == [mailing_id]
+    assert [m["id"] for m in json.loads(listed.stdout)] == [*world.mailings.values(), mailing_id]
     status = subprocess.run(
         [sys.executable, "-m", "mailctl", "status", "--json"],
         capture_output=True, text=True, timeout=START_TIMEOUT,

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from faults.faultserver import FaultServer
-from scheduling.conftest import START_TIMEOUT, delivery_states, smtp_env, wait_for
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import delivery_states
+from tests.support.procs import START_TIMEOUT, wait_for
+from tests.support.smtp import smtp_env
 
 SMTP_TIMEOUT = 4.0
 

@@ -14,7 +14,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from faults.faultserver import FaultServer
 from mailctl.config import load_settings
 from mailctl.db import session_scope
 from mailctl.models import Mailing, Message
@@ -23,7 +22,8 @@ from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import RenderClient, RenderFailed
 from mailctl.sending.transport import OutboxTransport, SmtpTransport
 from mailctl.services.delivery import run_pass
-from sending.conftest import attempts, states
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import attempts, states
 
 
 def _outbox(settings) -> list[Path]:  # type: ignore[no-untyped-def]

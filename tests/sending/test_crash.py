@@ -8,30 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
 
 from mailctl.models import Delivery, DeliveryAttempt
 from mailctl.schedule import Clock
-from sending.conftest import Collector, Sink, attempts, free_port, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.smtp import Sink
 
 CLIENTS = 300
 
 
 @pytest.fixture
-def slow_sink() -> Iterator[Sink]:
-    from aiosmtpd.controller import Controller
-
-    handler = Collector(delay=0.02)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
-        yield Sink("127.0.0.1", port, handler)
-    finally:
-        controller.stop()
+def slow_sink(start_sink: Callable[..., Sink]) -> Sink:
+    return start_sink(delay=0.02)
 
 
 def test_sigkill_mid_run_loses_nothing_and_sends_nothing_twice(

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from faults.faultserver import FaultServer
 from mailctl.config import Settings
 from mailctl.schedule import Clock
 from mailctl.sending.policy import Summary
-from sending.conftest import attempts, ledger, mailing_error, states
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import attempts, ledger, mailing_error, states
 
 Recipients = list[str]
 

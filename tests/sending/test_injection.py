@@ -18,7 +18,8 @@ from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import RenderClient
 from mailctl.services.clients import add_client, edit_client
 from mailctl.services.messages import add_message, edit_message
-from sending.conftest import Sink, attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.smtp import Sink
 
 EVIL_NAMES = ["Eve\r\nBcc: victim@example.com", "Eve\nBcc: victim@example.com", "Eve\rX: y"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import resource
+import signal
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,42 @@ def test_smtp_password_from_env_or_file(smtp_settings, tmp_path: Path) -> None:
     transport = make_transport(smtp_settings(25, smtp_password="from-env"))
     assert isinstance(transport, SmtpTransport) and transport.password == "from-env"
     transport.close()
+
+
+def test_an_outbox_that_cannot_be_made_defers_every_attempt(tmp_path: Path) -> None:
+    """Under a file (root may write anywhere else): no exception out of the transport (the
+    sender would stop mid-batch with its rows claimed), a deferred attempt that says where."""
+    (tmp_path / "a-file").write_text("")
+    before = set(tmp_path.iterdir())
+    outbox = OutboxTransport(tmp_path / "a-file" / "out")
+    for _ in range(2):
+        outcome = outbox.send(sender="a@example.org", recipient="b@example.com", data=DATA)
+        assert (outcome.status, outcome.connection_failure) == ("deferred", True)
+        assert outcome.reply == f"outbox write failed: Not a directory ({tmp_path}/a-file/out)"
+    assert set(tmp_path.iterdir()) == before and (tmp_path / "a-file").is_file()
+    # The disk is writable again (the file moved away): the next attempt makes the folder.
+    (tmp_path / "a-file").unlink()
+    outcome = outbox.send(sender="a@example.org", recipient="b@example.com", data=DATA)
+    assert outcome.status == "sent", outcome
+    [written] = (tmp_path / "a-file" / "out").iterdir()
+    assert written.read_bytes().endswith(DATA)
+
+
+def test_a_write_cut_short_leaves_no_half_message(tmp_path: Path) -> None:
+    """A full disk, as the kernel reports it to root too: a file-size limit (EFBIG)."""
+    outbox = OutboxTransport(tmp_path / "out")
+    big = DATA + b"x" * 100_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        outcome = outbox.send(sender="a@example.org", recipient="b@example.com", data=big)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert (outcome.status, outcome.connection_failure) == ("deferred", True)
+    assert outcome.reply == f"outbox write failed: File too large ({tmp_path}/out)"
+    assert list((tmp_path / "out").iterdir()) == []
+    assert outbox.send(sender="a@example.org", recipient="b@example.com", data=big).status == (
+        "sent"
+    )

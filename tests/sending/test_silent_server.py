@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from faults.faultserver import FaultServer
 from mailctl.schedule import Clock
 from mailctl.sending.policy import Breaker
 from mailctl.sending.transport import DEFERRED, FAILED, SENT, UNKNOWN, Outcome
-from sending.conftest import mailing_error, states
-from web.conftest import logged_in
+from tests.support.faultserver import FaultServer
+from tests.support.ledger import mailing_error, states
+from tests.support.web import logged_in
 
 TIMEOUT = 1.0  # smtp.timeout in these tests (smtp_settings)
 

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from mailctl.schedule import Clock
-from sending.conftest import Sink, attempts, ledger
+from tests.support.ledger import attempts, ledger
+from tests.support.smtp import Sink
 
 CLIENTS = [
     ("ann@example.com", "Ann Lee"),
@@ -74,9 +75,9 @@ def test_every_client_gets_one_correct_message(cli, engine, sink: Sink, smtp_set
         assert msg["MIME-Version"] == "1.0"
         assert msg.get_content_type() == "text/plain"
         assert msg.get_content_charset() == "utf-8"
-        # The stored body is stripped when saved; the message ends with the body's last line.
-        expected = f"Hallo {name},\nunsere Neuigkeiten für {address}.\n— Team"
-        assert msg.get_content().replace("\r\n", "\n").rstrip("\n") == expected
+        # The body goes out as written, its final newline included.
+        expected = f"Hallo {name},\nunsere Neuigkeiten für {address}.\n— Team\n"
+        assert msg.get_content().replace("\r\n", "\n") == expected
         unsubscribe = msg["List-Unsubscribe"]
         assert unsubscribe.startswith("<https://mail.example.org/unsubscribe/")
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -15,8 +15,7 @@ from mailctl.db import session_scope
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client
 from mailctl.services import clients
-
-from .conftest import World
+from tests.support.world import World
 
 
 @pytest.fixture

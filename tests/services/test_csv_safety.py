@@ -15,6 +15,7 @@ from sqlmodel import select
 from mailctl.models import Client
 from mailctl.services import clients as svc
 from mailctl.services.csvfile import TRIGGERS, restore_cell, safe_cell, write_csv
+from tests.support import spreadsheet
 
 # What a spreadsheet would run, and real data that merely looks like it.
 HOSTILE = [
@@ -40,7 +41,7 @@ REAL = [
 
 
 def cells(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
+    return list(csv.reader(io.StringIO(text, newline="")))
 
 
 def assert_guarded(text: str) -> None:
@@ -112,3 +113,40 @@ def test_a_spreadsheet_saved_file_without_guards_imports_as_it_reads(session, wo
     data = "email,full_name,comment\nzed@example.com,-,+49 30 1234\nyan@example.com,'Yan,'\n"
     report = svc.import_clients(session=session, actor=owner, data=data.encode(), strict=True)
     assert [(c.full_name, c.comment) for c in report.added] == [("-", "+49 30 1234"), ("'Yan", "'")]
+
+
+# -- a spreadsheet whose list separator is ';' (Excel in Russian, German, French) -----------
+# There quotes count only at the start of a field, so a ';' or a line break inside one of our
+# cells starts a cell of its own: a formula after it must be guarded too (tests/spreadsheet.py
+# splits the file every way a spreadsheet may).
+
+BOUNDARIES = ["", ";", "\n", "\r", "\r\n", "\t", "; "]
+LEADERS = ["", " ", "'", '"', "  \u3000", "'\"' "]
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES, ids=repr)
+@pytest.mark.parametrize("leader", LEADERS, ids=repr)
+@pytest.mark.parametrize("trigger", list(TRIGGERS), ids=repr)
+def test_a_formula_wherever_a_cell_may_start_is_guarded(
+    boundary: str, leader: str, trigger: str
+) -> None:
+    value = ("text" if boundary else "") + boundary + leader + trigger + "cmd|' /C calc'!A0"
+    text = write_csv(["email", "full_name"], [["a@example.com", value], [value, "x"]])
+    spreadsheet.assert_safe(text)
+    assert [[restore_cell(c) for c in row] for row in cells(text)[1:]] == [
+        ["a@example.com", value],
+        [value, "x"],
+    ]
+
+
+def test_the_guard_never_splits_a_crlf() -> None:
+    assert safe_cell("a\r\n=b") == "a\r\n'=b"
+    assert safe_cell("a\r=b\n-c") == "a\r'=b\n'-c"
+
+
+@given(st.lists(st.lists(st.text(), min_size=3, max_size=3), max_size=5))
+def test_any_rows_open_safely_and_read_back_the_same(table: list[list[str]]) -> None:
+    text = write_csv(["email", "full_name", "comment"], table)
+    spreadsheet.assert_safe(text)
+    got = [[restore_cell(c) for c in row] for row in cells(text)[1:]]
+    assert got == table

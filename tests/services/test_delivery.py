@@ -14,8 +14,7 @@ from mailctl.errors import NotFound
 from mailctl.models import Mailing
 from mailctl.schedule import Clock
 from mailctl.services import delivery, mailings
-
-from .conftest import World
+from tests.support.world import World
 
 CLOCK = Clock(tz="Europe/Berlin", period_seconds=None)
 

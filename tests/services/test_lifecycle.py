@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from mailctl.models import Delivery, Mailing, MailingRun, MailingStatus
+from mailctl.errors import Invalid
+from mailctl.models import Delivery, Mailing, MailingClient, MailingRun, MailingStatus
 from mailctl.schedule import Clock
 from mailctl.services import clients, mailings, messages
-
-from .conftest import World
+from tests.support.world import World
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
@@ -39,8 +40,7 @@ def _edit(session: Session, world: World, mailing: Mailing, **kw: Any) -> Mailin
         actor=world.users["owner"],
         mailing_id=mailing.id or 0,
         now=NOW,
-        **kw,
-        clock=CLOCK,
+        **{"clock": CLOCK, **kw},
     )
 
 
@@ -241,6 +241,101 @@ def test_edit_changes_message_and_clients(session: Session, world: World) -> Non
     assert mailings.mailing_client_ids(session=session, mailing=mailing) == sorted(
         [world.clients["owner"], extra.id or 0]
     )
+
+
+def _passed_created(session: Session, world: World) -> Mailing:
+    """A created mailing whose start (with seconds, like a "now" start) passed a while ago:
+    disabled before its run began."""
+    start = NOW - timedelta(hours=2, seconds=42, microseconds=7)
+    mailing = Mailing(
+        owner_id=world.users["owner"].id or 0,
+        message_id=world.mailing_messages["owner"],
+        every="day",
+        start_at=start,
+        end_at=NOW + timedelta(days=30),
+        next_run_at=start,
+        is_enabled=False,
+    )
+    session.add(mailing)
+    session.flush()
+    session.add(MailingClient(mailing_id=mailing.id or 0, client_id=world.clients["owner"]))
+    session.flush()
+    return mailing
+
+
+def _as_the_form_sends_it(mailing: Mailing, client_ids: list[int]) -> dict[str, Any]:
+    """Every field of the edit form as it was shown: times to the minute, on Berlin's clock."""
+    local = ZoneInfo("Europe/Berlin")
+    return {
+        "message_id": mailing.message_id,
+        "start": mailing.start_at.astimezone(local).replace(second=0, microsecond=0),
+        "end": mailing.end_at.astimezone(local).replace(second=0, microsecond=0)
+        if mailing.end_at
+        else None,
+        "clear_end": mailing.end_at is None,
+        "every": mailing.every,
+        "client_ids": client_ids,
+        "clock": Clock(tz="Europe/Berlin", period_seconds=None),
+    }
+
+
+def test_unchanged_values_change_nothing(session: Session, world: World) -> None:
+    mailing = _passed_created(session, world)
+    before = (mailing.start_at, mailing.end_at, mailing.every, mailing.next_run_at)
+    links = session.exec(select(MailingClient).where(MailingClient.mailing_id == mailing.id)).all()
+    form = _as_the_form_sends_it(mailing, [world.clients["owner"]])
+    # The start has passed by hours: as a change it would be refused (see below); unchanged,
+    # the form is accepted and the due run stays where it was.
+    _edit(session, world, mailing, **form)
+    assert (mailing.start_at, mailing.end_at, mailing.every, mailing.next_run_at) == before
+    after = session.exec(select(MailingClient).where(MailingClient.mailing_id == mailing.id)).all()
+    assert [(r.mailing_id, r.client_id) for r in after] == [
+        (r.mailing_id, r.client_id) for r in links
+    ]
+
+
+def test_an_unchanged_form_keeps_a_started_mailings_due_run(session: Session, world: World) -> None:
+    start = NOW - timedelta(days=3)
+    due = NOW - timedelta(minutes=30)  # due, not yet claimed: a recomputed schedule would skip it
+    mailing = Mailing(
+        owner_id=world.users["owner"].id or 0,
+        message_id=world.mailing_messages["owner"],
+        every="day",
+        start_at=start,
+        status=MailingStatus.started.value,
+        last_run_at=due - timedelta(days=1),
+        next_run_at=due,
+    )
+    session.add(mailing)
+    session.flush()
+    session.add(MailingClient(mailing_id=mailing.id or 0, client_id=world.clients["owner"]))
+    session.flush()
+    _edit(session, world, mailing, **_as_the_form_sends_it(mailing, [world.clients["owner"]]))
+    assert mailing.next_run_at == due
+
+
+def test_a_changed_start_in_the_past_is_due_at_once_unless_the_end_passed_too(
+    session: Session, world: World, refuse: Any
+) -> None:
+    """The assignment's start rule: a start that has passed is due at once while the end is
+    ahead; a start and an end both in the past leave nothing to send, and are refused."""
+    mailing = _passed_created(session, world)
+    form = _as_the_form_sends_it(mailing, [world.clients["owner"]])
+    over = form | {"start": form["start"] - timedelta(days=2), "end": form["start"]}
+    over["clear_end"] = False
+    refuse(Invalid, lambda: _edit(session, world, mailing, **over), "both in the past")
+    form["start"] -= timedelta(minutes=1)  # another minute: a change, and in the past
+    _edit(session, world, mailing, **form)
+    assert mailing.start_at == form["start"] and mailing.next_run_at == form["start"]
+
+
+def test_a_changed_field_next_to_unchanged_ones_is_saved(session: Session, world: World) -> None:
+    mailing = _passed_created(session, world)
+    start = mailing.start_at
+    form = _as_the_form_sends_it(mailing, [world.clients["owner"]])
+    _edit(session, world, mailing, **(form | {"every": "week"}))
+    assert (mailing.every, mailing.start_at) == ("week", start)
+    assert mailing.next_run_at == start  # still a created mailing: the first run is the start
 
 
 # -- the home page figures ------------------------------------------------------------------

@@ -13,12 +13,20 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from mailctl.db import utcnow
-from mailctl.errors import Invalid
-from mailctl.models import BlogPost, Client, Mailing, MailingClient, User
-from mailctl.services import blog, clients, mailings, messages, users
+from mailctl.errors import Invalid, NotFound
+from mailctl.models import (
+    BlogPost,
+    Client,
+    Delivery,
+    DeliveryAttempt,
+    Mailing,
+    MailingClient,
+    MailingRun,
+    User,
+)
+from mailctl.services import blog, clients, mailing_rows, mailings, messages, reports, users
 from mailctl.tokens import sign
-
-from .conftest import PASSWORD, World
+from tests.support.world import World
 
 SECRET = "a test secret that is long enough"
 DAY = 24 * 3600
@@ -44,122 +52,6 @@ def _user(session: Session, world: World, name: str) -> User:
     user = session.get(User, world.users[name].id)
     assert user is not None
     return user
-
-
-# -- verification links -----------------------------------------------------------------------
-
-
-def test_verification_link_works_once(session: Session, world: World) -> None:
-    subject = _user(session, world, "subject")
-    assert not subject.is_verified
-    token = users.verification_token(user=subject, secret=SECRET)
-    args = {"token": token, "secret": SECRET, "max_age": DAY}
-    assert users.verification_target(session=session, **args).id == subject.id
-    assert users.verify_email(session=session, **args).is_verified
-    with pytest.raises(Invalid, match="already been used"):
-        users.verify_email(session=session, **args)
-
-
-def test_verification_link_is_tied_to_the_address(session: Session, world: World) -> None:
-    subject = _user(session, world, "subject")
-    token = users.verification_token(user=subject, secret=SECRET)
-    subject.email = "changed@example.com"
-    with pytest.raises(Invalid, match="already been used"):
-        users.verify_email(session=session, token=token, secret=SECRET, max_age=DAY)
-    assert not subject.is_verified
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda uid: sign("another secret", "verify", {"u": uid, "e": "x"}), "not valid"),
-        (lambda uid: sign(SECRET, "reset", {"u": uid, "e": "x"}), "not valid"),
-        (lambda uid: sign(SECRET, "verify", uid), "not valid"),
-        (lambda uid: "garbage", "not valid"),
-    ],
-)
-def test_forged_verification_links_are_refused(
-    session: Session, world: World, make: Any, message: str
-) -> None:
-    token = make(world.users["subject"].id)
-    with pytest.raises(Invalid, match=message):
-        users.verify_email(session=session, token=token, secret=SECRET, max_age=DAY)
-
-
-def test_verification_link_expires(session: Session, world: World) -> None:
-    token = users.verification_token(user=_user(session, world, "subject"), secret=SECRET)
-    with pytest.raises(Invalid, match="expired"):
-        users.verify_email(session=session, token=token, secret=SECRET, max_age=-1)
-
-
-# -- reset links -------------------------------------------------------------------------------
-
-
-def test_reset_link_sets_the_password_once(session: Session, world: World) -> None:
-    subject = _user(session, world, "subject")
-    version = subject.session_version
-    token = users.reset_token(user=subject, secret=SECRET)
-    # Tokens are signed, not encrypted: the password hash is never inside.
-    assert subject.password_hash not in token
-    args = {"token": token, "secret": SECRET, "max_age": DAY}
-    assert users.reset_target(session=session, **args).id == subject.id
-    done = users.reset_password_with_token(session=session, new_password="a new passphrase", **args)
-    assert done.is_verified  # the link proved the mailbox
-    assert done.session_version == version + 1  # every other session ends
-    assert users.authenticate(session=session, email=subject.email, password="a new passphrase")
-    with pytest.raises(Invalid, match="already been used"):
-        users.reset_password_with_token(session=session, new_password="yet another one", **args)
-
-
-def test_reset_link_dies_with_any_password_change(session: Session, world: World) -> None:
-    owner = _user(session, world, "owner")
-    token = users.reset_token(user=owner, secret=SECRET)
-    users.set_password(
-        session=session,
-        actor=owner,
-        user_id=owner.id or 0,
-        new_password="changed by hand",
-        old_password=PASSWORD,
-    )
-    with pytest.raises(Invalid, match="already been used"):
-        users.reset_target(session=session, token=token, secret=SECRET, max_age=DAY)
-
-
-def test_reset_link_of_a_blocked_account_is_refused(session: Session, world: World) -> None:
-    token = users.reset_token(user=_user(session, world, "blocked"), secret=SECRET)
-    with pytest.raises(Invalid, match="already been used"):
-        users.reset_target(session=session, token=token, secret=SECRET, max_age=DAY)
-
-
-def test_reset_link_checks_the_new_password_first(session: Session, world: World) -> None:
-    subject = _user(session, world, "subject")
-    token = users.reset_token(user=subject, secret=SECRET)
-    with pytest.raises(Invalid, match="at least"):
-        users.reset_password_with_token(
-            session=session, token=token, secret=SECRET, max_age=DAY, new_password="short"
-        )
-    # Still usable: nothing changed.
-    assert users.reset_target(session=session, token=token, secret=SECRET, max_age=DAY)
-
-
-def test_a_verification_token_is_no_reset_token(session: Session, world: World) -> None:
-    token = users.verification_token(user=_user(session, world, "subject"), secret=SECRET)
-    with pytest.raises(Invalid, match="not valid"):
-        users.reset_target(session=session, token=token, secret=SECRET, max_age=DAY)
-
-
-# -- sign up -----------------------------------------------------------------------------------
-
-
-def test_sign_up_new_and_existing(session: Session, world: World) -> None:
-    user, created = users.sign_up(
-        session=session, email="Fresh@Example.com", password=PASSWORD, full_name="Fresh"
-    )
-    assert created and user.email == "fresh@example.com" and not user.is_verified
-    again, created = users.sign_up(session=session, email=" fresh@example.com", password="x" * 9)
-    assert not created and again.id == user.id
-    with pytest.raises(Invalid, match="at least"):
-        users.sign_up(session=session, email="owner@example.com", password="short")
 
 
 # -- unsubscribe links ------------------------------------------------------------------------
@@ -266,7 +158,7 @@ def _more_mailings(session: Session, world: World, count: int) -> list[int]:
 def test_mailing_rows_for_the_owner(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 3)
     owner = _user(session, world, "owner")
-    rows = mailings.list_mailing_rows(session=session, actor=owner)
+    rows = mailing_rows.list_mailing_rows(session=session, actor=owner)
     assert [r.mailing.id for r in rows] == [world.mailings["owner"], *extra]
     assert [r.client_count for r in rows] == [1, 1, 2, 3]
     assert {r.subject for r in rows} == {"Used owner"}
@@ -277,7 +169,7 @@ def test_mailing_rows_for_the_owner(session: Session, world: World) -> None:
 def test_mailing_rows_for_oversight_name_the_owner(
     session: Session, world: World, role: str
 ) -> None:
-    rows = mailings.list_mailing_rows(session=session, actor=_user(session, world, role))
+    rows = mailing_rows.list_mailing_rows(session=session, actor=_user(session, world, role))
     assert {r.mailing.id: r.owner_email for r in rows} == {
         mailing_id: f"{name}@example.com" for name, mailing_id in world.mailings.items()
     }
@@ -289,30 +181,30 @@ def test_mailing_rows_for_oversight_name_the_owner(
 def test_mailing_rows_page_and_filter(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 4)
     owner = _user(session, world, "owner")
-    page = mailings.list_mailing_rows(session=session, actor=owner, limit=2, offset=2)
+    page = mailing_rows.list_mailing_rows(session=session, actor=owner, limit=2, offset=2)
     assert [(r.mailing.id, r.client_count) for r in page] == [(extra[1], 2), (extra[2], 3)]
     session.get(Mailing, extra[0]).is_enabled = False  # type: ignore[union-attr]
     session.flush()
-    disabled = mailings.list_mailing_rows(session=session, actor=owner, status="disabled")
+    disabled = mailing_rows.list_mailing_rows(session=session, actor=owner, status="disabled")
     assert [r.mailing.id for r in disabled] == [extra[0]]
     with pytest.raises(Invalid, match="unknown status"):
-        mailings.list_mailing_rows(session=session, actor=owner, status="paused")
+        mailing_rows.list_mailing_rows(session=session, actor=owner, status="paused")
 
 
 def test_mailing_rows_take_the_same_queries_for_any_number(session: Session, world: World) -> None:
     admin = _user(session, world, "admin")
     with counted(session) as few:
-        mailings.list_mailing_rows(session=session, actor=admin)
+        mailing_rows.list_mailing_rows(session=session, actor=admin)
     _more_mailings(session, world, 20)
     with counted(session) as many:
-        rows = mailings.list_mailing_rows(session=session, actor=admin)
+        rows = mailing_rows.list_mailing_rows(session=session, actor=admin)
     assert len(rows) == len(world.mailings) + 20
     assert len(many) == len(few) <= 3
 
 
 def test_mailing_row_for_the_detail_page(session: Session, world: World) -> None:
     manager = _user(session, world, "manager")
-    row = mailings.get_mailing_row(
+    row = mailing_rows.get_mailing_row(
         session=session, actor=manager, mailing_id=world.mailings["owner"]
     )
     assert (row.subject, row.owner_email, row.client_count) == (
@@ -324,15 +216,15 @@ def test_mailing_row_for_the_detail_page(session: Session, world: World) -> None
 
 def test_client_counts(session: Session, world: World) -> None:
     extra = _more_mailings(session, world, 2)
-    assert mailings.client_counts(session=session, mailing_ids=[]) == {}
-    assert mailings.client_counts(session=session, mailing_ids=[*extra, 999_999]) == {
+    assert mailing_rows.client_counts(session=session, mailing_ids=[]) == {}
+    assert mailing_rows.client_counts(session=session, mailing_ids=[*extra, 999_999]) == {
         extra[0]: 1,
         extra[1]: 2,
         999_999: 0,
     }
     mailing = session.get(Mailing, extra[1])
     assert mailing is not None
-    assert mailings.client_count(session=session, mailing=mailing) == 2
+    assert mailing_rows.client_count(session=session, mailing=mailing) == 2
 
 
 def test_recent_mailings_newest_first(session: Session, world: World) -> None:
@@ -419,3 +311,97 @@ def test_posts_page_count_and_state(session: Session, world: World) -> None:
         "published",
         "draft",
     ]
+
+
+# -- the attempts log, page by page ------------------------------------------------------------
+
+
+def _log(session: Session, world: World, n: int) -> list[str]:
+    """n attempts of the owner's mailing, a minute apart; every 4th failed. Newest first."""
+    mailing_id = world.mailings["owner"]
+    now = utcnow()
+    run = MailingRun(mailing_id=mailing_id, scheduled_at=now, recipients=1)
+    session.add(run)
+    session.flush()
+    row = Delivery(run_id=run.id or 0, mailing_id=mailing_id, email="x@example.com", state="sent")
+    session.add(row)
+    session.flush()
+    session.add_all(
+        DeliveryAttempt(
+            delivery_id=row.id or 0,
+            mailing_id=mailing_id,
+            run_id=run.id or 0,
+            email=f"r{i:03d}@example.com",
+            attempted_at=now - timedelta(minutes=n - i),
+            status="failed" if i % 4 == 0 else "sent",
+        )
+        for i in range(n)
+    )
+    session.flush()
+    return [f"r{i:03d}@example.com" for i in reversed(range(n))]
+
+
+def _page(session: Session, world: World, **kw: Any) -> reports.AttemptsPage:
+    owner = _user(session, world, "owner")
+    return reports.attempts_page(
+        session=session, actor=owner, mailing_id=world.mailings["owner"], **kw
+    )
+
+
+def _emails(page: reports.AttemptsPage) -> list[str]:
+    return [a.email for a in page.attempts]
+
+
+def test_attempts_pages_walk_older_and_back_by_cursor(session: Session, world: World) -> None:
+    newest_first = _log(session, world, 120)
+    first = _page(session, world)
+    assert _emails(first) == newest_first[:50]
+    assert (first.page, first.pages, first.total, first.capped) == (1, 3, 120, False)
+    assert first.newest is None and first.newer is None
+    assert first.older is not None and first.older["page"] == "2"
+    second = _page(session, world, page=2, before=first.older["before"])
+    assert _emails(second) == newest_first[50:100]
+    assert second.newest == {} and second.newer is not None
+    third = _page(session, world, page=3, before=(second.older or {})["before"])
+    assert _emails(third) == newest_first[100:] and third.older is None
+    back = _page(session, world, page=2, after=(third.newer or {})["after"])
+    assert _emails(back) == _emails(second) and back.page == 2
+    top = _page(session, world, page=1, after=(back.newer or {})["after"])
+    assert _emails(top) == _emails(first) and top.page == 1 and top.newer is None
+
+
+def test_attempts_pages_keep_the_status_filter(session: Session, world: World) -> None:
+    _log(session, world, 240)
+    failed = _page(session, world, status="failed")
+    assert failed.total == 60 and {a.status for a in failed.attempts} == {"failed"}
+    assert failed.older is not None and failed.older["status"] == "failed"
+    deeper = _page(session, world, status="failed", page=2, before=failed.older["before"])
+    assert deeper.newest == {"status": "failed"}
+    with pytest.raises(Invalid, match="unknown status"):
+        _page(session, world, status="bogus")
+
+
+def test_attempts_page_by_number_and_nonsense_cursors(session: Session, world: World) -> None:
+    newest_first = _log(session, world, 120)
+    by_offset = _page(session, world, page=2)  # a typed ?page=2 still works
+    assert _emails(by_offset) == newest_first[50:100] and by_offset.page == 2
+    for junk in ("", "garbage", "2030-01-01T00:00:00_1", "2030-01-01T00:00:00+00:00_" + "9" * 30):
+        assert _emails(_page(session, world, before=junk, after=junk)) == newest_first[:50]
+
+
+def test_attempts_count_stops_at_the_cap(session: Session, world: World) -> None:
+    _log(session, world, 60)
+    page = _page(session, world, count_cap=40)
+    assert page.capped and page.pages is None and page.total == 41
+    assert len(page.attempts) == 50
+
+
+def test_attempts_page_of_another_users_mailing_is_not_found(
+    session: Session, world: World
+) -> None:
+    with pytest.raises(NotFound):
+        reports.attempts_page(
+            session=session,
+            actor=_user(session, world, "other"),
+            mailing_id=world.mailings["owner"],
+        )

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from mailctl.errors import Conflict, Forbidden, Invalid, Unauthorized
+from mailctl.errors import BadPassword, Conflict, Forbidden, Invalid, Unauthorized, Unverified
 from mailctl.models import User
-from mailctl.services import users
-
-from .conftest import PASSWORD, World
+from mailctl.services import accounts, users
+from mailctl.services.passwords import PASSWORD_MAX
+from tests.support.env import PASSWORD
+from tests.support.world import World
 
 LONG_PASSWORD = "".join(chr(ord("a") + i % 26) for i in range(500))
 
@@ -43,7 +44,7 @@ def test_first_admin_is_created_only_once(session: Session, refuse: Any) -> None
 
 
 def test_first_admin_not_created_when_any_user_exists(session: Session, refuse: Any) -> None:
-    users.register_user(session=session, email="early@example.com", password=PASSWORD)
+    accounts.register_user(session=session, email="early@example.com", password=PASSWORD)
     refuse(
         Conflict,
         lambda: users.create_first_admin(session=session, email="a@example.com", password=PASSWORD),
@@ -158,7 +159,7 @@ def test_blocked_user_cannot_act_or_log_in(session: Session, world: World) -> No
     with pytest.raises(Forbidden):
         users.resolve_actor(session=session, email=blocked.email)
     with pytest.raises(Forbidden, match="blocked"):
-        users.authenticate(session=session, email=blocked.email, password=PASSWORD)
+        accounts.authenticate(session=session, email=blocked.email, password=PASSWORD)
 
 
 def test_password_change_bumps_the_session_version(session: Session, world: World) -> None:
@@ -195,7 +196,7 @@ def test_wrong_old_password_changes_nothing(session: Session, world: World, refu
 
 
 def test_authenticate_success_records_the_login(session: Session, world: World) -> None:
-    user = users.authenticate(session=session, email="  OWNER@example.com", password=PASSWORD)
+    user = accounts.authenticate(session=session, email="  OWNER@example.com", password=PASSWORD)
     assert user.id == world.users["owner"].id
     assert user.last_login is not None
 
@@ -209,30 +210,32 @@ def test_wrong_password_and_unknown_email_look_the_same(session: Session, world:
         ("", ""),
     ]:
         with pytest.raises(Exception) as info:
-            users.authenticate(session=session, email=email, password=password)
+            accounts.authenticate(session=session, email=email, password=password)
         errors.append((type(info.value), str(info.value)))
     assert set(errors) == {(Unauthorized, "wrong email or password")}
 
 
 def test_unverified_user_cannot_log_in_until_verified(session: Session) -> None:
-    user = users.register_user(session=session, email="new@example.com", password=PASSWORD)
+    user = accounts.register_user(session=session, email="new@example.com", password=PASSWORD)
     assert (user.role, user.is_verified) == ("user", False)
-    with pytest.raises(Forbidden, match="verify your email"):
-        users.authenticate(session=session, email="new@example.com", password=PASSWORD)
-    users.mark_verified(session=session, user=user)
-    assert users.authenticate(session=session, email="new@example.com", password=PASSWORD) is user
+    with pytest.raises(Unverified, match="verify your email"):
+        accounts.authenticate(session=session, email="new@example.com", password=PASSWORD)
+    accounts.mark_verified(session=session, user=user)
+    assert (
+        accounts.authenticate(session=session, email="new@example.com", password=PASSWORD) is user
+    )
 
 
 def test_unverified_refusal_only_after_the_password(session: Session, world: World) -> None:
     # Without the right password, an unverified account looks like any other failure.
     with pytest.raises(Unauthorized, match="wrong email or password"):
-        users.authenticate(session=session, email="subject@example.com", password="guess guess")
+        accounts.authenticate(session=session, email="subject@example.com", password="guess guess")
 
 
 def test_admin_verifies_by_hand(session: Session, world: World) -> None:
     subject = world.users["subject"]
     users.verify_user(session=session, actor=world.users["admin"], user_id=subject.id or 0)
-    assert users.authenticate(session=session, email=subject.email, password=PASSWORD).id == (
+    assert accounts.authenticate(session=session, email=subject.email, password=PASSWORD).id == (
         subject.id
     )
 
@@ -241,31 +244,31 @@ def test_admin_verifies_by_hand(session: Session, world: World) -> None:
 
 
 def test_passwords_are_hashed_with_argon2(session: Session) -> None:
-    user = users.register_user(session=session, email="hash@example.com", password=PASSWORD)
+    user = accounts.register_user(session=session, email="hash@example.com", password=PASSWORD)
     assert user.password_hash.startswith("$argon2")
     assert PASSWORD not in user.password_hash
 
 
 def test_long_passwords_are_not_truncated(session: Session) -> None:
-    user = users.register_user(session=session, email="long@example.com", password=LONG_PASSWORD)
-    users.mark_verified(session=session, user=user)
-    assert users.authenticate(session=session, email=user.email, password=LONG_PASSWORD) is user
+    user = accounts.register_user(session=session, email="long@example.com", password=LONG_PASSWORD)
+    accounts.mark_verified(session=session, user=user)
+    assert accounts.authenticate(session=session, email=user.email, password=LONG_PASSWORD) is user
     for wrong in (LONG_PASSWORD[:-1] + "!", LONG_PASSWORD[:-1], "!" + LONG_PASSWORD[1:]):
         with pytest.raises(Unauthorized):
-            users.authenticate(session=session, email=user.email, password=wrong)
+            accounts.authenticate(session=session, email=user.email, password=wrong)
     # bcrypt would stop at 72 bytes; argon2 must not.
     with pytest.raises(Unauthorized):
-        users.authenticate(session=session, email=user.email, password=LONG_PASSWORD[:72])
+        accounts.authenticate(session=session, email=user.email, password=LONG_PASSWORD[:72])
 
 
 @pytest.mark.parametrize(
     ("password", "match"),
-    [("short", "at least 8"), ("x" * (users.PASSWORD_MAX + 1), "at most")],
+    [("short", "at least 8"), ("x" * (PASSWORD_MAX + 1), "at most")],
 )
 def test_password_length_limits(session: Session, refuse: Any, password: str, match: str) -> None:
     refuse(
-        Invalid,
-        lambda: users.register_user(session=session, email="p@example.com", password=password),
+        BadPassword,
+        lambda: accounts.register_user(session=session, email="p@example.com", password=password),
         match,
     )
 
@@ -275,7 +278,9 @@ def test_user_email_is_unique_without_regard_to_case(
 ) -> None:
     refuse(
         Conflict,
-        lambda: users.register_user(session=session, email="Owner@EXAMPLE.com", password=PASSWORD),
+        lambda: accounts.register_user(
+            session=session, email="Owner@EXAMPLE.com", password=PASSWORD
+        ),
         "already exists",
     )
     refuse(

@@ -15,8 +15,7 @@ from mailctl.models import Mailing
 from mailctl.schedule import Clock
 from mailctl.services import blog, clients, mailings, messages, users
 from mailctl.services.validation import clean_email, clean_text
-
-from .conftest import World
+from tests.support.world import World
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
@@ -318,12 +317,23 @@ def test_end_in_the_past_is_refused(session: Session, world: World, refuse: Any)
     )
 
 
-def test_start_far_in_the_past_is_refused(session: Session, world: World, refuse: Any) -> None:
+def test_a_start_that_has_passed_is_due_at_once(session: Session, world: World) -> None:
+    """The assignment: start passed, end ahead (or none) -> the send begins at once."""
+    now = utcnow()
+    for every, end in (("once", None), ("once", now + timedelta(hours=1)), ("day", None)):
+        mailing = _add(session, world, start=now - timedelta(days=2), end=end, every=every, now=now)
+        assert mailing.next_run_at == now - timedelta(days=2)
+        assert mailings.is_due(mailing, now)
+
+
+def test_start_and_end_both_past_are_refused(session: Session, world: World, refuse: Any) -> None:
     now = utcnow()
     refuse(
         Invalid,
-        lambda: _add(session, world, start=now - timedelta(days=2), now=now),
-        "start is in the past",
+        lambda: _add(
+            session, world, start=now - timedelta(days=2), end=now - timedelta(days=1), now=now
+        ),
+        "the start and the end are both in the past: nothing would be sent",
     )
 
 

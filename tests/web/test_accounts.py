@@ -7,8 +7,9 @@ from sqlmodel import select
 
 from mailctl.db import session_scope
 from mailctl.models import User
-
-from .conftest import PASSWORD, csrf, logged_in, login, mail_link, outbox, post_form
+from tests.support.env import PASSWORD
+from tests.support.mail import mail_link, outbox
+from tests.support.web import csrf, logged_in, login, post_form
 
 NEW_PASSWORD = "a much longer new passphrase"
 

@@ -3,8 +3,6 @@ to the same values."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 
 import pytest
@@ -12,8 +10,9 @@ from sqlmodel import select
 
 from mailctl.db import session_scope
 from mailctl.models import Client, User
-from mailctl.services.csvfile import TRIGGERS
-from web.conftest import logged_in, post_form
+from mailctl.services.csvfile import safe_cell
+from tests.support import spreadsheet
+from tests.support.web import logged_in, post_form
 
 CLIENTS = [
     ("a@example.com", '=HYPERLINK("http://evil.example","x")', "=cmd|' /C calc'!A0"),
@@ -21,16 +20,15 @@ CLIENTS = [
     ("c@example.com", "@handle", "-- a note\nwith two lines"),
     ("d@example.com", "'quoted", "''=x"),
     ("=cmd@example.com", "+plus", "@"),
+    ("e@example.com", "Ann; -2+3", 'VIP;=HYPERLINK("http://evil.example","x")'),
+    ("f@example.com", '"=quoted', "hello\n=cmd|' /C calc'!A0\n  @SUM(1)\r\n\t=x"),
+    ("g@example.com", "\uff1d1+1", "a;b; c\n- one\n- two"),
 ]
-EVIL_REPLY = "@SUM(1+1)*cmd|' /C calc'!A0"
+EVIL_REPLY = "@SUM(1+1)*cmd|' /C calc'!A0; -2+3"
 
 
 def guarded(text: str) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO(text)))
-    for row in rows:
-        for cell in row:
-            assert not cell or cell[0] not in TRIGGERS, f"{cell!r} would run in a spreadsheet"
-    return rows
+    return spreadsheet.rows(text)
 
 
 def owned(engine, user_id: int) -> set[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
@@ -71,7 +69,7 @@ def test_the_client_export_is_guarded_and_uploads_back(client, engine, make_user
 def hostile_server() -> Iterator[int]:
     from aiosmtpd.controller import Controller
 
-    from sending.conftest import free_port
+    from tests.support.smtp import free_port
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
@@ -129,5 +127,7 @@ def test_the_attempts_csv_is_guarded_against_the_mail_server(
     assert response.status_code == 200
     header, *rows = guarded(response.text)
     assert header[2] == "email" and header[5] == "response"
-    assert {r[5] for r in rows} == {"'" + EVIL_REPLY}
+    assert (
+        {r[5] for r in rows} == {safe_cell(EVIL_REPLY)} == {"'" + EVIL_REPLY.replace("; -", ";' -")}
+    )
     assert "'=cmd@example.com" in {r[2] for r in rows}

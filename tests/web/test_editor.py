@@ -10,8 +10,7 @@ from starlette.testclient import TestClient
 
 from mailctl.db import session_scope
 from mailctl.models import BlogPost
-
-from .conftest import csrf, logged_in, post_form
+from tests.support.web import csrf, logged_in, post_form
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 GIF = b"GIF89a" + b"\x00" * 32

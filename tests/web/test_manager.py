@@ -6,8 +6,7 @@ import pytest
 
 from mailctl.db import session_scope
 from mailctl.models import User
-
-from .conftest import logged_in, post_form
+from tests.support.web import logged_in, post_form
 
 
 def _row(engine, user_id: int) -> User:  # type: ignore[no-untyped-def]

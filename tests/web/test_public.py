@@ -8,8 +8,8 @@ import pytest
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import BlogPost, Client
-
-from .conftest import logged_in
+from mailctl.web.state import panel_of
+from tests.support.web import logged_in
 
 
 def add_post(
@@ -34,7 +34,8 @@ def test_home_anonymous(client, engine) -> None:
     assert response.status_code == 200
     assert 'id="total-mailings">0<' in response.text
     assert "First post" in response.text
-    assert "/static/bootstrap/css/bootstrap.min.css" in response.text
+    assert "/static/vendor/bootstrap/bootstrap.min.css" in response.text
+    assert "/static/mailctl.css" in response.text
     assert "cdn" not in response.text.lower()
 
 
@@ -48,9 +49,22 @@ def test_home_shows_at_most_three_posts(client, engine) -> None:
 
 
 def test_bootstrap_is_served_locally(client) -> None:
-    response = client.get("/static/bootstrap/css/bootstrap.min.css")
+    import hashlib
+
+    from mailctl.web.app import STATIC
+
+    response = client.get("/static/vendor/bootstrap/bootstrap.min.css")
     assert response.status_code == 200
     assert "text/css" in response.headers["content-type"]
+    assert response.text.startswith('@charset "UTF-8";/*!\n * Bootstrap  v5.3.9 ')
+    # Unchanged from the npm package SOURCE.txt names, and shipped with its licence.
+    digest = hashlib.sha256(response.content).hexdigest()
+    assert digest == "9caac977a0af0c2229abd397eee3345899c4020da2a1a0b711c1cc543fe3719d"
+    assert digest in (STATIC / "vendor/bootstrap/SOURCE.txt").read_text()
+    assert "MIT" in (STATIC / "vendor/bootstrap/LICENSE").read_text()
+    ours = client.get("/static/mailctl.css")
+    assert ours.status_code == 200 and "text/css" in ours.headers["content-type"]
+    assert client.get("/static/../app.py").status_code == 404
 
 
 def test_blog_list_and_paging(client, engine) -> None:
@@ -261,4 +275,4 @@ def test_web_command_runs_uvicorn(cli, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert seen["kwargs"]["host"] == "0.0.0.0"
     assert seen["kwargs"]["port"] == 8123
-    assert seen["app"].state.settings.base_url() == "http://0.0.0.0:8123"
+    assert panel_of(seen["app"]).settings.base_url() == "http://0.0.0.0:8123"

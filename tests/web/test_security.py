@@ -10,8 +10,9 @@ from starlette.testclient import TestClient
 
 from mailctl.db import session_scope
 from mailctl.models import BlogPost, User
-
-from .conftest import PASSWORD, logged_in, login, mail_link, outbox, post_form, session_data
+from tests.support.env import PASSWORD
+from tests.support.mail import mail_link, outbox
+from tests.support.web import logged_in, login, post_form, session_data
 
 NEW_PASSWORD = "a much longer new passphrase"
 XSS = "<script>alert(1)</script>"

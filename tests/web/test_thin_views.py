@@ -6,9 +6,9 @@ from __future__ import annotations
 from starlette.testclient import TestClient
 
 from mailctl.web.views import clients as client_views
-
-from .conftest import logged_in, outbox, post_form
-from .user_helpers import World, as_role, world_fixture  # noqa: F401
+from tests.support.mail import outbox
+from tests.support.web import as_role, logged_in, post_form
+from tests.support.world import World
 
 
 def test_reset_mail_counter_moves_for_unknown_addresses(client, settings, make_user) -> None:
@@ -52,7 +52,7 @@ def test_csv_upload_over_the_cap_is_cut_off(client: TestClient, world: World, mo
 
 
 def test_csv_upload_in_chunks_is_cut_off(client: TestClient, world: World, monkeypatch) -> None:
-    from .conftest import csrf
+    from tests.support.web import csrf
 
     monkeypatch.setattr(client_views, "MAX_IMPORT_BYTES", 1000)
     as_role(client, world, "owner")
@@ -104,3 +104,52 @@ def test_editor_posts_page_by_page(client, make_user) -> None:
     assert "Post 26" in first.text and "Post 01" not in first.text
     assert "Post 01" in second.text and "Post 00" in second.text and "Post 26" not in second.text
     assert "(27)" in first.text and "(27)" in second.text
+
+
+def test_no_template_decides_by_role_name() -> None:
+    """Pages show buttons from `caps` (what the services say the user may do); a template
+    that compared role names would drift from the rules the services enforce."""
+    import re
+    from pathlib import Path
+
+    from mailctl.models import Role
+    from mailctl.web.pages import TEMPLATES
+
+    names = "|".join(r.value for r in Role)
+    tag = re.compile(r"{%-?(.*?)-?%}", re.S)
+    # The viewer's role, or a role's name, in a tag (a list may still show a person's role).
+    deciding = re.compile(rf"""\buser\.role\b|["']({names})["']""")
+    found = [
+        f"{path.relative_to(TEMPLATES)}: {{%{block}%}}"
+        for path in sorted(Path(TEMPLATES).rglob("*.html"))
+        for block in tag.findall(path.read_text())
+        if deciding.search(block)
+    ]
+    assert found == []
+    # The capabilities the pages use are the ones the services compute.
+    used = {
+        m.group(1)
+        for path in Path(TEMPLATES).rglob("*.html")
+        for m in re.finditer(r"\bcaps\.(\w+)", path.read_text())
+    }
+    assert used >= {"can_edit_content", "can_manage_users", "can_edit_blog", "can_block"}
+
+
+def test_the_panel_state_is_one_typed_object(app, settings) -> None:
+    import dataclasses
+
+    import pytest
+    from starlette.applications import Starlette
+
+    from mailctl.web.state import PanelState, panel_of
+
+    state = panel_of(app)
+    assert isinstance(state, PanelState)
+    assert state.settings is settings
+    assert state.links.base_url == settings.base_url()
+    assert state.links.secret == settings.web_secret_key()
+    assert state.links.max_age == settings.web.token_max_age
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.engine = None  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not a mailctl panel"):
+        panel_of(Starlette())

@@ -15,9 +15,17 @@ from starlette.testclient import TestClient
 
 from mailctl.db import session_scope
 from mailctl.models import Client, Mailing, Message
+from tests.support.web import ROLES, as_role, post_form, state_of
+from tests.support.world import World, table_snapshot
 
-from .conftest import post_form
-from .user_helpers import ROLES, World, as_role, snapshot, wait_for, world_fixture  # noqa: F401
+# What the user pages change; `users` is left out because logging in as each role (between
+# the snapshots) records the login.
+TABLES = ("clients", "messages", "mailings", "mailing_clients", "mailing_runs", "deliveries")
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    return table_snapshot(engine, TABLES)
+
 
 CONTENT = {"owner": 200, "other": 200, "manager": 403, "editor": 403, "admin": 200}
 OWNED = {"owner": 200, "other": 404, "manager": 403, "editor": 403, "admin": 200}
@@ -49,7 +57,9 @@ GET_ROUTES: dict[str, dict[str, int]] = {
 
 
 def _url(template: str, w: World) -> str:
-    return template.format(client=w.client_id, message=w.message_id, mailing=w.mailing_id)
+    return template.format(
+        client=w.clients["owner"], message=w.messages["owner"], mailing=w.mailings["owner"]
+    )
 
 
 def _expect(table: dict[str, int], role: str) -> int:
@@ -100,7 +110,7 @@ def test_missing_objects_are_404_like_others(client: TestClient, world: World, u
 
 def test_preview_for_another_users_client_is_404(client: TestClient, world: World) -> None:
     as_role(client, world, "owner")
-    response = client.get(f"/messages/{world.message_id}?client={world.other_client_id}")
+    response = client.get(f"/messages/{world.messages['owner']}?client={world.clients['other']}")
     assert response.status_code == 404
     assert "client-of-other" not in response.text
 
@@ -174,7 +184,11 @@ POST_ROUTES: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
 
 def _fill(data: dict[str, Any], w: World) -> dict[str, Any]:
     return {
-        k: v.format(client=w.client_id, message=w.message_id, used_message=w.used_message_id)
+        k: v.format(
+            client=w.clients["owner"],
+            message=w.messages["owner"],
+            used_message=w.mailing_messages["owner"],
+        )
         if isinstance(v, str)
         else v
         for k, v in data.items()
@@ -240,7 +254,7 @@ def test_allowed_post(
     url = _url(template, world)
     if template.endswith("/enable"):
         with session_scope(engine) as s:
-            mailing = s.get(Mailing, world.mailing_id)
+            mailing = s.get(Mailing, world.mailings["owner"])
             assert mailing is not None
             mailing.is_enabled = False
             s.add(mailing)
@@ -254,33 +268,33 @@ def test_allowed_post(
 
     with session_scope(engine, readonly=True) as s:
         if template == "/clients/{client}/delete":
-            assert s.get(Client, world.client_id) is None
+            assert s.get(Client, world.clients["owner"]) is None
         elif template == "/clients/{client}/edit":
-            assert s.get(Client, world.client_id).email == "changed@example.com"  # type: ignore[union-attr]
+            assert s.get(Client, world.clients["owner"]).email == "changed@example.com"  # type: ignore[union-attr]
         elif template == "/messages/{message}/delete":
-            assert s.get(Message, world.message_id) is None
+            assert s.get(Message, world.messages["owner"]) is None
         elif template == "/mailings/{mailing}/delete":
-            assert s.get(Mailing, world.mailing_id) is None
+            assert s.get(Mailing, world.mailings["owner"]) is None
         elif template == "/mailings/{mailing}/disable":
-            assert s.get(Mailing, world.mailing_id).is_enabled is False  # type: ignore[union-attr]
+            assert s.get(Mailing, world.mailings["owner"]).is_enabled is False  # type: ignore[union-attr]
         elif template == "/mailings/{mailing}/enable":
-            assert s.get(Mailing, world.mailing_id).is_enabled is True  # type: ignore[union-attr]
+            assert s.get(Mailing, world.mailings["owner"]).is_enabled is True  # type: ignore[union-attr]
         elif template == "/mailings/{mailing}/edit":
-            assert s.get(Mailing, world.mailing_id).every == "month"  # type: ignore[union-attr]
+            assert s.get(Mailing, world.mailings["owner"]).every == "month"  # type: ignore[union-attr]
     if template.endswith("/send"):
-        worker = client.app.state.worker  # type: ignore[attr-defined]
+        worker = state_of(client).sender
         assert worker.wait(timeout=10)
 
 
 def test_manager_sees_no_edit_buttons(client: TestClient, world: World) -> None:
     as_role(client, world, "manager")
     listing = client.get("/mailings").text
-    detail = client.get(f"/mailings/{world.mailing_id}").text
+    detail = client.get(f"/mailings/{world.mailings['owner']}").text
     for page in (listing, detail):
-        assert f"/mailings/{world.mailing_id}/disable" in page
-        assert f"/mailings/{world.mailing_id}/edit" not in page
-        assert f"/mailings/{world.mailing_id}/delete" not in page
-        assert f"/mailings/{world.mailing_id}/send" not in page
+        assert f"/mailings/{world.mailings['owner']}/disable" in page
+        assert f"/mailings/{world.mailings['owner']}/edit" not in page
+        assert f"/mailings/{world.mailings['owner']}/delete" not in page
+        assert f"/mailings/{world.mailings['owner']}/send" not in page
         assert "/mailings/new" not in page
     assert "owner@example.com" in listing and "other@example.com" in listing
 
@@ -288,6 +302,6 @@ def test_manager_sees_no_edit_buttons(client: TestClient, world: World) -> None:
 def test_owner_list_shows_only_own_mailings(client: TestClient, world: World) -> None:
     as_role(client, world, "owner")
     page = client.get("/mailings").text
-    assert f'href="/mailings/{world.mailing_id}"' in page
-    assert f'href="/mailings/{world.other_mailing_id}"' not in page
+    assert f'href="/mailings/{world.mailings["owner"]}"' in page
+    assert f'href="/mailings/{world.mailings["other"]}"' not in page
     assert "Used other" not in page

@@ -4,24 +4,31 @@ worker, the attempts log, the SVG chart, and escaping of everything a user typed
 from __future__ import annotations
 
 import re
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.testclient import TestClient
 
+from mailctl.config import Settings
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, MailingRun, Message
 from mailctl.timeutil import to_local
 from mailctl.web.chart import localise, outcome_svg
+from mailctl.web.state import panel_of
 from mailctl.web.worker import BackgroundSender
-
-from .conftest import outbox, post_form
-from .user_helpers import World, as_role, wait_for, world_fixture  # noqa: F401
+from tests.support.mail import outbox
+from tests.support.procs import wait_for
+from tests.support.smtp import Sink
+from tests.support.web import as_role, post_form, state_of
+from tests.support.world import World
 
 XSS = "<script>alert(1)</script>"
 
@@ -57,11 +64,11 @@ def test_dashboard_shows_own_figures_and_recent_mailings(client: TestClient, wor
     as_role(client, world, "owner")
     page = client.get("/dashboard").text
     assert 'data-stat="1">1<' in page  # the owner's one mailing, not the other user's
-    assert f'href="/mailings/{world.mailing_id}"' in page
-    assert f'href="/mailings/{world.other_mailing_id}"' not in page
+    assert f'href="/mailings/{world.mailings["owner"]}"' in page
+    assert f'href="/mailings/{world.mailings["other"]}"' not in page
     as_role(client, world, "manager")
     page = client.get("/dashboard").text
-    assert 'data-stat="1">2<' in page
+    assert f'data-stat="1">{len(world.mailings)}<' in page  # everyone's
     assert "/mailings/new" not in page
     as_role(client, world, "editor")
     assert "/editor/posts" in client.get("/dashboard").text
@@ -124,7 +131,7 @@ def test_client_search_paging_and_unsubscribed_state(
             s.add(
                 Client(owner_id=owner_id, email=address, email_key=address, full_name=f"Bulk {i}")
             )
-        gone = s.get(Client, world.client_id)
+        gone = s.get(Client, world.clients["owner"])
         assert gone is not None
         gone.unsubscribed_at = utcnow()
         s.add(gone)
@@ -235,10 +242,10 @@ def test_messages_add_edit_preview_delete(client: TestClient, world: World, engi
     assert "Changed" in client.get("/messages").text
 
     # A message in use cannot go; a free one can.
-    refused = post_form(client, f"/messages/{world.used_message_id}/delete")
+    refused = post_form(client, f"/messages/{world.mailing_messages['owner']}/delete")
     assert refused.status_code == 303
     assert "is used by mailing" in client.get(refused.headers["location"]).text
-    assert _ids(engine, Message, id=world.used_message_id)
+    assert _ids(engine, Message, id=world.mailing_messages["owner"])
     assert post_form(client, f"/messages/{message_id}/delete").status_code == 303
     assert not _ids(engine, Message, id=message_id)
 
@@ -255,7 +262,7 @@ def test_preview_for_a_chosen_client(client: TestClient, world: World, engine: E
         s.flush()
         second_id = second.id
     as_role(client, world, "owner")
-    page = client.get(f"/messages/{world.message_id}?client={second_id}").text
+    page = client.get(f"/messages/{world.messages['owner']}?client={second_id}").text
     assert "Hi Zoe Zed" in page
     assert f'<option value="{second_id}" selected>' in page
 
@@ -269,16 +276,16 @@ def _local(dt: Any, tz: str = "Europe/Berlin") -> str:
 
 def test_add_future_mailing_through_form(client: TestClient, world: World, engine: Engine) -> None:
     as_role(client, world, "owner")
-    form = client.get(f"/mailings/new?message={world.message_id}").text
+    form = client.get(f"/mailings/new?message={world.messages['owner']}").text
     assert 'type="datetime-local"' in form
-    assert f'<option value="{world.message_id}" selected>' in form
+    assert f'<option value="{world.messages["owner"]}" selected>' in form
     assert "Free other" not in form and "client-of-other" not in form
     response = post_form(
         client,
         "/mailings/new",
         {
-            "message_id": str(world.message_id),
-            "client_ids": [str(world.client_id)],
+            "message_id": str(world.messages["owner"]),
+            "client_ids": [str(world.clients["owner"])],
             "start": "2031-03-01T09:30",
             "end": "2031-12-01T09:30",
             "every": "month",
@@ -300,16 +307,16 @@ def test_add_future_mailing_through_form(client: TestClient, world: World, engin
 
 def test_mailing_form_errors_keep_the_values(client: TestClient, world: World) -> None:
     as_role(client, world, "owner")
-    base = {"message_id": str(world.message_id), "client_ids": [str(world.client_id)]}
+    base = {"message_id": str(world.messages["owner"]), "client_ids": [str(world.clients["owner"])]}
     cases = [
         ({"start": "2031-03-01T09:30", "end": "2031-02-01T09:30"}, "the end must be after"),
-        ({"start": "2020-01-01T09:30"}, "in the past"),
+        ({"start": "2020-01-01T09:30", "end": "2020-02-01T09:30"}, "both in the past"),
         ({"start": "yesterday-ish"}, "cannot read time"),
         ({"message_id": ""}, "choose a message"),
         ({"client_ids": []}, "at least one client"),
         ({"every": "hourly"}, "unknown periodicity"),
-        ({"message_id": str(world.other_message_id)}, "not found"),
-        ({"client_ids": [str(world.other_client_id)]}, "not found"),
+        ({"message_id": str(world.messages["other"])}, "not found"),
+        ({"client_ids": [str(world.clients["other"])]}, "not found"),
     ]
     for change, text in cases:
         response = post_form(client, "/mailings/new", {**base, "every": "once", **change})
@@ -329,12 +336,17 @@ def test_due_mailing_is_sent_at_once_by_the_worker(
     response = post_form(
         client,
         "/mailings/new",
-        {"message_id": str(world.message_id), "all_clients": "1", "start": "", "every": "once"},
+        {
+            "message_id": str(world.messages["owner"]),
+            "all_clients": "1",
+            "start": "",
+            "every": "once",
+        },
     )
     assert response.status_code == 303
     mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
     assert wait_for(lambda: _states(engine, mailing_id).get("sent") == 1)
-    assert client.app.state.worker.wait(timeout=10)  # type: ignore[attr-defined]
+    assert state_of(client).sender.wait(timeout=10)
     assert any(
         m["To"].addresses[0].addr_spec == "client-of-owner@example.com" for m in outbox(settings)
     )
@@ -356,46 +368,46 @@ def test_send_now_runs_in_the_background(
     as_role(client, world, "owner")
     post_form(
         client,
-        f"/mailings/{world.mailing_id}/edit",
+        f"/mailings/{world.mailings['owner']}/edit",
         {
-            "message_id": str(world.used_message_id),
+            "message_id": str(world.mailing_messages["owner"]),
             "all_clients": "1",
             "start": "",
             "end": "",
-            "every": "week",
+            "every": "day",
         },
     )
-    response = post_form(client, f"/mailings/{world.mailing_id}/send")
+    response = post_form(client, f"/mailings/{world.mailings['owner']}/send")
     assert response.status_code == 303
-    assert response.headers["location"] == f"/mailings/{world.mailing_id}"
-    assert wait_for(lambda: _states(engine, world.mailing_id).get("sent") == 6)
-    assert client.app.state.worker.wait(timeout=10)  # type: ignore[attr-defined]
+    assert response.headers["location"] == f"/mailings/{world.mailings['owner']}"
+    assert wait_for(lambda: _states(engine, world.mailings["owner"]).get("sent") == 6)
+    assert state_of(client).sender.wait(timeout=10)
     assert len(outbox(settings)) == 6
-    detail = client.get(f"/mailings/{world.mailing_id}").text
+    detail = client.get(f"/mailings/{world.mailings['owner']}").text
     assert "Sending has started" in detail
     assert "started" in detail
     assert 'http-equiv="refresh"' not in detail  # nothing left open
     svg = _svg(detail)
     assert svg.tag.endswith("svg")
     # the attempts log shows them
-    log = client.get(f"/mailings/{world.mailing_id}/attempts").text
-    assert log.count('<td class="text-break">reader') == 5
-    csv_text = client.get(f"/mailings/{world.mailing_id}/attempts.csv").text
+    log = client.get(f"/mailings/{world.mailings['owner']}/attempts").text
+    assert len(re.findall(r"<td[^>]*>reader\d+@example\.com</td>", log)) == 5
+    csv_text = client.get(f"/mailings/{world.mailings['owner']}/attempts.csv").text
     assert csv_text.splitlines()[0].startswith("attempted_at,run_id,email,status")
     assert len(csv_text.splitlines()) == 7
 
 
 def test_send_now_refused_when_disabled(client: TestClient, world: World, engine: Engine) -> None:
     as_role(client, world, "owner")
-    assert post_form(client, f"/mailings/{world.mailing_id}/disable").status_code == 303
-    detail = client.get(f"/mailings/{world.mailing_id}").text
+    assert post_form(client, f"/mailings/{world.mailings['owner']}/disable").status_code == 303
+    detail = client.get(f"/mailings/{world.mailings['owner']}").text
     assert "created (disabled)" in detail
     assert "disabled" in client.get("/mailings?status=disabled").text
-    response = post_form(client, f"/mailings/{world.mailing_id}/send")
+    response = post_form(client, f"/mailings/{world.mailings['owner']}/send")
     assert response.status_code == 303
     assert "enable it first" in client.get(response.headers["location"]).text
-    assert _states(engine, world.mailing_id) == {}
-    assert getattr(client.app.state, "worker", None) is None  # nothing was queued
+    assert _states(engine, world.mailings["owner"]) == {}
+    assert state_of(client).sender.submitted == 0  # nothing was queued
 
 
 def test_progress_page_reloads_while_rows_are_open(
@@ -405,28 +417,67 @@ def test_progress_page_reloads_while_rows_are_open(
     with engine.begin() as conn:
         conn.execute(
             insert(MailingRun).values(
-                id=50, mailing_id=world.mailing_id, scheduled_at=now, started_at=now, recipients=1
+                id=50,
+                mailing_id=world.mailings["owner"],
+                scheduled_at=now,
+                started_at=now,
+                recipients=1,
             )
         )
         conn.execute(
             insert(Delivery).values(
                 run_id=50,
-                mailing_id=world.mailing_id,
-                client_id=world.client_id,
+                mailing_id=world.mailings["owner"],
+                client_id=world.clients["owner"],
                 email="client-of-owner@example.com",
                 state="pending",
             )
         )
     as_role(client, world, "owner")
-    busy = client.get(f"/mailings/{world.mailing_id}")
+    busy = client.get(f"/mailings/{world.mailings['owner']}")
     assert '<meta http-equiv="refresh" content="3">' in busy.text
     assert busy.headers["refresh"] == "3"
     assert re.search(r'data-state="pending">.*?<strong>1</strong>', busy.text)
     with engine.begin() as conn:
         conn.execute(Delivery.__table__.update().values(state="sent"))  # type: ignore[attr-defined]
-    done = client.get(f"/mailings/{world.mailing_id}")
+    done = client.get(f"/mailings/{world.mailings['owner']}")
     assert 'http-equiv="refresh"' not in done.text and "refresh" not in done.headers
     assert re.search(r'data-state="sent">.*?<strong>1</strong>', done.text)
+
+
+def test_saving_the_edit_form_unchanged_is_accepted(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    # Created, disabled, its "now" start (with seconds) passed an hour ago: the form shows
+    # the start to the minute, and saving it as shown changes nothing.
+    past = utcnow() - timedelta(hours=1, seconds=17)
+    with session_scope(engine) as s:
+        mailing = s.get(Mailing, world.mailings["owner"])
+        assert mailing is not None
+        mailing.start_at, mailing.next_run_at, mailing.is_enabled = past, past, False
+        s.add(mailing)
+    as_role(client, world, "owner")
+    form = client.get(f"/mailings/{world.mailings['owner']}/edit").text
+    fields = {
+        name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', form).group(1)  # type: ignore[union-attr]
+        for name in ("start", "end")
+    }
+    assert fields["start"] == _local(past)
+    response = post_form(
+        client,
+        f"/mailings/{world.mailings['owner']}/edit",
+        {
+            "message_id": str(world.mailing_messages["owner"]),
+            "client_ids": [str(world.clients["owner"])],
+            "every": "day",
+            **fields,
+        },
+    )
+    assert response.status_code == 303, response.text
+    with session_scope(engine, readonly=True) as s:
+        mailing = s.get(Mailing, world.mailings["owner"])
+        assert mailing is not None
+        assert (mailing.start_at, mailing.next_run_at, mailing.status) == (past, past, "created")
 
 
 def test_edit_mailing_keeps_a_passed_start(
@@ -435,20 +486,20 @@ def test_edit_mailing_keeps_a_passed_start(
     # Started a while ago: saving the form unchanged must not complain that the start passed.
     past = utcnow() - timedelta(days=3)
     with session_scope(engine) as s:
-        mailing = s.get(Mailing, world.mailing_id)
+        mailing = s.get(Mailing, world.mailings["owner"])
         assert mailing is not None
         mailing.start_at, mailing.status = past, "started"
         mailing.last_run_at, mailing.next_run_at = past, past + timedelta(days=7)
         s.add(mailing)
     as_role(client, world, "owner")
-    form = client.get(f"/mailings/{world.mailing_id}/edit").text
+    form = client.get(f"/mailings/{world.mailings['owner']}/edit").text
     assert f'value="{_local(past)}"' in form
     response = post_form(
         client,
-        f"/mailings/{world.mailing_id}/edit",
+        f"/mailings/{world.mailings['owner']}/edit",
         {
-            "message_id": str(world.used_message_id),
-            "client_ids": [str(world.client_id)],
+            "message_id": str(world.mailing_messages["owner"]),
+            "client_ids": [str(world.clients["owner"])],
             "start": _local(past),
             "end": "2031-01-01T00:00",
             "every": "day",
@@ -456,15 +507,15 @@ def test_edit_mailing_keeps_a_passed_start(
     )
     assert response.status_code == 303, response.text
     with session_scope(engine, readonly=True) as s:
-        mailing = s.get(Mailing, world.mailing_id)
+        mailing = s.get(Mailing, world.mailings["owner"])
         assert mailing is not None
         assert mailing.every == "day" and mailing.end_at is not None
     bad = post_form(
         client,
-        f"/mailings/{world.mailing_id}/edit",
+        f"/mailings/{world.mailings['owner']}/edit",
         {
-            "message_id": str(world.used_message_id),
-            "client_ids": [str(world.client_id)],
+            "message_id": str(world.mailing_messages["owner"]),
+            "client_ids": [str(world.clients["owner"])],
             "start": _local(past),
             "end": "2020-01-01T00:00",
             "every": "day",
@@ -478,18 +529,18 @@ def test_manager_disables_and_enables_from_the_list(
 ) -> None:
     as_role(client, world, "manager")
     response = post_form(
-        client, f"/mailings/{world.other_mailing_id}/disable", {"next": "/mailings"}
+        client, f"/mailings/{world.mailings['other']}/disable", {"next": "/mailings"}
     )
     assert response.status_code == 303 and response.headers["location"] == "/mailings"
     page = client.get("/mailings").text
     assert "created (disabled)" in page
-    assert post_form(client, f"/mailings/{world.other_mailing_id}/enable").status_code == 303
+    assert post_form(client, f"/mailings/{world.mailings['other']}/enable").status_code == 303
     # an outside `next` is never followed
     response = post_form(
-        client, f"/mailings/{world.other_mailing_id}/disable", {"next": "https://evil.example/"}
+        client, f"/mailings/{world.mailings['other']}/disable", {"next": "https://evil.example/"}
     )
     assert response.headers["location"] == "/dashboard"
-    refused = post_form(client, f"/mailings/{world.other_mailing_id}/edit", {"every": "day"})
+    refused = post_form(client, f"/mailings/{world.mailings['other']}/edit", {"every": "day"})
     assert refused.status_code == 403
 
 
@@ -502,7 +553,7 @@ def test_mailing_list_status_filter_and_paging(
             s.add(
                 Mailing(
                     owner_id=world.users["owner"].id or 0,
-                    message_id=world.used_message_id,
+                    message_id=world.mailing_messages["owner"],
                     start_at=start,
                     next_run_at=start,
                     status="finished" if i % 10 == 0 else "created",
@@ -510,12 +561,12 @@ def test_mailing_list_status_filter_and_paging(
             )
     as_role(client, world, "owner")
     first = client.get("/mailings").text
-    assert first.count('<td><a href="/mailings/') == 25
+    assert len(_id_cells(first)) == 25
     assert "Next &raquo;" in first and "page=2" in first
     second = client.get("/mailings?page=2").text
-    assert second.count('<td><a href="/mailings/') == 6
+    assert len(_id_cells(second)) == 6
     finished = client.get("/mailings?status=finished").text
-    assert finished.count('<td><a href="/mailings/') == 3
+    assert len(_id_cells(finished)) == 3
     assert client.get("/mailings?status=bogus").status_code == 400
 
 
@@ -558,7 +609,12 @@ def _fill_log(engine: Engine, mailing_id: int, n: int) -> None:
 
 
 def _emails(page: str) -> list[str]:
-    return re.findall(r'<td class="text-break">(r\d{3}@example\.com)</td>', page)
+    return re.findall(r"<td[^>]*>(r\d{3}@example\.com)</td>", page)
+
+
+def _id_cells(page: str) -> list[str]:
+    """The mailings list's rows, by the cell that links each mailing by its id."""
+    return re.findall(r'<td[^>]*><a href="/mailings/(\d+)">\1</a></td>', page)
 
 
 def _link(page: str, rel: str) -> str | None:
@@ -567,9 +623,9 @@ def _link(page: str, rel: str) -> str | None:
 
 
 def test_attempts_log_pages_and_filters(client: TestClient, world: World, engine: Engine) -> None:
-    _fill_log(engine, world.mailing_id, 120)
+    _fill_log(engine, world.mailings["owner"], 120)
     as_role(client, world, "owner")
-    url = f"/mailings/{world.mailing_id}/attempts"
+    url = f"/mailings/{world.mailings['owner']}/attempts"
     first = client.get(url).text
     assert "(120)" in first and "Page 1 of 3" in first
     page1 = _emails(first)
@@ -598,9 +654,9 @@ def test_attempts_log_pages_and_filters(client: TestClient, world: World, engine
 
 
 def test_attempts_pager_keeps_status(client: TestClient, world: World, engine: Engine) -> None:
-    _fill_log(engine, world.mailing_id, 240)
+    _fill_log(engine, world.mailings["owner"], 240)
     as_role(client, world, "owner")
-    first = client.get(f"/mailings/{world.mailing_id}/attempts?status=failed").text
+    first = client.get(f"/mailings/{world.mailings['owner']}/attempts?status=failed").text
     older = _link(first, "next")
     assert older is not None and "status=failed" in older
     assert all(int(e[1:4]) % 4 == 0 for e in _emails(client.get(older).text))
@@ -647,9 +703,9 @@ def test_chart_labels_in_local_time() -> None:
 
 
 def test_chart_on_the_detail_page(client: TestClient, world: World, engine: Engine) -> None:
-    _fill_log(engine, world.mailing_id, 40)
+    _fill_log(engine, world.mailings["owner"], 40)
     as_role(client, world, "owner")
-    svg = _svg(client.get(f"/mailings/{world.mailing_id}").text)
+    svg = _svg(client.get(f"/mailings/{world.mailings['owner']}").text)
     ns = "{http://www.w3.org/2000/svg}"
     titles = [t.text or "" for t in svg.iter(f"{ns}title")]
     assert sum(int(t.split(": ")[1].split()[0]) for t in titles if ": " in t) == 40
@@ -712,12 +768,15 @@ def test_script_in_user_input_is_escaped_everywhere(
 def test_script_in_log_and_last_error_is_escaped(
     client: TestClient, world: World, engine: Engine
 ) -> None:
-    _fill_log(engine, world.mailing_id, 2)
+    _fill_log(engine, world.mailings["owner"], 2)
     with engine.begin() as conn:
         conn.execute(DeliveryAttempt.__table__.update().values(response=XSS))  # type: ignore[attr-defined]
         conn.execute(Mailing.__table__.update().values(last_error=XSS))  # type: ignore[attr-defined]
     as_role(client, world, "owner")
-    for url in (f"/mailings/{world.mailing_id}", f"/mailings/{world.mailing_id}/attempts"):
+    for url in (
+        f"/mailings/{world.mailings['owner']}",
+        f"/mailings/{world.mailings['owner']}/attempts",
+    ):
         page = client.get(url).text
         assert "<script>" not in page and "&lt;script&gt;" in page
 
@@ -725,28 +784,177 @@ def test_script_in_log_and_last_error_is_escaped(
 # -- the background worker ------------------------------------------------------------------
 
 
-def test_worker_coalesces_queued_passes_and_stops(engine: Engine, settings: Any) -> None:
+def test_worker_joins_a_second_click_to_the_queued_pass(
+    engine: Engine,
+    world: World,
+    start_sink: Callable[..., Sink],
+    smtp_settings: Callable[..., Settings],
+) -> None:
+    gate = threading.Event()
+    sink = start_sink(gate=gate)
+    settings = smtp_settings(sink.port, smtp_timeout=60, delivery_attempt_deadline_seconds=120)
+    busy_id, busy_emails = world.mailing(1)
+    queued_id, queued_emails = world.mailing(2)
     worker = BackgroundSender(engine, settings, threads=1)
     try:
-        first = worker.submit(10_000)
-        assert first is not None
-        assert worker.wait(timeout=10)
-        assert first.result() is not None  # a pass that found nothing to do
+        running = worker.submit(busy_id)
+        assert running is not None
+        # The only thread is mid-message (the sink holds the reply): the next passes queue.
+        assert sink.handler.arrived.wait(30), "the first pass never reached the mail server"
+        first = worker.submit(queued_id)
+        second = worker.submit(queued_id)
+        assert first is not None and second is first  # the second click joined the queued pass
+        assert worker.submitted == 2
+        # A pass already running is not joined (it may be past the rows a click adds).
+        again = worker.submit(busy_id)
+        assert again is not None and again is not running
+        assert worker.submitted == 3 and worker.busy()
+        gate.set()
+        assert worker.wait(timeout=60)
+        summaries = [f.result() for f in (running, first, again)]
     finally:
+        gate.set()
         worker.shutdown()
-    assert worker.submit(10_000) is None  # refused once stopped
+    assert [s.sent if s else None for s in summaries] == [1, 2, 0]  # the last found nothing
+    assert sink.handler.counts() == {e: 1 for e in busy_emails + queued_emails}
+    assert worker.submit(queued_id) is None  # refused once stopped
     assert not worker.busy()
 
 
 def test_app_shutdown_stops_the_worker(settings: Any, engine: Engine, world: World) -> None:
     from mailctl.web.app import create_app
-
-    from .conftest import logged_in
+    from tests.support.web import logged_in
 
     app = create_app(settings)
     with TestClient(app, follow_redirects=False) as browser:
         logged_in(browser, "owner@example.com")
-        post_form(browser, f"/mailings/{world.mailing_id}/send")
-        worker = app.state.worker
-    assert worker.submit(world.mailing_id) is None
+        post_form(browser, f"/mailings/{world.mailings['owner']}/send")
+        worker = panel_of(app).sender
+    assert worker.submit(world.mailings["owner"]) is None
     assert not worker.busy()
+
+
+def test_a_body_from_the_form_is_kept_as_written(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A browser sends CRLF: stored as LF, indents, blank lines and the final newline kept,
+    and the edit form gives it back intact (a textarea drops one leading newline)."""
+    as_role(client, world, "owner")
+    body = "\r\n  indented {{ client.full_name }}\r\n\r\n\tTabbed\r\n"
+    response = post_form(client, "/messages/new", {"subject": "Kept", "body": body})
+    assert response.status_code == 303
+    message_id = int(response.headers["location"].rsplit("/", 1)[1])
+    with session_scope(engine, readonly=True) as s:
+        stored = s.get(Message, message_id)
+        assert stored is not None
+        assert stored.body == "\n  indented {{ client.full_name }}\n\n\tTabbed\n"
+    form = client.get(f"/messages/{message_id}/edit").text
+    assert 'name="body" rows="12" required>\n\n  indented {{ client.full_name }}\n' in form
+
+
+def test_a_start_that_has_passed_is_sent_at_once_from_the_panel(
+    client: TestClient, world: World, engine: Engine, settings: Any
+) -> None:
+    as_role(client, world, "owner")
+    now_local = to_local(utcnow(), "Europe/Berlin").replace(tzinfo=None)
+    form = {
+        "message_id": str(world.messages["owner"]),
+        "all_clients": "1",
+        "every": "once",
+        "start": (now_local - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "end": (now_local + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    response = post_form(client, "/mailings/new", form)
+    assert response.status_code == 303, response.text
+    mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert wait_for(lambda: _states(engine, mailing_id).get("sent") == 1)
+    assert state_of(client).sender.wait(timeout=10)
+    assert [m["To"].addresses[0].addr_spec for m in outbox(settings)] == [
+        "client-of-owner@example.com"
+    ]
+
+    both_past = form | {"end": (now_local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    refused = post_form(client, "/mailings/new", both_past)
+    assert refused.status_code == 400
+    assert "the start and the end are both in the past" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("most", "top", "step"),
+    [(1, 1, 1), (3, 3, 1), (7, 8, 2), (10, 10, 2), (12, 15, 5), (47, 50, 10), (101, 150, 50)],
+)
+def test_chart_ticks_are_round_numbers(most: int, top: int, step: int) -> None:
+    from mailctl.web.chart import axis
+
+    assert axis(most) == (top, step)
+    for compact in (False, True):
+        svg = ET.fromstring(
+            str(outcome_svg([("2030-01-01 10:00", {"sent": most})], compact=compact))
+        )
+        ns = "{http://www.w3.org/2000/svg}"
+        ticks = [int(t.text) for t in svg.iter(f"{ns}text") if (t.text or "").isdigit()]
+        assert ticks == list(range(0, top + 1, step))  # 0, 2, 4, 6, 8, 10, never 0, 2, 5, 7
+
+
+def test_the_compact_chart_is_drawn_at_a_phones_scale() -> None:
+    series = [(f"2030-01-0{d} 10:00", {"sent": d, "deferred": 1}) for d in range(1, 8)]
+    wide = ET.fromstring(str(outcome_svg(series)))
+    compact = ET.fromstring(str(outcome_svg(series, compact=True)))
+    assert compact.get("viewBox") == "0 0 340 250" and compact.get("font-size") == "12"
+    assert wide.get("viewBox") == "0 0 720 260"
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in compact.iter(f"{ns}text") if "10:00" in (t.text or "")]
+    assert labels and all(not label.startswith("2030") for label in labels)  # no year
+    assert len(labels) <= 3  # a phone gets a few labels it can read, not seven squeezed ones
+
+
+def test_no_warning_on_a_mailing_whose_every_recipient_got_it(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    """A deferral that a later retry got through is history; a failure is not."""
+    _fill_log(engine, world.mailings["owner"], 8)  # failures logged, but the delivery ended `sent`
+    as_role(client, world, "owner")
+    page = client.get(f"/mailings/{world.mailings['owner']}").text
+    assert "Needs attention" not in page and "alert-warning" not in page
+    with engine.begin() as conn:
+        conn.execute(Delivery.__table__.update().values(state="failed"))  # type: ignore[attr-defined]
+    page = client.get(f"/mailings/{world.mailings['owner']}").text
+    assert "Needs attention" in page and "550 no such user" in page
+
+
+def test_long_addresses_may_wrap_at_dots_and_before_the_at_sign() -> None:
+    from mailctl.web.pages import breakable
+
+    assert str(breakable("ann@example.com")) == "ann@example.com"  # fits any line
+    long = "konstantin.k-w@marketing.example.org"
+    assert str(breakable(long)) == ("konstantin.<wbr>k-<wbr>w<wbr>@marketing.<wbr>example.<wbr>org")
+    assert str(breakable('<b>"x"</b>.long-enough-to-break@example.org')).startswith("&lt;b&gt;")
+
+
+def test_the_dashboard_guides_a_new_account_to_its_first_mailing(
+    client: TestClient, world: World, engine: Engine, make_user: Any
+) -> None:
+    from tests.support.web import logged_in
+
+    newcomer = make_user("user", email="newcomer@example.com")
+    logged_in(client, newcomer.email)
+    page = client.get("/dashboard").text
+    assert 'id="first-steps"' in page
+    assert page.count('class="done"') == 0
+    assert 'href="/clients/new"' in page and 'href="/messages/new"' in page
+    post_form(client, "/clients/new", {"email": "c@example.com", "full_name": "C"})
+    page = client.get("/dashboard").text
+    assert page.count('class="done"') == 1 and "1 client so far" in page
+    as_role(client, world, "owner")  # has clients, messages and mailings: no guide
+    assert 'id="first-steps"' not in client.get("/dashboard").text
+
+
+def test_a_new_mailing_needs_a_message_and_clients_first(
+    client: TestClient, make_user: Any
+) -> None:
+    from tests.support.web import logged_in
+
+    logged_in(client, make_user("user", email="fresh@example.com").email)
+    page = client.get("/mailings/new").text
+    assert 'id="needs-first"' in page and "you have neither yet" in page
+    assert '<form method="post" action="/mailings/new"' not in page

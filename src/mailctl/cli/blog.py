@@ -6,15 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.messages import text_or_file
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
+from mailctl.models import User
 from mailctl.services import blog as svc
 from mailctl.timeutil import fmt, parse_when
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = (
     "id",
@@ -49,7 +51,9 @@ def _read_image(path: Path | None) -> bytes | None:
         raise Invalid(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _attach(app_ctx: AppContext, session, actor, post_id: int, data: bytes | None) -> None:  # type: ignore[no-untyped-def]
+def _attach(
+    app_ctx: AppContext, session: Session, actor: User, post_id: int, data: bytes | None
+) -> None:
     """Store the image once the service has accepted the post, then point the post at it."""
     if data is None:
         return

@@ -13,7 +13,7 @@ from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
 from mailctl.services import clients as svc
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = ("id", "email", "full_name", "comment", "unsubscribed_at", "owner_id", "created_at")
 COLUMNS = ("id", "email", "full_name", "comment", "unsubscribed_at")

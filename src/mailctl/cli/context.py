@@ -1,19 +1,28 @@
-"""What every command shares: settings, the engine, the acting user, the clock."""
+"""What every command shares: settings, the engine, the acting user, the clock.
+
+Imports of the database layer wait until a command asks for it: `--help` and `--version`
+need none of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from mailctl.config import Settings, load_settings
-from mailctl.db import make_engine, session_scope
-from mailctl.models import User
-from mailctl.schedule import Clock
+from mailctl.errors import MailctlError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from mailctl.models import User
+    from mailctl.schedule import Clock
+    from mailctl.services.messages import RenderLimits
 
 
 class AppContext:
@@ -27,21 +36,41 @@ class AppContext:
 
     _raw: Engine | None = None
     _raw_creates = False
+    _cache_warned = False
 
     def open_engine(self, *, create: bool = False) -> Engine:
         """The engine without the schema check. Only `create=True` (`init`, `db upgrade`, the
         demo) may make a SQLite database that is not there; any other command is told there
         is none and writes nothing."""
-        from mailctl.cache import drop_for_tables
-        from mailctl.db import on_commit
+        from mailctl.db import make_engine, on_commit
 
         if self._raw is not None and (self._raw_creates or not create):
             return self._raw
         if self._raw is not None:
             self._raw.dispose()
         engine = make_engine(self.settings, create=create)
-        # A change from the shell shows on the panel at once, not after the cache lifetime.
-        on_commit(engine, lambda tables: drop_for_tables(self.settings, tables))
+        settings = self.settings
+
+        def drop_cached_pages(tables: set[str]) -> None:
+            # A change from the shell shows on the panel at once, not after the cache
+            # lifetime. Only a commit that changed something pays for loading diskcache.
+            # It is committed already: a cache that cannot be cleared is a warning, once per
+            # command however many commits it makes.
+            from mailctl.cache import drop_for_tables
+
+            try:
+                drop_for_tables(settings, tables)
+            except MailctlError as exc:
+                if not self._cache_warned:
+                    self._cache_warned = True
+                    ttl = settings.cache.ttl_seconds
+                    typer.echo(
+                        f"warning: {exc}; the panel may show old figures for up to {ttl}s"
+                        " (cache.ttl_seconds)",
+                        err=True,
+                    )
+
+        on_commit(engine, drop_cached_pages)
         self._raw, self._raw_creates = engine, create
         return engine
 
@@ -58,7 +87,7 @@ class AppContext:
         return self.raw_engine
 
     @cached_property
-    def render_limits(self):  # type: ignore[no-untyped-def]
+    def render_limits(self) -> RenderLimits:
         from mailctl.services.messages import render_limits
 
         return render_limits(self.settings)
@@ -69,10 +98,14 @@ class AppContext:
 
     @property
     def clock(self) -> Clock:
+        from mailctl.schedule import Clock
+
         return Clock.from_settings(self.settings)
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        from mailctl.db import session_scope
+
         with session_scope(self.engine, readonly=readonly) as session:
             yield session
 

@@ -22,7 +22,7 @@ from mailctl.cli.output import note
 from mailctl.config import Settings
 from mailctl.errors import Invalid, MailctlError, NotFound
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 TAG = "# mailctl:run-due"
 _NICKNAMES = {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",

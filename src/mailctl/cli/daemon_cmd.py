@@ -7,13 +7,17 @@ import logging
 import os
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mailctl.cli.context import app_context
 from mailctl.cli.output import JsonOpt
+from mailctl.errors import NoDatabase
 from mailctl.timeutil import fmt
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # journald reads a leading <N> as the syslog priority of the line.
 _PRIORITY = {
@@ -49,6 +53,17 @@ def setup_logging(level: str) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
+def _refuse_a_missing_file(engine: Engine) -> None:
+    """NoDatabase for a SQLite file that is not there: only `mailctl init` makes one, so
+    waiting for it would only look like a running scheduler (systemd would show it active)."""
+    try:
+        engine.connect().close()
+    except NoDatabase:
+        raise
+    except Exception:  # noqa: S110 - down or locked: the daemon's passes say so, and retry
+        pass
+
+
 def daemon(
     ctx: typer.Context,
     tick: Annotated[
@@ -62,6 +77,8 @@ def daemon(
 
     Wakes at the next due time or every scheduler.tick_seconds. SIGTERM or Ctrl-C finishes
     the message in flight, releases claims and exits 0. Safe beside cron and other daemons.
+    A database server that is down is waited for; a SQLite file that is not there is refused
+    at once (`mailctl init` makes it).
 
     Example: mailctl daemon
     """
@@ -72,8 +89,11 @@ def daemon(
     if tick is not None:
         settings = settings.with_overrides("scheduler", tick_seconds=tick)
     setup_logging(settings.general.log_level)
-    # The raw engine: a database that is down or not initialised yet is waited for, not fatal.
-    code = Daemon(app_ctx.raw_engine, settings).run()
+    # The raw engine: a database that is down or not initialised yet is waited for, not fatal;
+    # a SQLite file that is not there is refused at once, as the panel does.
+    engine = app_ctx.raw_engine
+    _refuse_a_missing_file(engine)
+    code = Daemon(engine, settings).run()
     raise typer.Exit(code)
 
 
@@ -139,12 +159,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     out.append("  total: " + ", ".join(f"{s} {totals[s]}" for s in WAITING))
     if totals["unknown"]:
         out.append(
-            "  unknown: a sender stopped mid-message; check, then"
-            " `mailctl mailing retry ID --unknown`"
+            "  unknown: the server took the message and did not answer, or a sender stopped"
+            " mid-message; check, then `mailctl mailing retry ID --unknown`"
         )
     typer.echo("\n".join(out))
-
-
-def register(root: typer.Typer) -> None:
-    root.command("daemon")(daemon)
-    root.command("status")(status)

@@ -10,7 +10,7 @@ from mailctl import migrations
 from mailctl.cli.context import app_context
 from mailctl.cli.output import note
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
 @app.command("upgrade")

@@ -7,16 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
-from mailctl.models import Mailing
-from mailctl.services import delivery, reports
-from mailctl.services.delivery import Summary, new_worker_id
+
+if TYPE_CHECKING:
+    from mailctl.models import Mailing
+    from mailctl.services.delivery import Summary
+
+# The services load with the command that needs them: `mailing list` or `--help` pay for
+# none of the sender.
 
 
 class _Bar:
@@ -30,9 +34,11 @@ class _Bar:
     def begin(self, total: int) -> None:
         if not sys.stderr.isatty() or total == 0:
             return
+        from rich.console import Console
         from rich.progress import Progress
 
-        self._bar = Progress(transient=True)
+        # On stderr, with the other notes: stdout stays data (`--json`, ids) even on a terminal.
+        self._bar = Progress(console=Console(stderr=True), transient=True)
         self._task = self._bar.add_task("sending", total=total)
         self._bar.start()
 
@@ -60,6 +66,8 @@ def _summary_line(summary: Summary) -> str:
 
 
 def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
+    from mailctl.services import delivery
+
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
     with _progress() as bar:
@@ -69,13 +77,18 @@ def send_now(app_ctx: AppContext, mailing_id: int) -> Summary:
             clock=app_ctx.clock,
             actor=actor,
             mailing_id=mailing_id,
-            worker=new_worker_id("cli"),
+            worker=delivery.new_worker_id("cli"),
             progress=bar,
         )
 
 
 def after_create(ctx: typer.Context, mailing: Mailing, *, no_send: bool) -> None:
-    """A new mailing whose start has come begins sending at once, with no further action."""
+    """A new mailing whose start has come begins sending at once, with no further action.
+
+    Its due run is not brought forward again: a daemon may have started it meanwhile, and then
+    this pass helps send it instead of failing."""
+    from mailctl.services import delivery
+
     app_ctx = app_context(ctx)
     summary = None
     if not no_send:
@@ -85,7 +98,7 @@ def after_create(ctx: typer.Context, mailing: Mailing, *, no_send: bool) -> None
                 settings=app_ctx.settings,
                 clock=app_ctx.clock,
                 mailing=mailing,
-                worker=new_worker_id("cli"),
+                worker=delivery.new_worker_id("cli"),
                 progress=bar,
             )
     if summary is None:
@@ -127,6 +140,8 @@ def logs(
 
     Example: mailctl mailing logs 4 --status deferred --json
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         rows = reports.list_attempts(
@@ -154,6 +169,8 @@ def report(
 
     Example: mailctl mailing report 4 --csv attempts.csv
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
@@ -187,6 +204,8 @@ def retry(
 
     Example: mailctl mailing retry 4 --unknown
     """
+    from mailctl.services import reports
+
     app_ctx = app_context(ctx)
     with app_ctx.session() as session:
         count = reports.requeue(
@@ -199,11 +218,13 @@ def retry(
 
 
 def send_due(app_ctx: AppContext) -> Summary:
+    from mailctl.services import delivery
+
     return delivery.run_pass(
         engine=app_ctx.engine,
         settings=app_ctx.settings,
         clock=app_ctx.clock,
-        worker=new_worker_id("cli"),
+        worker=delivery.new_worker_id("cli"),
     )
 
 
@@ -222,9 +243,9 @@ def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo(f"runs started {summary.runs_started}; {_summary_line(summary)}")
 
 
-def register(mailing_app: typer.Typer, root: typer.Typer) -> None:
+def register(mailing_app: typer.Typer) -> None:
+    """The sending half of `mailctl mailing` (`run-due` is a root command)."""
     mailing_app.command("send")(send)
     mailing_app.command("logs")(logs)
     mailing_app.command("report")(report)
     mailing_app.command("retry")(retry)
-    root.command("run-due")(run_due)

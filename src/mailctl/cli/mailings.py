@@ -8,14 +8,16 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
+from mailctl.cli import delivery
 from mailctl.cli.context import AppContext, app_context
 from mailctl.cli.delivery import after_create
 from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note
 from mailctl.models import Mailing
 from mailctl.services import mailings as svc
+from mailctl.services.mailing_rows import client_counts
 from mailctl.timeutil import parse_when, to_local
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 COLUMNS = ("id", "status", "every", "next_run_at", "message_id", "clients", "start_at", "end_at")
 
@@ -77,15 +79,18 @@ def add(
     start: Annotated[
         str, typer.Option("--start", help="First run: 'now', '+2h', ISO or 'YYYY-MM-DD HH:MM'.")
     ],
-    every: Annotated[str, typer.Option("--every", help=EveryHelp)],
     client: ClientsOpt = None,
     all_clients: AllClientsOpt = False,
     end: EndOpt = None,
+    every: Annotated[str, typer.Option("--every", help=EveryHelp)] = "once",
     no_send: Annotated[
         bool, typer.Option("--no-send", help="Only store it, even when it is due now.")
     ] = False,
 ) -> None:
     """Create a mailing; when it is due now it is sent at once, later ones go out by themselves.
+
+    A one-off unless --every says day, week or month. A start that has passed is due at once
+    (as `now` is) while the end is still ahead.
 
     Example: mailctl mailing add --message 2 --all-clients --start "2030-06-01 09:00" --every week
     """
@@ -130,7 +135,7 @@ def list_(
     with app_ctx.session(readonly=True) as session:
         mailings = svc.list_mailings(session=session, actor=app_ctx.actor(session), status=status)
         # One grouped count for the whole list, not every mailing's client ids.
-        counts = svc.client_counts(session=session, mailing_ids=[m.id or 0 for m in mailings])
+        counts = client_counts(session=session, mailing_ids=[m.id or 0 for m in mailings])
         rows = [_record(m, app_ctx.tz, counts.get(m.id or 0, 0)) for m in mailings]
     emit_rows(rows, columns=COLUMNS, as_json=as_json, tz=app_ctx.tz, title="Mailings")
 
@@ -227,3 +232,6 @@ def enable(ctx: typer.Context, mailing_id: MailingId) -> None:
     Example: mailctl mailing enable 4
     """
     _set_enabled(ctx, mailing_id, enabled=True)
+
+
+delivery.register(app)

@@ -13,7 +13,7 @@ from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.errors import Invalid
 from mailctl.services import messages as svc
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 FIELDS = ("id", "subject", "format", "layout_id", "body", "owner_id", "created_at", "updated_at")
 COLUMNS = ("id", "subject", "format", "owner_id", "updated_at")

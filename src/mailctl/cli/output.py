@@ -52,12 +52,16 @@ def emit_rows(
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title or None, no_wrap=False)
+        table = Table(title=title or None)
         for col in columns:
-            table.add_column(col.replace("_", " "))
+            # Long cells (emails, replies) wrap, even mid-word, instead of being cut off.
+            table.add_column(col.replace("_", " "), overflow="fold")
         for row in rows:
             table.add_row(*(_cell(row.get(c), tz) for c in columns))
-        Console(no_color="NO_COLOR" in os.environ).print(table)
+        console = Console(no_color="NO_COLOR" in os.environ)
+        console.print(table)
+        if not rows:
+            console.print("(none)")
         return
     typer.echo("\t".join(columns))
     for row in rows:

@@ -71,7 +71,3 @@ def serve(
     finally:
         daemon.request_stop("the panel stopped")
         scheduler.join(timeout=30)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)

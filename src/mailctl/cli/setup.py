@@ -84,12 +84,6 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     )
 
 
-def register(app: typer.Typer) -> None:
-    app.command("init")(init)
-    app.command("stats")(stats)
-    app.command("demo")(demo)
-
-
 def demo(ctx: typer.Context) -> None:
     """Set up an empty database with demo users, clients, messages, mailings and posts.
 

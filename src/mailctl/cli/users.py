@@ -11,7 +11,7 @@ from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
 from mailctl.cli.setup import read_password
 from mailctl.services import users as svc
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 # Never the password hash or the session version, in a table or in JSON.
 FIELDS = (

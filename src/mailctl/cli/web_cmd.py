@@ -43,7 +43,3 @@ def web(
         port=bind_port,
         log_level=settings.general.log_level.lower(),
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("web")(web)

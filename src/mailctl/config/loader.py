@@ -22,7 +22,6 @@ from mailctl.config.sections import (
     SmtpServer,
     SmtpSettings,
     WebSettings,
-    read_secret,
 )
 from mailctl.errors import ConfigError
 
@@ -77,8 +76,17 @@ class Settings:
         """Where links in emails point: web.base_url, else the address the panel listens on."""
         return self.web.base_url.rstrip("/") or f"http://{self.web.host}:{self.web.port}"
 
+    def base_url_problem(self) -> str | None:
+        """Why links in mail would not reach the panel: real mail, and no web.base_url."""
+        if self.delivery.transport != "smtp" or self.web.base_url:
+            return None
+        return (
+            f"web.base_url is not set: unsubscribe and account links in mail point at "
+            f"{self.base_url()}, which readers cannot open; set it to the panel's public URL"
+        )
+
     def web_secret_key(self) -> str:
-        key = read_secret(self.web.secret_key, self.web.secret_key_file, "web.secret_key")
+        key = self.web.configured_secret_key()
         if key:
             return key
         # No key configured: keep one in the data dir so sessions survive restarts. Written

@@ -110,6 +110,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
             str, "", "password (prefer password_file or MAILCTL_SMTP_PASSWORD)", secret=True
         ),
         "password_file": Key(str, "", "file holding the password"),
+        "ca_file": Key(
+            str,
+            "",
+            "PEM file of CA certificates to trust besides the system's (a private CA or a "
+            "self-signed server certificate)",
+        ),
         "timeout": Key(float, 30.0, "seconds for every socket operation"),
         "local_hostname": Key(str, "localhost", "name sent in EHLO; avoids a DNS look-up"),
     },

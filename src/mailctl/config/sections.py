@@ -73,6 +73,7 @@ class SmtpServer:
     username: str
     password: str
     password_file: str
+    ca_file: str
     timeout: float
     local_hostname: str
     # Which table it came from, for messages: "smtp" or "smtp.servers[1]".
@@ -110,6 +111,10 @@ class WebSettings:
     def public_url(self) -> str:
         """Where links in emails point: base_url, else the address the panel listens on."""
         return self.base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def configured_secret_key(self) -> str:
+        """The key set by hand (secret_key or its file); empty when mailctl makes its own."""
+        return read_secret(self.secret_key, self.secret_key_file, "web.secret_key")
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
+from typing import Any, Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 import mailctl.models  # noqa: F401  (registers every table)
+from mailctl.db import UTCDateTime
 
 config = context.config
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # Render our column types by their real import path in new revisions.
-    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+    if type_ == "type" and isinstance(obj, UTCDateTime):
         return "mailctl.db.UTCDateTime()"
-    if type_ == "type" and type(obj).__name__ == "AutoString":
-        return f"sqlmodel.sql.sqltypes.AutoString(length={obj.length})"  # type: ignore[attr-defined]
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sqlmodel.sql.sqltypes.AutoString(length={obj.length})"
     return False
 
 

@@ -78,9 +78,10 @@ class Daemon:
     # -- one tick -------------------------------------------------------------------------
 
     def backoff(self) -> float:
-        return min(
-            self.tick_seconds * 2 ** max(self.failures - 1, 0), max(MAX_BACKOFF, self.tick_seconds)
-        )
+        # Capped doublings: past 2**30 the ceiling has long been reached, and a float never
+        # overflows however long the outage.
+        doubled = self.tick_seconds * float(2 ** min(max(self.failures - 1, 0), 30))
+        return min(doubled, max(MAX_BACKOFF, self.tick_seconds))
 
     def wake_time(self, due: datetime | None, *, busy: bool, now: datetime) -> datetime:
         """min(next due time, now + tick); something already due again only wakes us soon

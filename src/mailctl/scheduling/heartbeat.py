@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
-from mailctl.db import session_scope, utcnow
+from mailctl.db import rowcount, session_scope, utcnow
 from mailctl.models import Worker, WorkerState
 
 RUNNING = WorkerState.running.value
@@ -45,6 +46,6 @@ def prune(engine: Engine, *, kind: str, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - KEEP_FOR
     with session_scope(engine) as session:
         result = session.execute(
-            delete(Worker).where(Worker.kind == kind, Worker.seen_at < cutoff)  # type: ignore[arg-type]
+            delete(Worker).where(col(Worker.kind) == kind, col(Worker.seen_at) < cutoff)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return rowcount(result)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jinja2.sandbox import SecurityError
 from jinja2.utils import Namespace
@@ -115,16 +115,28 @@ class Meter:
         self.build(size)
 
     def result(self, value: Any) -> Any:
-        """What a filter or call returned: sized, and iterators metered as they are read."""
+        """What a filter, call or operator returned: sized, numbers capped, iterators metered
+        as they are read. The clock is read after every such step, not every _CHECK_EVERY
+        ticks: one step over a long string (`s | max`, `s | striptags`) takes a third of a
+        second in C, and a loop of a few ticks per step would run ten of them past the
+        deadline."""
         if type(value) is str:
             self.build(len(value))
-            return value
-        if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+        elif isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
             self.build(weight(value, self.limits.output_bytes))
-            return value
-        if isinstance(value, Iterator):
-            return MeteredIter(value, self)
+        elif isinstance(value, int):
+            # `('f' * 900000) | int(base=16)` or int.from_bytes make numbers of millions of
+            # bits in linear time; a division of two of them then takes minutes in one step.
+            self.number(value.bit_length())
+        elif isinstance(value, Iterator):
+            value = MeteredIter(value, self)
+        self.check_time()
         return value
+
+    def number(self, bits: int) -> None:
+        """A number of about `bits` bits is about to be built (or was): refuse it if too big."""
+        if bits > INT_BITS:
+            self.fail(f"the template computes a number of more than {INT_BITS:,} bits")
 
     def text(self, value: Any) -> str:
         """str(value), sized before the conversion (a list of a million references to one
@@ -174,7 +186,7 @@ def _children(value: Any) -> Iterable[Any]:
         value = object.__getattribute__(value, "_Namespace__attrs")
     if isinstance(value, dict):
         return (*value.keys(), *value.values())
-    return value  # type: ignore[no-any-return]
+    return cast(Iterable[Any], value)  # one of _CONTAINERS
 
 
 def _flat_weight(value: Any) -> int:
@@ -193,7 +205,7 @@ def weight(value: Any, limit: int) -> int:
     if kind is str:  # by far the most common: first
         return len(value)
     if kind is int:
-        return value.bit_length() * 3 // 10 + 1
+        return cast(int, value).bit_length() * 3 // 10 + 1  # `kind is` does not narrow
     if not isinstance(value, _CONTAINERS):
         return _flat_weight(value)
     done: dict[int, int] = {}

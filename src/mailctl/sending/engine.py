@@ -7,6 +7,7 @@ wire (transport.py). The loop only orders them; ledger.py says why the order is 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +29,9 @@ from mailctl.sending.mime import HeaderInjection
 from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import RenderClient, RenderFailed
-from mailctl.sending.transport import AuthRejected, Outcome, Transport, make_transport
+from mailctl.sending.transport import Outcome, SetupError, Transport, make_transport
 
+log = logging.getLogger(__name__)
 _GONE = Outcome(SKIPPED, None, "the message was deleted before sending")
 
 
@@ -157,6 +159,7 @@ class Sender:
         """Send every claimable row (of one mailing, or all) until none is left or we stop."""
         summary = summary or Summary()
         self._breaker = Breaker(self.policy.breaker)
+        warned = False
         with self.engine.connect() as conn:
             started = utcnow()
             ledger.recover_stale(conn, started)
@@ -172,6 +175,13 @@ class Sender:
                     )
                     if not ids:
                         break
+                    if not warned:
+                        # Once per pass that sends, so the daemon's log says it every time
+                        # it mails people links they cannot open.
+                        warned = True
+                        problem = self.settings.base_url_problem()
+                        if problem:
+                            log.warning("%s", problem)
                     rows = ledger.load_rows(conn, ids)
                     self._load_renderers(conn, rows)
                     self._send_batch(conn, rows, summary)
@@ -230,7 +240,7 @@ class Sender:
                     data=prepared,
                     meanwhile=partial(self._prepare_ahead, following, ahead),
                 )
-            except AuthRejected as exc:
+            except SetupError as exc:  # a rejected login, an untrusted certificate
                 ledger.put_back(conn, row.id)
                 summary.stopped = f"paused: {exc}"
                 break

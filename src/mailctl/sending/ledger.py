@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col
 
 from mailctl.db import dbapi_cursor
 from mailctl.models import Client, Delivery, DeliveryAttempt, Layout, Mailing, Message
@@ -26,10 +27,10 @@ from mailctl.models.delivery import CLAIMABLE, PENDING, SENDING, UNKNOWN
 from mailctl.sending.policy import Policy
 from mailctl.sending.transport import Outcome
 
-DT = Delivery.__table__  # type: ignore[attr-defined]
+DT = Delivery.metadata.tables["deliveries"]
 D = DT.c
-A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
-M = Message.__table__  # type: ignore[attr-defined]
+A = DeliveryAttempt.metadata.tables["delivery_attempts"]
+M = Message.metadata.tables["messages"]
 _CRASHED = "the sender stopped while this message was in flight"
 
 
@@ -204,12 +205,12 @@ def claim_batch(
     """
     due = (
         select(D.id)
-        .join(Mailing, Mailing.id == Delivery.mailing_id)  # type: ignore[arg-type]
+        .join(Mailing, col(Mailing.id) == D.mailing_id)
         .where(
             D.state.in_(CLAIMABLE),
             or_(D.next_attempt_at.is_(None), D.next_attempt_at <= now),
             or_(D.lease_until.is_(None), D.lease_until < now),
-            Mailing.is_enabled == True,  # type: ignore[arg-type]  # noqa: E712
+            col(Mailing.is_enabled) == True,  # noqa: E712
         )
         .order_by(D.id)
         .limit(policy.batch_size)
@@ -261,7 +262,7 @@ class LedgerRow:
 
 def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
     stmt = (
-        select(  # type: ignore[call-overload]
+        select(
             D.id,
             D.run_id,
             D.mailing_id,
@@ -269,16 +270,16 @@ def load_rows(conn: Connection, ids: list[int]) -> list[LedgerRow]:
             D.email,
             D.attempts,
             D.first_attempt_at,
-            Client.full_name,
-            Client.unsubscribed_at,
+            col(Client.full_name),
+            col(Client.unsubscribed_at),
             M.c.id.label("message_id"),
             M.c.updated_at.label("message_version"),
-            Mailing.last_error,
+            col(Mailing.last_error),
         )
         .select_from(Delivery)
-        .join(Mailing, Mailing.id == D.mailing_id)  # type: ignore[arg-type]
+        .join(Mailing, col(Mailing.id) == D.mailing_id)
         .join(M, M.c.id == Mailing.message_id)
-        .outerjoin(Client, Client.id == D.client_id)  # type: ignore[arg-type]
+        .outerjoin(Client, col(Client.id) == D.client_id)
         .where(D.id.in_(ids))
         .order_by(D.id)
     )
@@ -395,7 +396,7 @@ def note_mailings(conn: Connection, mailing_ids: set[int], error: str | None) ->
         return
     with conn.begin():
         conn.execute(
-            update(Mailing).where(Mailing.id.in_(mailing_ids)).values(last_error=error)  # type: ignore[union-attr]
+            update(Mailing).where(col(Mailing.id).in_(mailing_ids)).values(last_error=error)
         )
 
 

@@ -18,14 +18,24 @@ VIEW = "view"  # "view in browser": one message as one recipient got it
 
 @dataclass(frozen=True)
 class Links:
-    """Where links in mail point (web.base_url) and the key that signs them."""
+    """Where links in mail point and how they are signed: the configured address (never a
+    request's Host header, which an attacker could set), the secret, and how long a link that
+    expires (verification, reset) stays valid. Newsletters and account emails share it."""
 
     base_url: str
     secret: str
+    max_age: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Links:
-        return cls(base_url=settings.base_url(), secret=settings.web_secret_key())
+        return cls(
+            base_url=settings.base_url(),
+            secret=settings.web_secret_key(),
+            max_age=settings.web.token_max_age,
+        )
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
 
     def unsubscribe_url(self, client_id: int) -> str:
         return f"{self.base_url}/unsubscribe/{sign(self.secret, UNSUBSCRIBE, client_id)}"
@@ -70,11 +80,15 @@ class FastUnsubscribeLinks:
 
     def __init__(self, links: Links) -> None:
         from itsdangerous import URLSafeTimedSerializer
+        from itsdangerous.signer import HMACAlgorithm
 
         serializer = URLSafeTimedSerializer(links.secret, salt=f"mailctl.{self.purpose}")
         self._signer = serializer.make_signer()
         self._key = self._signer.derive_key()
-        self._digest = self._signer.algorithm.digest_method  # type: ignore[attr-defined]
+        algorithm = self._signer.algorithm
+        if not isinstance(algorithm, HMACAlgorithm):  # itsdangerous' default; the token needs it
+            raise TypeError("links in mail are signed with HMAC")
+        self._digest = algorithm.digest_method
         self._prefix = f"{links.base_url}/{self.purpose}/"
         self._second = -1
         self._stamp = b""

@@ -14,6 +14,7 @@ not a full count; an attempt that goes through closes the breaker again.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,12 +97,19 @@ def _trouble(outcome: Outcome) -> str | None:
 
 
 class Breaker:
-    """Counts trouble across batches (a dead server trips it wherever a batch ends)."""
+    """Counts trouble across batches (a dead server trips it wherever a batch ends).
+
+    A server that answers now and then defeats a count of troubles in a row: one silent after
+    every other message costs a timeout per two recipients and leaves half of them unknown. So
+    trouble in `limit` of the last 2 x `limit` attempts stops the pass too.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.count = 0
         self.kinds: set[str] = set()
+        # The kind of trouble (or None) of each of the last 2 x limit attempts.
+        self.recent: deque[str | None] = deque(maxlen=2 * self.limit)
         self.half_open = False
         self._answered = False  # the server answered properly once in this pass
 
@@ -113,22 +121,40 @@ class Breaker:
     def record(self, outcome: Outcome) -> str | None:
         """Count one outcome; the reason to stop the pass, or None to go on."""
         kind = _trouble(outcome)
+        self.recent.append(kind)
         if kind is None:
             self.count, self.kinds, self.half_open, self._answered = 0, set(), False, True
             return None
         self.count += 1
         self.kinds.add(kind)
-        if self.count < (1 if self.half_open else self.limit):
+        what = self._in_a_row() or self._most_recent()
+        if what is None:
             return None
+        return f"{STOP}{what} ({outcome.reply}); the rest waits for the next pass"
+
+    def _in_a_row(self) -> str | None:
         n = self.count
+        if n < (1 if self.half_open else self.limit):
+            return None
         if self.kinds == {"connection"}:
             what = f"{n} consecutive connection failure{'s' if n > 1 else ''}"
         elif self.kinds == {"silence"}:
             what = f"{n} consecutive message{'s' if n > 1 else ''} with no reply from the server"
         else:
             what = f"{n} consecutive failed attempts"
-        again = " as the previous pass did" if self.half_open else ""
-        return f"{STOP}{what}{again} ({outcome.reply}); the rest waits for the next pass"
+        return what + (" as the previous pass did" if self.half_open else "")
+
+    def _most_recent(self) -> str | None:
+        troubles = [k for k in self.recent if k is not None]
+        window = len(self.recent)
+        if window < 2 * self.limit or len(troubles) < self.limit:
+            return None
+        n, kinds = len(troubles), set(troubles)
+        if kinds == {"connection"}:
+            return f"connection failures in {n} of the last {window} attempts"
+        if kinds == {"silence"}:
+            return f"no reply from the server to {n} of the last {window} messages"
+        return f"{n} failed attempts of the last {window}"
 
 
 @dataclass

@@ -72,7 +72,8 @@ class RenderFailed(Invalid):
     """A message that cannot be built for a client: a template error, a budget exceeded."""
 
 
-_MISSING_ATTR = re.compile(r"has no attribute '([^']*)'")
+# Only a field missing on the client is an unknown placeholder; `client.email.nope` is not.
+_MISSING_ATTR = re.compile(r"RenderClient object' has no attribute '([^']*)'")
 
 
 def _parse(text: str, field: str, env: Sandbox = _env) -> Template:
@@ -106,9 +107,10 @@ def render_failure(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, UndefinedError):
         missing = _MISSING_ATTR.search(exc.message or "")
+        if missing is None:
+            return f"template fails to render: {exc.message}"
         allowed = f"client.{', client.'.join(ALLOWED_FIELDS)}"
-        what = f"unknown placeholder client.{missing.group(1)}" if missing else exc.message
-        return f"{what}; use {allowed}"
+        return f"unknown placeholder client.{missing.group(1)}; use {allowed}"
     if isinstance(exc, SecurityError):
         return f"not allowed in a template: {exc}"
     if isinstance(exc, RecursionError):

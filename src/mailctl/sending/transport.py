@@ -9,7 +9,9 @@ deferred: the server discarded bytes it never read, so it never saw the end of t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -21,7 +23,10 @@ from typing import Protocol
 
 from mailctl.config import Settings, SmtpServer
 from mailctl.models.delivery import DEFERRED, FAILED, SENT, UNKNOWN
-from mailctl.sending.watchdog import Watchdog, WatchedSMTP, WatchedSMTPSSL
+from mailctl.sending import tls
+from mailctl.sending.watchdog import Watchdog
+
+__all__ = ["DEFERRED", "FAILED", "SENT", "UNKNOWN"]  # what an Outcome's status can be
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,17 @@ def refuse_oversized(data: bytes, max_bytes: int | None) -> Outcome | None:
     return None
 
 
-class AuthRejected(Exception):
-    """The server refused our login: nothing can go out until the operator fixes it."""
+class SetupError(Exception):
+    """A fault of the set-up, not of a recipient: nothing can go out until the operator fixes
+    it, so the pass pauses with this reason instead of deferring everybody."""
+
+
+class AuthRejected(SetupError):
+    """The server refused our login."""
+
+
+class TlsRejected(SetupError):
+    """The server's certificate is not trusted, or it offers no STARTTLS when it must."""
 
 
 class Transport(Protocol):
@@ -74,9 +88,15 @@ class OutboxTransport:
 
     def __init__(self, directory: str | Path, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._seq = 0
+        # A folder that cannot be made (a read-only disk) is not an error here: each attempt
+        # then fails like a failed write, deferred and counted by the breaker.
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        except OSError:
+            self._made = False
 
     def send(
         self,
@@ -94,17 +114,60 @@ class OutboxTransport:
         name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
         tmp = self.directory / f".{name}.tmp"
         try:
+            if not self._made:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._made = True
             envelope = f"X-Envelope-From: <{sender}>\r\nX-Envelope-To: <{recipient}>\r\n".encode()
             tmp.write_bytes(envelope + data)
             tmp.rename(self.directory / name)  # atomic: readers never see half a message
         except OSError as exc:
-            return Outcome(DEFERRED, None, f"outbox write failed: {exc.strerror}", True)
+            # A write cut short (a full disk) leaves no half message behind.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = f"outbox write failed: {exc.strerror} ({self.directory})"
+            return Outcome(DEFERRED, None, reason, True)
         if meanwhile is not None:  # a file has no one to wait for: run it now
             meanwhile()
         return Outcome(SENT, 250, f"written to outbox as {name}")
 
     def close(self) -> None:
         pass
+
+
+class _Watched:
+    """A watched socket, and the server name TLS checks the certificate against.
+
+    smtplib only learns that name from a host given to its constructor, which would also
+    connect at once, before the watchdog is attached; `connect()` later does not set it, and
+    TLS then fails with "check_hostname requires server_hostname". So it is set here.
+    """
+
+    watchdog: Watchdog | None = None
+    _host: str
+
+    def watch(self, watchdog: Watchdog, server_name: str) -> None:
+        self.watchdog = watchdog
+        self._host = server_name
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's socket factory is private, so typeshed leaves it out.
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self.watchdog is not None:
+            self.watchdog.rearm(sock)
+        return sock
+
+
+class _WatchedSMTP(_Watched, smtplib.SMTP):
+    pass
+
+
+class _WatchedSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
+
+
+# A line of the message that starts with a dot gets a second one (what smtplib's own, private
+# _quote_periods does).
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 
 def _was_reset(exc: BaseException) -> bool:
@@ -124,14 +187,29 @@ def _valid_code(code: int) -> bool:
 
 
 def _text(reply: bytes | str) -> str:
+    """A server's words as one line of at most 500 printable characters. They go to the
+    database (PostgreSQL refuses a NUL in text: the attempt could not be logged and the pass
+    ended), to terminals (escape sequences) and to reports: any control or format character
+    left is shown as an escape."""
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
-    return " ".join(reply.split())[:500]
+    text = " ".join(reply.split())
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text[:500]
+
+
+class Unreachable(Exception):
+    """The server could not be reached or spoke nonsense (a probe's failure)."""
 
 
 class _Malformed(Exception):
     def __init__(self, code: int, reply: str) -> None:
         super().__init__(f"malformed reply from server (code {code}): {reply!r}"[:500])
+
+
+class _Refused(Exception):
+    """A temporary refusal while setting up the connection (STARTTLS answered 454...)."""
 
 
 class SmtpTransport:
@@ -146,26 +224,34 @@ class SmtpTransport:
         self.security = server.security
         self.username = server.username
         self.password = server.login_password()
+        self.ca_file = server.ca_file
         self.timeout = server.timeout
         self.local_hostname = server.local_hostname
         self.deadline = deadline
         self.max_bytes = max_bytes
         self._conn: smtplib.SMTP | None = None
         self._dirty = False  # a transaction was started and not finished: RSET first
+        self._step = "connect"  # what the attempt in progress is waiting for
         self._watchdog = Watchdog()
 
     # -- connection ---------------------------------------------------------------------
 
+    def tls_context(self) -> ssl.SSLContext:
+        try:
+            return tls.client_context(self.ca_file)
+        except tls.CaFileError as exc:
+            raise TlsRejected(str(exc)) from None
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
-        conn: smtplib.SMTP
+        context = self.tls_context() if self.security != "none" else None
+        conn: _WatchedSMTP | _WatchedSMTPSSL
         if self.security == "ssl":
-            conn = WatchedSMTPSSL(
+            conn = _WatchedSMTPSSL(
                 local_hostname=self.local_hostname, timeout=self.timeout, context=context
             )
         else:
-            conn = WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
-        conn.watchdog = self._watchdog
+            conn = _WatchedSMTP(local_hostname=self.local_hostname, timeout=self.timeout)
+        conn.watch(self._watchdog, self.host)
         try:
             code, reply = conn.connect(self.host, self.port)
             if code != 220:
@@ -178,19 +264,78 @@ class SmtpTransport:
                 if code != 250:
                     raise smtplib.SMTPHeloError(code, reply)
             if self.security == "starttls":
-                conn.starttls(context=context)
+                if not conn.has_extn("starttls"):
+                    # Never fall back to plain text: the login and the mail would travel
+                    # readable by anyone on the way (and a man in the middle strips it).
+                    raise TlsRejected(
+                        "TLS: the mail server does not offer STARTTLS (smtp.security is "
+                        "starttls); nothing was sent"
+                    )
+                try:
+                    conn.starttls(context=context)
+                except smtplib.SMTPResponseException as exc:  # 454: TLS not available now
+                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                    raise _Refused(f"STARTTLS: {answer}") from None
                 self._watchdog.rearm(conn.sock)
                 conn.ehlo()
             if self.username:
-                try:
-                    conn.login(self.username, self.password)
-                except smtplib.SMTPAuthenticationError as exc:
-                    answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-                    raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+                self._login(conn)
+        except ssl.SSLCertVerificationError as exc:
+            self._drop(conn)
+            raise TlsRejected(tls.certificate_problem(exc, self.host)) from None
         except BaseException:
             self._drop(conn)
             raise
         return conn
+
+    def _login(self, conn: smtplib.SMTP) -> None:
+        if not conn.has_extn("auth"):
+            hint = (
+                " (many servers offer it only after STARTTLS: set smtp.security)"
+                if self.security == "none"
+                else ""
+            )
+            raise AuthRejected(
+                f"the mail server offers no login (AUTH) but smtp.username is set{hint}"
+            )
+        try:
+            conn.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            answer = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+            raise AuthRejected(f"the mail server rejected the login: {answer}") from None
+        except smtplib.SMTPException as exc:
+            if "authentication method" not in str(exc):
+                raise
+            offered = conn.esmtp_features.get("auth", "").strip()
+            raise AuthRejected(
+                f"the mail server offers no login method mailctl knows ({offered}); "
+                "CRAM-MD5, PLAIN and LOGIN are"
+            ) from None
+
+    def probe(self) -> str:
+        """Connect (TLS and login as configured) and hang up, sending no mail: what
+        `mailctl config check` asks. Raises SetupError for a fault of the set-up and
+        Unreachable for anything else."""
+        try:
+            self._watchdog.arm(None, self.deadline)
+            conn = self._connect()
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+        except SetupError:
+            raise
+        except smtplib.SMTPConnectError as exc:
+            raise Unreachable(f"greeting: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (_Malformed, _Refused) as exc:
+            raise Unreachable(str(exc)) from None
+        except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
+            raise Unreachable(self._reason(exc)) from None
+        finally:
+            self._watchdog.disarm()
+        secure = {"ssl": ", TLS", "starttls": ", STARTTLS"}.get(self.security, "")
+        login = f", logged in as {self.username}" if self.username else ""
+        return f"{self.host}:{self.port} answers{secure}{login}"
 
     def _drop(self, conn: smtplib.SMTP | None = None) -> None:
         conn = conn or self._conn
@@ -232,22 +377,22 @@ class SmtpTransport:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"  # the final dot must start a line of its own
         self._watchdog.arm(self._conn.sock if self._conn else None, self.deadline)
-        phase = "connect"
+        self._step = "connect"  # _begin says how far it got
         try:
             mail, rcpt, data_reply = self._begin(sender, recipient)
             conn = self._conn
             assert conn is not None
-            phase = "mail"
+            self._step = "mail"
             failed: tuple[tuple[int, bytes], str] | None = None
             if mail[0] != 250:
                 if mail[0] == 530:  # "authentication required": setup, not the recipient's fault
                     raise AuthRejected(f"the mail server requires a login: 530 {_text(mail[1])}")
                 failed = (mail, "MAIL FROM")
             elif rcpt is None or rcpt[0] not in (250, 251):
-                phase = "rcpt"
+                self._step = "rcpt"
                 failed = (rcpt or (-1, b"no reply"), "RCPT TO")
             elif data_reply is None or data_reply[0] != 354:
-                phase = "data"
+                self._step = "data"
                 failed = (data_reply or (-1, b"no reply"), "DATA")
             if failed is not None:
                 if data_reply is not None and data_reply[0] == 354:
@@ -255,11 +400,11 @@ class SmtpTransport:
                     self._drop()
                 (code, reply), step = failed
                 return self._refused(code, reply, step)
-            phase = "data"
+            self._step = "data"
             if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
-                data = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+                data = _LINE_START_DOT.sub(b"..", data)
             conn.send(data + b".\r\n")
-            phase = "final"  # from here on the server may have the message
+            self._step = "final"  # from here on the server may have the message
             if meanwhile is not None:
                 meanwhile()  # the server is busy with the message: use the wait
             code, reply = conn.getreply()
@@ -272,9 +417,12 @@ class SmtpTransport:
                     UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
                 )
             return self._refused(code, reply, "end of DATA")
-        except AuthRejected:
+        except SetupError:
             self._drop()
             raise
+        except _Refused as exc:
+            self._drop()
+            return self._temporary(None, str(exc))
         except smtplib.SMTPConnectError as exc:
             self._drop()
             return self._temporary(
@@ -286,29 +434,29 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as exc:
             self._drop()
             # smtplib makes up "500 Line too long" for an overlong reply: nonsense, not a refusal.
-            reason = f"{phase}: {exc.smtp_code} {_text(exc.smtp_error)}"
-            if phase == "final":
+            reason = f"{self._step}: {exc.smtp_code} {_text(exc.smtp_error)}"
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no valid reply after the message: {reason}")
             return self._temporary(None, f"malformed reply at {reason}")
         except (smtplib.SMTPException, OSError, ValueError, UnicodeError) as exc:
             self._drop()
             reason = self._reason(exc)
-            if phase == "final" and _was_reset(exc) and not self._watchdog.fired:
+            if self._step == "final" and _was_reset(exc) and not self._watchdog.fired:
                 # A reset, not a close: the server threw away bytes it had not read, so it
                 # never saw the final dot. (A server that read everything and then died
                 # closes with a FIN instead, and that stays unknown.)
                 return self._temporary(
                     None, "data: the server reset the connection before the end of the message"
                 )
-            if phase == "final":
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
-            return self._temporary(None, f"{phase}: {reason}")
+            return self._temporary(None, f"{self._step}: {reason}")
         except Exception as exc:  # a bug or a library surprise must not end the run
             self._drop()
             reason = f"unexpected {type(exc).__name__}: {_text(str(exc))}"
-            if phase == "final":
+            if self._step == "final":
                 return Outcome(UNKNOWN, None, f"no reply after the message was sent: {reason}")
-            return self._temporary(None, f"{phase}: {reason}")
+            return self._temporary(None, f"{self._step}: {reason}")
         finally:
             self._watchdog.disarm()
             if self._watchdog.fired:
@@ -333,27 +481,36 @@ class SmtpTransport:
                 if self._watchdog.fired:
                     raise
                 self._drop()
+        self._step = "connect"
         self._conn = self._connect()
         self._dirty = True
         return self._envelope(self._conn, sender, recipient)
 
-    @staticmethod
     def _envelope(
-        conn: smtplib.SMTP, sender: str, recipient: str
+        self, conn: smtplib.SMTP, sender: str, recipient: str
     ) -> tuple[tuple[int, bytes], tuple[int, bytes] | None, tuple[int, bytes] | None]:
         """MAIL, RCPT and DATA: in one write when the server offers PIPELINING (RFC 2920),
         else one by one, stopping at the first refusal. Addresses were validated when saved,
-        so smtplib's slow address re-parsing is skipped."""
+        so smtplib's slow address re-parsing is skipped. `_step` names the reply awaited, so
+        that a server going silent at RCPT is reported as such, not as a failed connect."""
         commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
         if conn.does_esmtp and conn.has_extn("pipelining"):
+            self._step = "mail"
             conn.send("".join(f"{c}\r\n" for c in commands))
-            return conn.getreply(), conn.getreply(), conn.getreply()
+            mail = conn.getreply()
+            self._step = "rcpt"
+            rcpt = conn.getreply()
+            self._step = "data"
+            return mail, rcpt, conn.getreply()
+        self._step = "mail"
         mail = conn.docmd(commands[0])
         if mail[0] != 250:
             return mail, None, None
+        self._step = "rcpt"
         rcpt = conn.docmd(commands[1])
         if rcpt[0] not in (250, 251):
             return mail, rcpt, None
+        self._step = "data"
         return mail, rcpt, conn.docmd(commands[2])
 
     def _reason(self, exc: BaseException) -> str:
@@ -384,14 +541,20 @@ class SmtpTransport:
         return Outcome(FAILED, code, text)
 
 
+def smtp_transport(settings: Settings) -> SmtpTransport:
+    """The first configured server (`[smtp]`, or the first of `[[smtp.servers]]`)."""
+    # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
+    # "Several SMTP servers", says where a pool of them goes).
+    return SmtpTransport(
+        settings.smtp.servers[0],
+        deadline=settings.delivery.attempt_deadline_seconds,
+        max_bytes=settings.render.max_message_bytes,
+    )
+
+
 def make_transport(settings: Settings) -> Transport:
-    delivery = settings.delivery
-    max_bytes = settings.render.max_message_bytes
-    if delivery.transport == "smtp":
-        # Several servers can be configured; only the first sends for now (ARCHITECTURE.md,
-        # "Several SMTP servers", says where a pool of them goes).
-        server = settings.smtp.servers[0]
-        return SmtpTransport(
-            server, deadline=delivery.attempt_deadline_seconds, max_bytes=max_bytes
-        )
-    return OutboxTransport(delivery.outbox_dir, max_bytes=max_bytes)
+    if settings.delivery.transport == "smtp":
+        return smtp_transport(settings)
+    return OutboxTransport(
+        settings.delivery.outbox_dir, max_bytes=settings.render.max_message_bytes
+    )

@@ -1,8 +1,7 @@
-"""The attempt deadline: a thread that cuts a connection whose message outlives it."""
+"""A deadline for a whole SMTP attempt, whatever the server does between bytes."""
 
 from __future__ import annotations
 
-import smtplib
 import socket
 import threading
 import time
@@ -72,23 +71,3 @@ class Watchdog:
                         self._sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-
-
-class WatchedSMTP(smtplib.SMTP):
-    watchdog: Watchdog | None = None
-
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock
-
-
-class WatchedSMTPSSL(smtplib.SMTP_SSL):
-    watchdog: Watchdog | None = None
-
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
-        if self.watchdog is not None:
-            self.watchdog.rearm(sock)
-        return sock

@@ -8,13 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict, Invalid
 from mailctl.models import Client, User
 from mailctl.sending.links import unsubscribe_client_id
-from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
+from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.csvfile import restore_cell, write_csv
 from mailctl.services.validation import clean_email, clean_text
 
@@ -74,7 +74,7 @@ def list_clients(
     """The clients the actor may see, optionally only one owner's (an admin picking for a
     message or a mailing of that owner)."""
     require_role(actor, CONTENT_ROLES, "list clients")
-    stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(Client.id)
+    stmt = _search(owner_scope(select(Client), Client, actor), search).order_by(col(Client.id))
     if owner_id is not None:
         stmt = stmt.where(Client.owner_id == owner_id)
     if limit is not None:
@@ -88,13 +88,13 @@ def count_clients(*, session: Session, actor: User, search: str | None = None) -
     return session.exec(stmt).one()
 
 
-def _search(stmt, search: str | None):  # type: ignore[no-untyped-def]
+def _search(stmt: Q, search: str | None) -> Q:
     if not search:
         return stmt
     like = f"%{search.strip().lower()}%"
     return stmt.where(
         or_(
-            Client.email_key.like(like),  # type: ignore[attr-defined]
+            col(Client.email_key).like(like),
             func.lower(Client.full_name).like(like),
             func.lower(Client.comment).like(like),
         )

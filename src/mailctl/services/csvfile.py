@@ -1,15 +1,22 @@
 """Every CSV mailctl writes, made safe to open in a spreadsheet, and read back losslessly.
 
-A cell that starts with `=`, `+`, `-`, `@`, a tab, CR or LF (or their full-width forms,
-which some spreadsheets also take for a formula) is run by Excel, LibreOffice and Google
-Sheets: `=HYPERLINK(...)` or `=cmd|' /C calc'!A0` in a client's name would act when the
-export is opened. OWASP's rule: prefix such a cell with a single quote, which a spreadsheet
-shows as text and drops.
+A cell that starts with `=`, `+`, `-`, `@`, a tab, CR, LF or NUL (or the full-width forms
+of the first four, which some spreadsheets also take for a formula) is run by Excel,
+LibreOffice and Google Sheets: `=HYPERLINK(...)` or `=cmd|' /C calc'!A0` in a client's name
+would act when the export is opened. OWASP's rule: prefix such a cell with a single quote,
+which a spreadsheet shows as text.
 
-The rule is made reversible so that an export imports back to exactly what it held:
-a quote is added before any cell that is zero or more quotes followed by one of those
-characters, and one leading quote is taken off such a cell on import. A real comment like
-`+49 30 1234` goes out as `'+49 30 1234` and comes back as `+49 30 1234`; a value that
+Where a cell starts depends on who opens the file. Excel splits a .csv at the list separator
+of the system's locale, which is `;` in Russian, German or French Windows; it honours quotes
+only at the start of a field, so there a `;` or a line break inside one of our cells starts a
+new cell or row (`VIP;=HYPERLINK(...)`, or a comment's second line). Importers may also trim
+spaces or take a quoted field's quotes off before they look. So the guard quote goes at every
+place a cell may start: the start of ours and after each `;`, tab, CR or LF inside it, when
+what follows is zero or more spaces and quotes, then one of those characters.
+
+The rule is reversible, so that an export imports back to exactly what it held: on import
+one quote is taken off at each such place where the guard would have put one. A real comment
+like `+49 30 1234` goes out as `'+49 30 1234` and comes back as `+49 30 1234`; a value that
 itself began with `'+` goes out with two quotes and comes back with one.
 """
 
@@ -22,21 +29,26 @@ from collections.abc import Iterable
 from typing import Any
 
 # The characters a spreadsheet reads as the start of a formula (or a DDE call).
-TRIGGERS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
-_GUARDED = re.compile(f"'*[{re.escape(TRIGGERS)}]")
+TRIGGERS = "=+-@\t\r\n\x00\uff1d\uff0b\uff0d\uff20"
+# Where a cell may start, for a spreadsheet splitting at commas, semicolons, tabs or lines
+# (a CRLF is one line break: nothing goes between its two characters).
+BOUNDARIES = ";\t\r\n"
+_START = "(?:^|(?<=[;\t\n])|(?<=\r)(?!\n))"
+# What may come before the character a spreadsheet looks at: spaces it trims, quotes.
+_FORMULA = f"(?=[\\s'\"]*[{re.escape(TRIGGERS)}])"
+_GUARD = re.compile(_START + _FORMULA)
+_GUARDED = re.compile(_START + "'" + _FORMULA)
 
 
 def safe_cell(value: Any) -> str:
-    """A value as a CSV cell that no spreadsheet evaluates."""
+    """A value as a CSV cell that no spreadsheet evaluates, whatever its list separator."""
     text = "" if value is None else str(value)
-    return "'" + text if _GUARDED.match(text) else text
+    return _GUARD.sub("'", text)
 
 
 def restore_cell(text: str) -> str:
-    """The value `safe_cell` was given (one guard quote taken off where it added one)."""
-    if text.startswith("'") and _GUARDED.match(text[1:]):
-        return text[1:]
-    return text
+    """The value `safe_cell` was given (its guard quotes taken off, and only those)."""
+    return _GUARDED.sub("", text)
 
 
 def write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.config import Settings
 from mailctl.db import session_scope
@@ -152,15 +152,15 @@ def next_due(engine: Engine) -> datetime | None:
         run_at = session.execute(
             select(func.min(Mailing.next_run_at)).where(
                 Mailing.is_enabled == True,  # noqa: E712
-                Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
+                col(Mailing.next_run_at).is_not(None),
             )
         ).scalar_one()
         retry_at = session.execute(
             select(func.min(Delivery.next_attempt_at))
-            .join(Mailing, Mailing.id == Delivery.mailing_id)  # type: ignore[arg-type]
+            .join(Mailing, col(Mailing.id) == Delivery.mailing_id)
             .where(
                 Delivery.state == DEFERRED,
-                Delivery.next_attempt_at.is_not(None),  # type: ignore[union-attr]
+                col(Delivery.next_attempt_at).is_not(None),
                 Mailing.is_enabled == True,  # noqa: E712
             )
         ).scalar_one()
@@ -177,7 +177,7 @@ def release_claims(engine: Engine, worker: str) -> None:
 def _to_send(engine: Engine, mailing_id: int | None) -> int:
     """Rows still to be sent, for a progress bar: claimable ones of the mailing (or all)."""
     with session_scope(engine, readonly=True) as session:
-        stmt = select(func.count()).select_from(Delivery).where(Delivery.state.in_(CLAIMABLE))  # type: ignore[attr-defined]
+        stmt = select(func.count()).select_from(Delivery).where(col(Delivery.state).in_(CLAIMABLE))
         if mailing_id is not None:
             stmt = stmt.where(Delivery.mailing_id == mailing_id)
         return int(session.exec(stmt).one())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Conflict
@@ -63,7 +63,7 @@ def add_layout(
 def list_layouts(*, session: Session, actor: User, owner_id: int | None = None) -> Sequence[Layout]:
     """The layouts the actor may see, optionally only one owner's (for that owner's message)."""
     require_role(actor, CONTENT_ROLES, "list layouts")
-    stmt = owner_scope(select(Layout), Layout, actor).order_by(Layout.id)
+    stmt = owner_scope(select(Layout), Layout, actor).order_by(col(Layout.id))
     if owner_id is not None:
         stmt = stmt.where(Layout.owner_id == owner_id)
     return session.exec(stmt).all()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import datetime
 
 from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
 from mailctl.errors import Invalid, NotFound
@@ -27,18 +26,16 @@ from mailctl.schedule import Clock
 from mailctl.services.access import (
     CONTENT_ROLES,
     OVERSIGHT_ROLES,
+    VIEW_ROLES,
+    Q,
     ensure_active,
     get_visible,
     owner_scope,
     require_role,
-    sees_everything,
 )
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
-
-# A start this far in the past is a typo, not "now": refuse it.
-PAST_GRACE = timedelta(minutes=5)
-VIEW_ROLES = CONTENT_ROLES + OVERSIGHT_ROLES
+from mailctl.timeutil import to_local
 
 
 def _every(value: str) -> str:
@@ -48,23 +45,28 @@ def _every(value: str) -> str:
         raise Invalid(f"unknown periodicity {value!r}: use once, day, week or month") from None
 
 
-def _check_times(start: datetime, end: datetime | None, now: datetime, *, new: bool) -> None:
+def _check_times(start: datetime, end: datetime | None, now: datetime) -> None:
+    """A start that has passed is fine: the assignment's rule is that a mailing whose start
+    has come and whose end has not is sent at once (its first run is simply due). Only an end
+    that has passed too leaves nothing to send."""
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
         raise Invalid("times need a time zone")
-    if new and start < now - PAST_GRACE:
-        raise Invalid("the start is in the past; use 'now' to send at once")
     if end is not None:
         if end <= start:
             raise Invalid("the end must be after the start")
         if end <= now:
-            raise Invalid("the end is in the past")
+            raise Invalid(
+                "the start and the end are both in the past: nothing would be sent"
+                if start < now
+                else "the end is in the past"
+            )
 
 
 def _owned_clients(session: Session, owner_id: int, client_ids: Sequence[int]) -> list[int]:
     wanted = sorted(set(client_ids))
     found = set(
         session.exec(
-            select(Client.id).where(Client.owner_id == owner_id, Client.id.in_(wanted))  # type: ignore[union-attr]
+            select(Client.id).where(Client.owner_id == owner_id, col(Client.id).in_(wanted))
         ).all()
     )
     missing = [i for i in wanted if i not in found]
@@ -77,12 +79,13 @@ def _pick_clients(
     session: Session, owner_id: int, client_ids: Sequence[int] | None, all_clients: bool
 ) -> list[int]:
     if all_clients:
-        ids = list(session.exec(select(Client.id).where(Client.owner_id == owner_id)).all())
+        found = session.exec(select(Client.id).where(Client.owner_id == owner_id)).all()
+        ids = [i for i in found if i is not None]
     else:
         ids = _owned_clients(session, owner_id, client_ids or [])
     if not ids:
         raise Invalid("a mailing needs at least one client")
-    return [i for i in ids if i is not None]
+    return ids
 
 
 def _message_of(session: Session, actor: User, owner_id: int, message_id: int) -> Message:
@@ -109,7 +112,7 @@ def add_mailing(
     assert actor.id is not None
     now = now or utcnow()
     every = _every(every)
-    _check_times(start, end, now, new=True)
+    _check_times(start, end, now)
     message = _message_of(session, actor, actor.id, message_id)
     ids = _pick_clients(session, actor.id, client_ids, all_clients)
     mailing = Mailing(
@@ -138,15 +141,15 @@ def is_due(mailing: Mailing, now: datetime | None = None) -> bool:
     )
 
 
-def _listing(stmt, actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
+def listing(stmt: Q, actor: User, status: str | None, limit: int | None, offset: int) -> Q:
     """`stmt` (a select over Mailing) narrowed to what list_mailings shows, in its order."""
     require_role(actor, VIEW_ROLES, "see mailings")
-    stmt = owner_scope(stmt, Mailing, actor, oversight=True).order_by(Mailing.id)
+    stmt = owner_scope(stmt, Mailing, actor, oversight=True).order_by(col(Mailing.id))
     if status == "disabled":
-        stmt = stmt.where(Mailing.is_enabled == False)  # noqa: E712
+        stmt = stmt.where(col(Mailing.is_enabled) == False)  # noqa: E712
     elif status:
         try:
-            stmt = stmt.where(Mailing.status == MailingStatus(status).value)
+            stmt = stmt.where(col(Mailing.status) == MailingStatus(status).value)
         except ValueError:
             raise Invalid(
                 f"unknown status {status!r}: use created, started, finished or disabled"
@@ -164,85 +167,7 @@ def list_mailings(
     limit: int | None = None,
     offset: int = 0,
 ) -> Sequence[Mailing]:
-    return session.exec(_listing(select(Mailing), actor, status, limit, offset)).all()
-
-
-@dataclass(frozen=True)
-class MailingRow:
-    """A mailing with what a page shows next to it."""
-
-    mailing: Mailing
-    subject: str
-    owner_email: str | None  # None where the actor sees only their own mailings
-    client_count: int
-
-
-def client_counts(*, session: Session, mailing_ids: Iterable[int]) -> dict[int, int]:
-    """How many clients each mailing has, in one grouped query (0 for none)."""
-    ids = sorted(set(mailing_ids))
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(MailingClient.mailing_id, func.count())
-        .where(MailingClient.mailing_id.in_(ids))  # type: ignore[attr-defined]
-        .group_by(MailingClient.mailing_id)  # type: ignore[arg-type]
-    ).all()
-    return {i: 0 for i in ids} | {mailing_id: count for mailing_id, count in rows}
-
-
-def client_count(*, session: Session, mailing: Mailing) -> int:
-    return client_counts(session=session, mailing_ids=[mailing.id or 0]).get(mailing.id or 0, 0)
-
-
-def _rows(
-    session: Session, found: Sequence[tuple[Mailing, str | None, str | None]], *, owners: bool
-) -> list[MailingRow]:
-    counts = client_counts(session=session, mailing_ids=[m.id or 0 for m, _, _ in found])
-    return [
-        MailingRow(
-            mailing=m,
-            subject=subject or "",
-            owner_email=(email or "") if owners else None,
-            client_count=counts.get(m.id or 0, 0),
-        )
-        for m, subject, email in found
-    ]
-
-
-def _with_names(actor: User, status: str | None, limit: int | None, offset: int):  # type: ignore[no-untyped-def]
-    stmt = (
-        select(Mailing, Message.subject, User.email)
-        .outerjoin(Message, Message.id == Mailing.message_id)  # type: ignore[arg-type]
-        .outerjoin(User, User.id == Mailing.owner_id)  # type: ignore[arg-type]
-    )
-    return _listing(stmt, actor, status, limit, offset)
-
-
-def list_mailing_rows(
-    *,
-    session: Session,
-    actor: User,
-    status: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[MailingRow]:
-    """list_mailings with each mailing's subject, client count and (for those who oversee
-    everyone's mailings) owner: three queries for the page, whatever its length."""
-    found = session.exec(_with_names(actor, status, limit, offset)).all()
-    return _rows(session, found, owners=sees_everything(actor, oversight=True))
-
-
-def get_mailing_row(*, session: Session, actor: User, mailing_id: int) -> MailingRow:
-    """get_mailing with its subject, owner's email and client count (the detail page)."""
-    mailing = get_mailing(session=session, actor=actor, mailing_id=mailing_id)
-    message = session.get(Message, mailing.message_id)
-    owner = session.get(User, mailing.owner_id)
-    (row,) = _rows(
-        session,
-        [(mailing, message.subject if message else "", owner.email if owner else "")],
-        owners=True,
-    )
-    return row
+    return session.exec(listing(select(Mailing), actor, status, limit, offset)).all()
 
 
 def get_mailing(*, session: Session, actor: User, mailing_id: int) -> Mailing:
@@ -263,7 +188,7 @@ def mailing_client_ids(*, session: Session, mailing: Mailing) -> list[int]:
         session.exec(
             select(MailingClient.client_id)
             .where(MailingClient.mailing_id == mailing.id)
-            .order_by(MailingClient.client_id)  # type: ignore[arg-type]
+            .order_by(col(MailingClient.client_id))
         ).all()
     )
 
@@ -315,8 +240,17 @@ def recent_mailings(*, session: Session, actor: User, count: int = 5) -> Sequenc
     """The newest of the mailings list_mailings shows this actor, newest first."""
     require_role(actor, VIEW_ROLES, "see mailings")
     stmt = owner_scope(select(Mailing), Mailing, actor, oversight=True)
-    newest = stmt.order_by(Mailing.id.desc()).limit(count)  # type: ignore[union-attr]
-    return cast(Sequence[Mailing], session.exec(newest).all())
+    newest = stmt.order_by(col(Mailing.id).desc()).limit(count)
+    return session.exec(newest).all()
+
+
+def _same_minute(new: datetime, old: datetime | None, tz: str) -> bool:
+    """Schedule times are typed to the minute on the zone's clock (the panel's fields, the
+    CLI's usual form): one in the stored time's minute is the stored time."""
+    if old is None:
+        return False
+    wall = [to_local(t, tz).replace(second=0, microsecond=0, tzinfo=None) for t in (new, old)]
+    return wall[0] == wall[1]
 
 
 def edit_mailing(
@@ -334,27 +268,38 @@ def edit_mailing(
     clock: Clock,
     now: datetime | None = None,
 ) -> Mailing:
+    """Change what is given; a value equal to the stored one changes nothing, so a form saved
+    as it was is accepted (an unchanged start that has passed is not "a start in the past")."""
     mailing = _editable(session, actor, mailing_id)
     now = now or utcnow()
     # Every check before the first change, so a refusal leaves the mailing as it was.
+    if start is not None and _same_minute(start, mailing.start_at, clock.tz):
+        start = None
+    if end is not None and _same_minute(end, mailing.end_at, clock.tz):
+        end = None
+    clear_end = clear_end and mailing.end_at is not None
+    if every is not None and _every(every) == mailing.every:
+        every = None
     schedule_changed = start is not None or end is not None or clear_end or every is not None
     new_start = start or mailing.start_at
     new_end = None if clear_end else (end or mailing.end_at)
     new_every = _every(every) if every is not None else mailing.every
     if schedule_changed:
-        _check_times(new_start, new_end, now, new=start is not None and mailing.status == "created")
+        _check_times(new_start, new_end, now)
     message = None
-    if message_id is not None:
+    if message_id is not None and message_id != mailing.message_id:
         message = _message_of(session, actor, mailing.owner_id, message_id)
     ids = (
         _pick_clients(session, mailing.owner_id, client_ids, all_clients)
         if client_ids is not None or all_clients
         else None
     )
+    if ids is not None and set(ids) == set(mailing_client_ids(session=session, mailing=mailing)):
+        ids = None
     if message is not None:
         mailing.message_id = message.id or 0
     if ids is not None:
-        session.exec(delete(MailingClient).where(MailingClient.mailing_id == mailing.id))  # type: ignore[call-overload]
+        session.execute(delete(MailingClient).where(col(MailingClient.mailing_id) == mailing.id))
         session.add_all(MailingClient(mailing_id=mailing.id or 0, client_id=i) for i in ids)
     if schedule_changed:
         mailing.start_at, mailing.end_at, mailing.every = new_start, new_end, new_every
@@ -406,7 +351,7 @@ def refresh_status(session: Session, mailing: Mailing, now: datetime | None = No
     still_open = session.exec(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.mailing_id == mailing.id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
+        .where(Delivery.mailing_id == mailing.id, col(Delivery.state).in_(OPEN))
     ).one()
     if not still_open:
         mailing.status = MailingStatus.finished.value
@@ -436,8 +381,32 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
     unique = session.exec(
         select(func.count(func.distinct(Client.email_key)))
         .select_from(MailingClient)
-        .join(Client, Client.id == MailingClient.client_id)  # type: ignore[arg-type]
-        .join(Mailing, Mailing.id == MailingClient.mailing_id)  # type: ignore[arg-type]
+        .join(Client, col(Client.id) == MailingClient.client_id)
+        .join(Mailing, col(Mailing.id) == MailingClient.mailing_id)
         .where(scope)
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """How far an account is on the way to its first mailing (the dashboard's guide)."""
+
+    clients: int
+    messages: int
+    mailings: int
+
+    @property
+    def done(self) -> bool:
+        return bool(self.clients and self.messages and self.mailings)
+
+
+def first_steps(*, session: Session, actor: User) -> FirstSteps:
+    """The actor's own clients, messages and mailings, counted."""
+    require_role(actor, CONTENT_ROLES, "create mailings")
+
+    def count(model: type[Client] | type[Message] | type[Mailing]) -> int:
+        owned = col(model.owner_id) == actor.id
+        return int(session.exec(select(func.count()).select_from(model).where(owned)).one())
+
+    return FirstSteps(clients=count(Client), messages=count(Message), mailings=count(Mailing))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import EllipsisType
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailctl.config import Settings
 from mailctl.db import utcnow
@@ -19,6 +19,7 @@ from mailctl.services.clients import get_client, list_clients
 from mailctl.services.validation import clean_text
 
 SUBJECT_MAX = 255
+PREVIEW_UNSUBSCRIBE = "[this client's own unsubscribe link]"
 BODY_MAX = 200_000
 FORMATS = tuple(f.value for f in BodyFormat)
 
@@ -65,7 +66,10 @@ def _clean(
     subject = clean_text(
         subject, field="subject", max_len=SUBJECT_MAX, required=True, single_line=True
     )
-    body = clean_text(body, field="body", max_len=BODY_MAX, required=True)
+    # The body as written: indented lines and a final newline are part of it. Only line
+    # endings are made one kind (a browser's form sends CRLF, a file may have either).
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    body = clean_text(body, field="body", max_len=BODY_MAX, required=True, strip=False)
     # Every part (subject, text, HTML in its layout) rendered for sample clients within the
     # render budget: a template that would run away or grow without bound is refused here,
     # in one line, before it is ever sent.
@@ -114,7 +118,7 @@ def list_messages(
     """The messages the actor may see, optionally only one owner's (an admin building a
     mailing for that owner)."""
     require_role(actor, CONTENT_ROLES, "list messages")
-    stmt = owner_scope(select(Message), Message, actor).order_by(Message.id)
+    stmt = owner_scope(select(Message), Message, actor).order_by(col(Message.id))
     if owner_id is not None:
         stmt = stmt.where(Message.owner_id == owner_id)
     return session.exec(stmt).all()
@@ -190,7 +194,8 @@ def preview_message(
     links: tuple[str, str] = ("", ""),
 ) -> Rendered:
     """The message as this client would get it; RenderFailed (Invalid) says why not.
-    `links` are the (unsubscribe, view in browser) URLs to show in it."""
+    `links` are the (unsubscribe, view in browser) URLs to show in it; the unsubscribe link
+    is never the real one: following it from a preview would unsubscribe the client."""
     message = get_message(session=session, actor=actor, message_id=message_id)
     client = get_client(session=session, actor=actor, client_id=client_id)
     if client.owner_id != message.owner_id:
@@ -203,7 +208,7 @@ def preview_message(
         from_name=from_name,
         limits=limits,
         postal_address=postal_address,
-        links=links,
+        links=(PREVIEW_UNSUBSCRIBE, links[1]),
     )
 
 
@@ -234,7 +239,7 @@ def render_message(
         from_name=from_name,
         limits=limits,
         postal_address=postal_address,
-        unsubscribe=bool(links[0]),
+        unsubscribe=links[0].startswith(("https://", "http://")),
     )
     return renderer.render(
         client, unsubscribe_url=links[0], web_url=links[1], to_address=to_address

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import func, tuple_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from mailctl.db import rowcount
 from mailctl.errors import Invalid
-from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, MailingRun, User
-from mailctl.models.delivery import DECIDED, DEFERRED, LOGGED, OPEN, PENDING, SENT, UNKNOWN
+from mailctl.models import Delivery, DeliveryAttempt, DeliveryState, Mailing, MailingRun, User
+from mailctl.models.delivery import (
+    DECIDED,
+    DEFERRED,
+    FAILED,
+    LOGGED,
+    OPEN,
+    PENDING,
+    SENT,
+    UNKNOWN,
+)
 from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
+from mailctl.services.validation import ID_MAX
 
 LOG_STATUSES = LOGGED
+LOG_PAGE = 50
+# Past this many attempts the log says "more than" instead of counting every row per page.
+LOG_COUNT_CAP = 10_000
 
 
 def _status(value: str | None) -> str | None:
@@ -52,8 +68,8 @@ def list_attempts(
     stmt = select(a).where(a.mailing_id == mailing_id)
     if (wanted := _status(status)) is not None:
         stmt = stmt.where(a.status == wanted)
-    ascending = (a.attempted_at, a.id)
-    descending = (a.attempted_at.desc(), a.id.desc())  # type: ignore[attr-defined,union-attr]
+    ascending = (col(a.attempted_at), col(a.id))
+    descending = (col(a.attempted_at).desc(), col(a.id).desc())
     if newer_than is not None:
         stmt = stmt.where(key > tuple_(*newer_than)).order_by(*ascending)
         rows = list(session.exec(stmt.limit(limit)).all())
@@ -64,6 +80,110 @@ def list_attempts(
     if limit is not None:
         stmt = stmt.limit(limit)
     return session.exec(stmt).all()
+
+
+Cursor = tuple[datetime, int]  # (attempted_at, id) of a row: where a page starts
+
+
+def parse_cursor(value: str) -> Cursor | None:
+    """A keyset cursor "ISO-TIME_ID" from a link; nonsense reads as none (the first page)."""
+    at, _, ident = value.rpartition("_")
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if when.tzinfo is None or not ident.isdigit() or int(ident) >= ID_MAX:
+        return None
+    return when, int(ident)
+
+
+def cursor_of(attempt: DeliveryAttempt) -> str:
+    return f"{attempt.attempted_at.isoformat()}_{attempt.id}"
+
+
+@dataclass(frozen=True)
+class AttemptsPage:
+    """One page of the attempts log, newest first, with the links to its neighbours.
+
+    A link is the query of the page it leads to (None: no such page). "older" and "newer"
+    carry a keyset cursor; the page number they carry is only for display."""
+
+    mailing: Mailing
+    attempts: list[DeliveryAttempt]
+    status: str | None
+    page: int
+    total: int  # counted up to count_cap + 1
+    count_cap: int
+    newest: dict[str, str] | None
+    newer: dict[str, str] | None
+    older: dict[str, str] | None
+
+    @property
+    def capped(self) -> bool:
+        return self.total > self.count_cap
+
+    @property
+    def pages(self) -> int | None:
+        return None if self.capped else max(1, math.ceil(self.total / LOG_PAGE))
+
+
+def attempts_page(
+    *,
+    session: Session,
+    actor: User,
+    mailing_id: int,
+    status: str | None = None,
+    page: int = 1,
+    before: str = "",
+    after: str = "",
+    count_cap: int = LOG_COUNT_CAP,
+) -> AttemptsPage:
+    """The log page a link asks for: `before` (older than a cursor), `after` (newer than
+    one), or a bare page number, counted by offset (from a typed or old link)."""
+    mailing = get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    older_than = parse_cursor(before)
+    newer_than = None if older_than else parse_cursor(after)
+    total = count_attempts(
+        session=session, actor=actor, mailing_id=mailing_id, status=status, cap=count_cap
+    )
+    rows = list(
+        list_attempts(
+            session=session,
+            actor=actor,
+            mailing_id=mailing_id,
+            status=status,
+            limit=LOG_PAGE + 1,  # one more tells whether the next page exists
+            offset=(page - 1) * LOG_PAGE,
+            older_than=older_than,
+            newer_than=newer_than,
+        )
+    )
+    extra = len(rows) > LOG_PAGE
+    if newer_than is not None:
+        # Fetched upwards from the cursor: the extra row is the newest one, in front.
+        rows = rows[1:] if extra else rows
+        has_older, at_newest = True, not extra
+    else:
+        rows = rows[:LOG_PAGE]
+        has_older, at_newest = extra, page == 1
+    if at_newest:
+        page = 1  # back at the newest rows: the page count restarts there
+    params = {"status": status} if status else {}
+    return AttemptsPage(
+        mailing=mailing,
+        attempts=rows,
+        status=status,
+        page=page,
+        total=total,
+        count_cap=count_cap,
+        newest={**params} if page > 1 else None,
+        newer={**params, "after": cursor_of(rows[0]), "page": str(page - 1)}
+        if rows and page > 1
+        else None,
+        older={**params, "before": cursor_of(rows[-1]), "page": str(page + 1)}
+        if rows and has_older
+        else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -83,7 +203,7 @@ def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20
     latest = session.exec(
         select(MailingRun)
         .where(MailingRun.mailing_id == mailing_id)
-        .order_by(MailingRun.id.desc())  # type: ignore[union-attr]
+        .order_by(col(MailingRun.id).desc())
         .limit(limit)
     ).all()
     ids = [r.id for r in latest if r.id is not None]
@@ -91,8 +211,8 @@ def list_runs(*, session: Session, actor: User, mailing_id: int, limit: int = 20
     if ids:
         for run_id, state, n in session.exec(
             select(Delivery.run_id, Delivery.state, func.count())
-            .where(Delivery.mailing_id == mailing_id, Delivery.run_id.in_(ids))  # type: ignore[attr-defined]
-            .group_by(Delivery.run_id, Delivery.state)
+            .where(Delivery.mailing_id == mailing_id, col(Delivery.run_id).in_(ids))
+            .group_by(col(Delivery.run_id), col(Delivery.state))
         ).all():
             counts[run_id][state] = n
     return [RunRow(run=r, counts=counts.get(r.id or 0, {})) for r in latest]
@@ -155,10 +275,18 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
             DeliveryAttempt.mailing_id == mailing_id
         )
     ).one()
+    # The error that still matters: of a recipient not delivered (yet). A deferral that a
+    # later retry got through, or a skip, is history, not something to warn the owner about.
+    troubled = (FAILED, DEFERRED, UNKNOWN)
     last_error = session.exec(
         select(DeliveryAttempt)
-        .where(DeliveryAttempt.mailing_id == mailing_id, DeliveryAttempt.status != SENT)
-        .order_by(DeliveryAttempt.id.desc())  # type: ignore[union-attr]
+        .join(Delivery, col(Delivery.id) == DeliveryAttempt.delivery_id)
+        .where(
+            DeliveryAttempt.mailing_id == mailing_id,
+            col(DeliveryAttempt.status).in_(troubled),
+            col(Delivery.state).in_(troubled),
+        )
+        .order_by(col(DeliveryAttempt.id).desc())
         .limit(1)
     ).first()
     runs = session.exec(
@@ -203,11 +331,11 @@ def requeue(*, session: Session, actor: User, mailing_id: int, unknown: bool = F
     states = [DEFERRED] + ([UNKNOWN] if unknown else [])
     result = session.execute(
         update(Delivery)
-        .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(states))  # type: ignore[attr-defined]
+        .where(col(Delivery.mailing_id) == mailing_id, col(Delivery.state).in_(states))
         .values(state=PENDING, next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def outcome_series(
@@ -215,21 +343,23 @@ def outcome_series(
 ) -> list[tuple[str, dict[str, int]]]:
     """Attempts per status per hour (per day past two days), counted by the database."""
     get_mailing(session=session, actor=actor, mailing_id=mailing_id)
-    where = DeliveryAttempt.mailing_id == mailing_id
-    first, last = session.exec(
+    where = col(DeliveryAttempt.mailing_id) == mailing_id
+    bounds = session.exec(
         select(
             func.min(DeliveryAttempt.attempted_at), func.max(DeliveryAttempt.attempted_at)
         ).where(where)
     ).one()
+    # MIN and MAX over no rows are NULL: a mailing without attempts has no bounds.
+    first, last = cast(tuple[datetime | None, datetime | None], tuple(bounds))
     if first is None or last is None:
         return []
     daily = last - first > timedelta(days=2)
-    col = DeliveryAttempt.attempted_at
+    at = DeliveryAttempt.attempted_at
     if session.get_bind().dialect.name == "sqlite":
-        bucket = func.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:00", col)
+        bucket = func.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:00", at)
     else:
         bucket = func.to_char(
-            func.date_trunc("day" if daily else "hour", func.timezone("UTC", col)),
+            func.date_trunc("day" if daily else "hour", func.timezone("UTC", at)),
             "YYYY-MM-DD" if daily else "YYYY-MM-DD HH24:00",
         )
     series: dict[str, dict[str, int]] = {}

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, func, insert, literal, update
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from mailctl.db import session_scope, utcnow
+from mailctl.db import rowcount, session_scope, utcnow
 from mailctl.errors import Invalid
 from mailctl.models import Client, Delivery, Mailing, MailingClient, MailingRun, MailingStatus, User
 from mailctl.models.delivery import OPEN, PENDING, SKIPPED
@@ -26,8 +27,8 @@ def due_mailing_ids(engine: Engine, now: datetime, mailing_id: int | None = None
     with session_scope(engine, readonly=True) as session:
         stmt = select(Mailing.id).where(
             Mailing.is_enabled == True,  # noqa: E712
-            Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
-            Mailing.next_run_at <= now,  # type: ignore[operator]
+            col(Mailing.next_run_at).is_not(None),
+            col(Mailing.next_run_at) <= now,
         )
         if mailing_id is not None:
             stmt = stmt.where(Mailing.id == mailing_id)
@@ -56,7 +57,7 @@ def start_run(
         return None  # not due yet
     claimed = session.execute(
         update(Mailing)
-        .where(Mailing.id == mailing_id, Mailing.next_run_at == old_next)  # type: ignore[arg-type]
+        .where(col(Mailing.id) == mailing_id, col(Mailing.next_run_at) == old_next)
         .values(
             next_run_at=new_next,
             last_run_at=run_at if run_at is not None else Mailing.last_run_at,
@@ -65,7 +66,7 @@ def start_run(
         )
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         return None  # another scheduler got there first
     session.expire(mailing)
     if run_at is None:
@@ -76,24 +77,25 @@ def start_run(
     session.add(run)
     session.flush()
     # One ledger row per client, written by the database in one statement, however many.
+    unsubscribed = col(Client.unsubscribed_at).is_not(None)
     rows = session.execute(
         insert(Delivery).from_select(
             ["run_id", "mailing_id", "client_id", "email", "state", "last_reply"],
-            select(
+            core_select(
                 literal(run.id),
                 literal(mailing_id),
-                Client.id,
-                Client.email,
-                case((Client.unsubscribed_at.is_not(None), SKIPPED), else_=PENDING),  # type: ignore[union-attr]
-                case((Client.unsubscribed_at.is_not(None), "the client unsubscribed"), else_=None),  # type: ignore[union-attr]
+                col(Client.id),
+                col(Client.email),
+                case((unsubscribed, SKIPPED), else_=PENDING),
+                case((unsubscribed, "the client unsubscribed"), else_=None),
             )
             .select_from(MailingClient)
-            .join(Client, Client.id == MailingClient.client_id)  # type: ignore[arg-type]
-            .where(MailingClient.mailing_id == mailing_id)
-            .order_by(Client.id),
+            .join(Client, col(Client.id) == MailingClient.client_id)
+            .where(col(MailingClient.mailing_id) == mailing_id)
+            .order_by(col(Client.id)),
         )
     )
-    run.recipients = rows.rowcount  # type: ignore[attr-defined]
+    run.recipients = rowcount(rows)
     if not run.recipients:
         run.finished_at = now
     session.add(run)
@@ -131,7 +133,7 @@ def bring_forward(
         open_rows = session.exec(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.mailing_id == mailing_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
+            .where(Delivery.mailing_id == mailing_id, col(Delivery.state).in_(OPEN))
         ).one()
         if not open_rows:
             raise Invalid(f"mailing {mailing_id} has no run left to send")
@@ -152,8 +154,8 @@ def close_runs(
                 i
                 for i in session.exec(
                     select(MailingRun.id).where(
-                        MailingRun.mailing_id.in_(mailing_ids),  # type: ignore[attr-defined]
-                        MailingRun.finished_at.is_(None),  # type: ignore[union-attr]
+                        col(MailingRun.mailing_id).in_(mailing_ids),
+                        col(MailingRun.finished_at).is_(None),
                     )
                 ).all()
                 if i is not None
@@ -165,7 +167,7 @@ def close_runs(
             open_rows = session.exec(
                 select(func.count())
                 .select_from(Delivery)
-                .where(Delivery.run_id == run_id, Delivery.state.in_(OPEN))  # type: ignore[attr-defined]
+                .where(Delivery.run_id == run_id, col(Delivery.state).in_(OPEN))
             ).one()
             if not open_rows:
                 run.finished_at = now
@@ -182,6 +184,6 @@ def mailings_to_settle(engine: Engine, now: datetime | None = None) -> set[int]:
     with session_scope(engine, readonly=True) as session:
         stmt = select(Mailing.id).where(
             Mailing.status != MailingStatus.finished.value,
-            Mailing.next_run_at.is_(None) | (Mailing.end_at <= now),  # type: ignore[union-attr,operator]
+            col(Mailing.next_run_at).is_(None) | (col(Mailing.end_at) <= now),
         )
         return {i for i in session.exec(stmt).all() if i is not None}

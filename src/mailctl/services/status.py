@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, Mailing, Worker, WorkerState
@@ -61,7 +61,7 @@ def status(
                 "stale": w.state == WorkerState.running and now - w.seen_at > stale,
             }
             for w in session.execute(
-                select(Worker).order_by(Worker.seen_at.desc()).limit(limit)  # type: ignore[attr-defined]
+                select(Worker).order_by(col(Worker.seen_at).desc()).limit(limit)
             ).scalars()
         ]
         next_runs = [
@@ -75,9 +75,9 @@ def status(
                 select(Mailing.id, Mailing.next_run_at, Mailing.every)
                 .where(
                     Mailing.is_enabled == True,  # noqa: E712
-                    Mailing.next_run_at.is_not(None),  # type: ignore[union-attr]
+                    col(Mailing.next_run_at).is_not(None),
                 )
-                .order_by(Mailing.next_run_at, Mailing.id)  # type: ignore[arg-type]
+                .order_by(col(Mailing.next_run_at), col(Mailing.id))
                 .limit(limit)
             )
         ]
@@ -89,8 +89,8 @@ def status(
                 func.count(),
                 func.min(Delivery.next_attempt_at),
             )
-            .where(Delivery.state.in_(WAITING))  # type: ignore[attr-defined]
-            .group_by(Delivery.mailing_id, Delivery.state)  # type: ignore[arg-type]
+            .where(col(Delivery.state).in_(WAITING))
+            .group_by(col(Delivery.mailing_id), col(Delivery.state))
         ):
             row = per_mailing.setdefault(
                 mailing_id,
@@ -107,8 +107,8 @@ def status(
         if per_mailing:
             for mailing_id, error in session.execute(
                 select(Mailing.id, Mailing.last_error).where(
-                    Mailing.id.in_(per_mailing),  # type: ignore[union-attr]
-                    Mailing.last_error.is_not(None),  # type: ignore[union-attr]
+                    col(Mailing.id).in_(per_mailing),
+                    col(Mailing.last_error).is_not(None),
                 )
             ):
                 per_mailing[mailing_id]["last_error"] = error

@@ -32,7 +32,7 @@ def _check_throttle(session: Session, actor: User, per_hour: int) -> None:
     stmt = select(func.count(), func.min(TestSend.sent_at)).where(
         TestSend.user_id == actor.id, TestSend.sent_at > since
     )
-    count, oldest = session.exec(stmt).one()  # type: ignore[call-overload]
+    count, oldest = session.exec(stmt).one()
     if count >= per_hour:
         if per_hour == 0:
             raise Conflict("test sends are turned off (delivery.test_sends_per_hour = 0)")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
 from mailctl.errors import Invalid
-from mailctl.sending.mime import check_header
 
 EMAIL_MAX = 254
+ID_MAX = 2**63  # ids from this up are too big for the database even to look up
 LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; email-validator checks it only in strict mode
 
 
 def clean_email(value: str) -> str:
     """A syntactically valid address (no DNS look-up), domain normalised, case kept."""
+    # Loaded on first use: commands that only read (client list) never check an address.
+    from email_validator import EmailNotValidError, validate_email
+
+    from mailctl.sending.mime import check_header
+
     value = (value or "").strip()
     if not value:
         raise Invalid("email is required")
@@ -39,9 +42,14 @@ def clean_text(
     max_len: int,
     required: bool = False,
     single_line: bool = False,
+    strip: bool = True,
 ) -> str:
-    value = (value or "").strip()
-    if required and not value:
+    """`strip=False` keeps the text as written (a message body's indents and last newline);
+    emptiness is still judged without the surrounding whitespace."""
+    value = value or ""
+    if strip:
+        value = value.strip()
+    if required and not value.strip():
         raise Invalid(f"{field} must not be empty")
     if len(value) > max_len:
         raise Invalid(f"{field} is too long ({len(value)} characters, at most {max_len})")

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import xstatic.pkg.bootstrap as bootstrap
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -22,10 +21,15 @@ from mailctl.config import Settings
 from mailctl.db import make_engine, on_commit
 from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
+from mailctl.services.accounts import Links
 from mailctl.web.headers import SecurityHeaders
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
+from mailctl.web.state import PanelState, panel_of
+from mailctl.web.worker import BackgroundSender
 
+# Our stylesheet and the vendored Bootstrap CSS (static/vendor/bootstrap/SOURCE.txt says why
+# and from where), served from the installed package: the panel works offline.
 STATIC = Path(__file__).parent / "static"
 
 
@@ -65,26 +69,24 @@ def create_app(settings: Settings) -> Starlette:
     require_current(engine)
     cache = Cache(settings)
     on_commit(engine, cache.on_tables_changed)
+    secret_key = settings.web_secret_key()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        worker = getattr(app.state, "worker", None)
-        if worker is not None:
-            worker.shutdown()
+        panel_of(app).sender.shutdown()
         cache.close()
         engine.dispose()
 
     app = Panel(
         routes=[
             *routes(),
-            Mount("/static/bootstrap", StaticFiles(directory=bootstrap.BASE_DIR), name="bootstrap"),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
             Middleware(
                 SessionMiddleware,
-                secret_key=settings.web_secret_key(),
+                secret_key=secret_key,
                 session_cookie="mailctl_session",
                 max_age=settings.web.session_max_age,
                 same_site="lax",
@@ -100,9 +102,17 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.hsts = settings.web.secure_cookies
-    app.state.settings = settings
-    app.state.secret_key = settings.web_secret_key()  # signs and checks emailed links
-    app.state.engine = engine
-    app.state.cache = cache
-    app.state.templates = make_templates()
+    app.state.panel = PanelState(
+        settings=settings,
+        engine=engine,
+        cache=cache,
+        templates=make_templates(),
+        links=Links(
+            base_url=settings.base_url(),
+            secret=secret_key,
+            max_age=settings.web.token_max_age,
+        ),
+        # Its threads start with the first pass it is given.
+        sender=BackgroundSender(engine, settings),
+    )
     return app

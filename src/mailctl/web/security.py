@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse
 
 from mailctl.db import session_scope
 from mailctl.models import User
+from mailctl.web.state import panel
 
 CSRF_FIELD = "csrf_token"
 
@@ -62,11 +63,12 @@ def _load_user(engine: Any, uid: int, version: int) -> User | None:
 async def current_user(request: Request) -> User | None:
     """The logged-in user, or None; a blocked user or an ended session is logged out here."""
     if "user" in request.scope:
-        return request.scope["user"]  # type: ignore[no-any-return]
+        known = request.scope["user"]  # looked up once per request
+        return known if isinstance(known, User) else None
     uid, version = request.session.get("uid"), request.session.get("sv")
     user = None
     if isinstance(uid, int) and isinstance(version, int):
-        user = await run_in_threadpool(_load_user, request.app.state.engine, uid, version)
+        user = await run_in_threadpool(_load_user, panel(request).engine, uid, version)
         if user is None:
             request.session.clear()
     request.scope["user"] = user

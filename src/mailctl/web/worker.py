@@ -13,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 
 from sqlalchemy.engine import Engine
-from starlette.applications import Starlette
 
 from mailctl.config import Settings
 from mailctl.models import Mailing
@@ -23,7 +22,6 @@ from mailctl.services.delivery import Summary, new_worker_id
 
 log = logging.getLogger(__name__)
 THREADS = 2
-_create_lock = threading.Lock()
 
 
 class BackgroundSender:
@@ -37,6 +35,7 @@ class BackgroundSender:
         # Mailings queued but not started yet: a second click joins the queued pass.
         self._queued: dict[int, Future[Summary | None]] = {}
         self._futures: set[Future[Summary | None]] = set()
+        self.submitted = 0  # passes queued since the start (a click that joined one is none)
 
     def submit(self, mailing_id: int) -> Future[Summary | None] | None:
         """Queue one pass over the mailing; None once shutting down."""
@@ -47,6 +46,7 @@ class BackgroundSender:
             if queued is not None:
                 return queued
             future = self._pool.submit(self._run, mailing_id)
+            self.submitted += 1
             self._queued[mailing_id] = future
             self._futures.add(future)
             future.add_done_callback(self._forget)
@@ -109,15 +109,3 @@ class BackgroundSender:
         self._pool.shutdown(wait=wait, cancel_futures=True)
         if wait and running:
             log.info("background sends stopped")
-
-
-def worker_of(app: Starlette) -> BackgroundSender:
-    """The app's sender pool, started on first use."""
-    worker = getattr(app.state, "worker", None)
-    if worker is None:
-        with _create_lock:
-            worker = getattr(app.state, "worker", None)
-            if worker is None:
-                worker = BackgroundSender(app.state.engine, app.state.settings)
-                app.state.worker = worker
-    return worker  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ Create Date: 2026-11-27 03:02:32.927742
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the types autogenerate writes as sqlmodel.sql.sqltypes.X
 from alembic import op
 
 import mailctl.db

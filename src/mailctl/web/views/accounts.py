@@ -1,34 +1,33 @@
-"""Accounts: register, verify, log in and out, reset and change the password."""
+"""Accounts: register, verify, log in and out, reset and change the password.
+
+Every rule of these flows is in services/accounts.py; a view reads the form, calls one flow,
+and shows its answer (sending the email the flow decided on after the response).
+"""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailctl.errors import Forbidden, Invalid, MailctlError, Unauthorized
+from mailctl.errors import (
+    BadPassword,
+    Forbidden,
+    Invalid,
+    MailctlError,
+    Throttled,
+    Unauthorized,
+    Unverified,
+)
 from mailctl.models import User
-from mailctl.sending import notices
-from mailctl.services import users
-from mailctl.services.validation import clean_email, clean_text
+from mailctl.services import accounts, users
+from mailctl.services.access import capabilities
 from mailctl.web.pages import db, flash, redirect, render
 from mailctl.web.security import checked_form, current_user, login, logout, require_user, safe_next
+from mailctl.web.state import panel
 
-LOGIN_FAILURES = 5
-THROTTLE_SECONDS = 15 * 60
-MAILS_PER_WINDOW = 3  # verification / reset emails to one address per window
-LANDING = {
-    "user": "/dashboard",
-    "admin": "/dashboard",
-    "manager": "/mailings",
-    "editor": "/editor/posts",
-}
 SENT_TEXT = (
     "If {email} can receive it, an email is on its way with a link. The link works once and "
     "expires; check the spam folder if nothing arrives."
@@ -40,69 +39,22 @@ def field(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _secret(request: Request) -> str:
-    # Read once per app (create_app keeps it), not from the data dir on every link.
-    return str(request.app.state.secret_key)
-
-
-def _max_age(request: Request) -> int:
-    return int(request.app.state.settings.web.token_max_age)
-
-
-def _link(request: Request, path: str) -> str:
-    # The configured address, never the Host header an attacker could set.
-    return str(request.app.state.settings.base_url()) + path
-
-
-def _password_problem(password: str, confirm: str) -> str | None:
-    if len(password) < users.PASSWORD_MIN:
-        return f"the password must have at least {users.PASSWORD_MIN} characters"
-    if len(password) > users.PASSWORD_MAX:
-        return f"the password must have at most {users.PASSWORD_MAX} characters"
-    if password != confirm:
-        return "the two passwords differ"
-    return None
-
-
-# -- throttling (counters in the shared disk cache, so every worker sees them) ---------------
-
-
-async def _bump(request: Request, key: str) -> int:
-    raw = request.app.state.cache.raw()
-
-    def work() -> int:
-        raw.add(key, 0, expire=THROTTLE_SECONDS)  # starts the window; incr keeps its expiry
-        return int(raw.incr(key))
-
-    return await run_in_threadpool(work)
-
-
-async def _count(request: Request, key: str) -> int:
-    return int(await run_in_threadpool(request.app.state.cache.raw().get, key, 0) or 0)
-
-
-def _login_key(email: str, request: Request) -> str:
-    host = request.client.host if request.client else "?"
-    return (
-        "throttle:login:" + hashlib.sha256(f"{email.strip().lower()}|{host}".encode()).hexdigest()
+def _sent(request: Request, sent: accounts.Sent) -> Response:
+    """The one answer of every form that may send an email, whatever it found."""
+    response = render(
+        request,
+        "accounts/sent.html",
+        title="Check your email",
+        text=SENT_TEXT.format(email=sent.address),
     )
-
-
-async def _may_mail(request: Request, purpose: str, email: str) -> bool:
-    """At most a few emails per address per window: the forms must not flood an inbox.
-
-    Called for every address asked about, whether or not it has an account: a counter that
-    only moved for real accounts would tell them apart (by its timing, or its cache entry)."""
-    digest = hashlib.sha256(email.encode()).hexdigest()
-    return await _bump(request, f"throttle:mail:{purpose}:{digest}") <= MAILS_PER_WINDOW
+    if sent.notice is not None:
+        response.background = BackgroundTask(
+            accounts.send_notice, settings=panel(request).settings, notice=sent.notice
+        )
+    return response
 
 
 # -- register and verify ----------------------------------------------------------------------
-
-
-def _verify_link(request: Request, user: User) -> str:
-    token = users.verification_token(user=user, secret=_secret(request))
-    return _link(request, f"/verify/{token}")
 
 
 async def register_page(request: Request) -> Response:
@@ -111,16 +63,21 @@ async def register_page(request: Request) -> Response:
         return render(request, "accounts/register.html", email="", full_name="", error=None)
     form = await checked_form(request)
     email, full_name = field(form, "email").strip(), field(form, "full_name")
-    password, confirm = field(form, "password"), field(form, "password_confirm")
-    # Every check that does not need the database comes first, so that the answer to a bad
-    # form never depends on whether the address already has an account.
+    state = panel(request)
     try:
-        address = clean_email(email).lower()
-        name = clean_text(full_name, field="name", max_len=200, single_line=True)
-        problem = _password_problem(password, confirm)
-        if problem:
-            raise Invalid(problem)
-    except MailctlError as exc:
+        sent = await db(
+            request,
+            lambda s: accounts.sign_up(
+                session=s,
+                links=state.links,
+                counters=state.cache,
+                email=email,
+                full_name=full_name,
+                password=field(form, "password"),
+                confirm=field(form, "password_confirm"),
+            ),
+        )
+    except Invalid as exc:
         return render(
             request,
             "accounts/register.html",
@@ -129,59 +86,21 @@ async def register_page(request: Request) -> Response:
             full_name=full_name,
             error=str(exc),
         )
-
-    user, created = await db(
-        request,
-        lambda s: users.sign_up(session=s, email=address, password=password, full_name=name),
-    )
-    settings = request.app.state.settings
-    task: BackgroundTask | None
-    if created or (not user.is_verified and user.is_active):
-        # A new account, or one whose first link was lost: (another) verification link.
-        task = BackgroundTask(
-            notices.send_verification,
-            settings=settings,
-            to=user.email,
-            link=_verify_link(request, user),
-        )
-    else:
-        task = BackgroundTask(
-            notices.send_already_registered,
-            settings=settings,
-            to=user.email,
-            login_url=_link(request, "/login"),
-            reset_url=_link(request, "/password/forgot"),
-        )
-    if not await _may_mail(request, "register", address):
-        task = None
-    response = render(
-        request,
-        "accounts/sent.html",
-        title="Check your email",
-        text=SENT_TEXT.format(email=address),
-    )
-    response.background = task
-    return response
-
-
-def _token_args(request: Request) -> dict[str, Any]:
-    return {
-        "token": str(request.path_params["token"]),
-        "secret": _secret(request),
-        "max_age": _max_age(request),
-    }
+    return _sent(request, sent)
 
 
 async def verify(request: Request) -> Response:
     await current_user(request)
-    args = _token_args(request)
+    token, links = str(request.path_params["token"]), panel(request).links
     if request.method == "GET":
         user = await db(
-            request, lambda s: users.verification_target(session=s, **args), readonly=True
+            request,
+            lambda s: accounts.verification_target(session=s, links=links, token=token),
+            readonly=True,
         )
         return render(request, "accounts/verify.html", email=user.email)
     await checked_form(request)
-    await db(request, lambda s: users.verify_email(session=s, **args))
+    await db(request, lambda s: accounts.verify_email(session=s, links=links, token=token))
     flash(request, "Your email address is confirmed. You can log in now.")
     return redirect("/login")
 
@@ -191,23 +110,15 @@ async def resend(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "accounts/email_form.html", action="/verify/resend", mode="resend")
     form = await checked_form(request)
-    address = field(form, "email").strip().lower()
-    user = await db(request, lambda s: users.find_by_email(session=s, email=address), readonly=True)
-    allowed = await _may_mail(request, "verify", address)
-    response = render(
+    state = panel(request)
+    sent = await db(
         request,
-        "accounts/sent.html",
-        title="Check your email",
-        text=SENT_TEXT.format(email=address),
+        lambda s: accounts.resend_verification(
+            session=s, links=state.links, counters=state.cache, email=field(form, "email")
+        ),
+        readonly=True,
     )
-    if allowed and user is not None and user.is_active and not user.is_verified:
-        response.background = BackgroundTask(
-            notices.send_verification,
-            settings=request.app.state.settings,
-            to=user.email,
-            link=_verify_link(request, user),
-        )
-    return response
+    return _sent(request, sent)
 
 
 # -- log in and out --------------------------------------------------------------------------
@@ -216,7 +127,15 @@ async def resend(request: Request) -> Response:
 def _landing(user: User, wanted: str) -> str:
     if wanted and safe_next(wanted) == wanted:
         return wanted
-    return LANDING.get(user.role, "/")
+    # Where the actor's work is: their own mailings, everyone's, or the blog.
+    caps = capabilities(user)
+    if caps.can_edit_content:
+        return "/dashboard"
+    if caps.can_view_mailings:
+        return "/mailings"
+    if caps.can_edit_blog:
+        return "/editor/posts"
+    return "/"
 
 
 async def login_page(request: Request) -> Response:
@@ -231,40 +150,39 @@ async def login_page(request: Request) -> Response:
             unverified=False,
         )
     form = await checked_form(request)
-    email, password, wanted = (
-        field(form, "email").strip(),
-        field(form, "password"),
-        field(form, "next"),
-    )
-    key = _login_key(email, request)
+    email, wanted = field(form, "email").strip(), field(form, "next")
+    host = request.client.host if request.client else "?"
 
-    def failed(message: str, status: int, *, unverified: bool = False) -> Response:
+    def failed(exc: MailctlError, *, status: int | None = None) -> Response:
         return render(
             request,
             "accounts/login.html",
-            status_code=status,
+            status_code=status or exc.http_status,
             email=email,
             next=wanted,
-            error=message,
-            unverified=unverified,
+            error=str(exc).capitalize() + ".",
+            unverified=isinstance(exc, Unverified),
         )
 
-    if await _count(request, key) >= LOGIN_FAILURES:
-        response = failed("Too many failed attempts. Wait 15 minutes and try again.", 429)
-        response.headers["Retry-After"] = str(THROTTLE_SECONDS)
-        return response
     try:
         user = await db(
-            request, lambda s: users.authenticate(session=s, email=email, password=password)
+            request,
+            lambda s: accounts.log_in(
+                session=s,
+                counters=panel(request).cache,
+                email=email,
+                password=field(form, "password"),
+                host=host,
+            ),
         )
-    except Unauthorized:
-        await _bump(request, key)
-        return failed("Wrong email or password.", 400)
+    except Throttled as exc:
+        response = failed(exc)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except Unauthorized as exc:
+        return failed(exc, status=400)  # the form's answer, not a challenge to authenticate
     except Forbidden as exc:
-        # Only after the right password: these tell nothing to someone guessing.
-        unverified = "verify" in str(exc)
-        return failed(str(exc).capitalize() + ".", 403, unverified=unverified)
-    await run_in_threadpool(request.app.state.cache.raw().delete, key)
+        return failed(exc)
     login(request, user)
     return redirect(_landing(user, wanted))
 
@@ -275,7 +193,7 @@ async def logout_page(request: Request) -> Response:
     user = await current_user(request)
     await checked_form(request)
     if user is not None:
-        await db(request, lambda s: users.end_sessions(session=s, actor=user))
+        await db(request, lambda s: accounts.end_sessions(session=s, actor=user))
     logout(request)
     flash(request, "You are logged out.")
     return redirect("/")
@@ -289,44 +207,47 @@ async def forgot(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "accounts/email_form.html", action="/password/forgot", mode="forgot")
     form = await checked_form(request)
-    address = field(form, "email").strip().lower()
-    user = await db(request, lambda s: users.find_by_email(session=s, email=address), readonly=True)
-    allowed = await _may_mail(request, "reset", address)
-    response = render(
+    state = panel(request)
+    sent = await db(
         request,
-        "accounts/sent.html",
-        title="Check your email",
-        text=SENT_TEXT.format(email=address),
+        lambda s: accounts.request_reset(
+            session=s, links=state.links, counters=state.cache, email=field(form, "email")
+        ),
+        readonly=True,
     )
-    if allowed and user is not None and user.is_active:
-        token = users.reset_token(user=user, secret=_secret(request))
-        response.background = BackgroundTask(
-            notices.send_reset,
-            settings=request.app.state.settings,
-            to=user.email,
-            link=_link(request, f"/password/reset/{token}"),
-        )
-    return response
+    return _sent(request, sent)
 
 
 async def reset(request: Request) -> Response:
     await current_user(request)
-    args = _token_args(request)
-    if request.method == "GET":
-        user = await db(request, lambda s: users.reset_target(session=s, **args), readonly=True)
-        return render(request, "accounts/reset.html", email=user.email, error=None)
-    form = await checked_form(request)
-    password, confirm = field(form, "password"), field(form, "password_confirm")
-    problem = _password_problem(password, confirm)
-    if problem:
-        user = await db(request, lambda s: users.reset_target(session=s, **args), readonly=True)
-        return render(
-            request, "accounts/reset.html", status_code=400, email=user.email, error=problem
+    token, links = str(request.path_params["token"]), panel(request).links
+
+    async def form_page(status: int = 200, error: str | None = None) -> Response:
+        user = await db(
+            request,
+            lambda s: accounts.reset_target(session=s, links=links, token=token),
+            readonly=True,
         )
-    await db(
-        request,
-        lambda s: users.reset_password_with_token(session=s, new_password=password, **args),
-    )
+        return render(
+            request, "accounts/reset.html", status_code=status, email=user.email, error=error
+        )
+
+    if request.method == "GET":
+        return await form_page()
+    form = await checked_form(request)
+    try:
+        await db(
+            request,
+            lambda s: accounts.reset_password(
+                session=s,
+                links=links,
+                token=token,
+                new_password=field(form, "password"),
+                confirm=field(form, "password_confirm"),
+            ),
+        )
+    except BadPassword as exc:
+        return await form_page(400, str(exc))
     logout(request)
     flash(request, "Your password is changed. Log in with the new one.")
     return redirect("/login")
@@ -349,15 +270,15 @@ async def account(request: Request) -> Response:
 async def change_password(request: Request) -> Response:
     user = await require_user(request)
     form = await checked_form(request)
-    old, new, confirm = (field(form, n) for n in ("old_password", "password", "password_confirm"))
-    problem = _password_problem(new, confirm)
-    if problem:
-        return _account(request, user, status=400, error=problem)
     try:
         updated = await db(
             request,
-            lambda s: users.set_password(
-                session=s, actor=user, user_id=user.id or 0, new_password=new, old_password=old
+            lambda s: accounts.change_password(
+                session=s,
+                actor=user,
+                old_password=field(form, "old_password"),
+                new_password=field(form, "password"),
+                confirm=field(form, "password_confirm"),
             ),
         )
     except Invalid as exc:

@@ -21,6 +21,7 @@ from mailctl.timeutil import parse_when, to_local
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 PER_PAGE = 25
 # Text fields: the longest content in UTF-8, with room for the form's own bytes.
@@ -37,7 +38,7 @@ async def _editor(request: Request) -> User:
 
 async def _form(request: Request) -> FormData:
     """The checked form; the caller closes it (Starlette leaves uploaded temp files open)."""
-    max_image = request.app.state.settings.web.max_upload_bytes
+    max_image = panel(request).settings.web.max_upload_bytes
     capped = limited(request, max_image + BODY_SLACK)
     try:
         return await checked_form(capped, max_part_size=FIELD_MAX)
@@ -55,7 +56,7 @@ async def _store_image(request: Request, form: FormData) -> str | None:
     upload = form.get("image")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    settings = request.app.state.settings
+    settings = panel(request).settings
     max_bytes = settings.web.max_upload_bytes
     if upload.size is not None and upload.size > max_bytes:
         raise Invalid(f"the image is too large ({upload.size} bytes, at most {max_bytes})")
@@ -67,7 +68,7 @@ async def _store_image(request: Request, form: FormData) -> str | None:
 
 def _drop_image(request: Request, name: str | None) -> None:
     if name:
-        Path(request.app.state.settings.uploads_dir / name).unlink(missing_ok=True)
+        Path(panel(request).settings.uploads_dir / name).unlink(missing_ok=True)
 
 
 def _local_input(value: datetime | None, tz: str) -> str:
@@ -91,7 +92,7 @@ def _form_page(
         values=values,
         error=error,
         preview=preview,
-        max_upload=request.app.state.settings.web.max_upload_bytes,
+        max_upload=panel(request).settings.web.max_upload_bytes,
     )
 
 
@@ -139,10 +140,9 @@ async def _write(
     values = _values(form)
     if form.get("action") == "preview":
         # Nothing saved, no image stored: the form again with the post as the blog shows it.
-        user = request.scope["user"]
-        html = blog_html.preview_post(actor=user, content=values["content"])
+        html = blog_html.preview_post(actor=await _editor(request), content=values["content"])
         return _form_page(request, post=post, values=values, preview=html)
-    tz = request.app.state.settings.scheduler.timezone
+    tz = panel(request).settings.scheduler.timezone
     image = None
     try:
         when = values["published_at"].strip()
@@ -191,7 +191,7 @@ async def edit_post(request: Request) -> Response:
         request, lambda s: blog.get_post(session=s, actor=user, post_id=post_id), readonly=True
     )
     if request.method == "GET":
-        tz = request.app.state.settings.scheduler.timezone
+        tz = panel(request).settings.scheduler.timezone
         values = {
             "title": post.title,
             "content": post.content,

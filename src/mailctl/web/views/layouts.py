@@ -15,6 +15,7 @@ from mailctl.services.previews import preview_layout
 from mailctl.web.frames import user_html
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 
 def _layout_id(request: Request) -> int:
@@ -46,7 +47,7 @@ async def layout_new(request: Request) -> Response:
         return await _form(request, None, {"name": "", "html": svc.default_layout()}, None)
     form = await checked_form(request)
     values = {name: str(form.get(name) or "") for name in ("name", "html")}
-    limits = render_limits(request.app.state.settings)
+    limits = render_limits(panel(request).settings)
     try:
         layout = await db(
             request, lambda s: svc.add_layout(session=s, actor=user, limits=limits, **values)
@@ -71,7 +72,7 @@ async def layout_frame(request: Request) -> Response:
     user = await require_user(request)
     raw = request.path_params["layout_id"]
     layout_id = None if raw == "default" else int_or_404(raw)
-    settings = request.app.state.settings
+    settings = panel(request).settings
     rendered = await db(
         request,
         lambda s: preview_layout(session=s, actor=user, settings=settings, layout_id=layout_id),
@@ -90,7 +91,7 @@ async def layout_edit(request: Request) -> Response:
         return await _form(request, layout, {"name": layout.name, "html": layout.html}, None)
     form = await checked_form(request)
     values = {name: str(form.get(name) or "") for name in ("name", "html")}
-    limits = render_limits(request.app.state.settings)
+    limits = render_limits(panel(request).settings)
     try:
         await db(
             request,

@@ -18,8 +18,8 @@ from mailctl.services import mailings as svc
 from mailctl.timeutil import parse_when, to_local
 from mailctl.web.pages import db, flash, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 from mailctl.web.views.mailings import EVERY, mailing_id_of
-from mailctl.web.worker import worker_of
 
 
 def _local_input(value: datetime | None, tz: str) -> str:
@@ -85,7 +85,7 @@ def _render_form(
 
 async def mailing_new(request: Request) -> Response:
     user = await require_user(request)
-    settings = request.app.state.settings
+    settings = panel(request).settings
     tz = settings.scheduler.timezone
     choices = _choices(
         await db(request, lambda s: svc.new_mailing_form(session=s, actor=user), readonly=True)
@@ -124,7 +124,7 @@ async def mailing_new(request: Request) -> Response:
             error=str(exc),
             status_code=400,
         )
-    if worker_of(request.app).submit_if_due(mailing):
+    if panel(request).sender.submit_if_due(mailing):
         flash(request, f"Created mailing {mailing.id}; sending has started.")
     else:
         flash(request, f"Created mailing {mailing.id}; it starts by itself when its time comes.")
@@ -134,7 +134,7 @@ async def mailing_new(request: Request) -> Response:
 async def mailing_edit(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = mailing_id_of(request)
-    settings = request.app.state.settings
+    settings = panel(request).settings
     tz = settings.scheduler.timezone
 
     form = await db(
@@ -143,11 +143,11 @@ async def mailing_edit(request: Request) -> Response:
         readonly=True,
     )
     assert form.mailing is not None
-    mailing, current_ids, choices = form.mailing, form.client_ids, _choices(form)
+    mailing, choices = form.mailing, _choices(form)
     if request.method == "GET":
         values = FormValues(
             message_id=str(mailing.message_id),
-            client_ids=tuple(current_ids),
+            client_ids=tuple(form.client_ids),
             start=_local_input(mailing.start_at, tz),
             end=_local_input(mailing.end_at, tz),
             every=mailing.every,
@@ -155,32 +155,22 @@ async def mailing_edit(request: Request) -> Response:
         return _render_form(request, mailing=mailing, values=values, choices=choices)
 
     values = _read_form(await checked_form(request))
-    # Only what changed goes to the service: an unchanged start that has passed is not an error.
     try:
         message_id = _message_choice(values)
-        start = None
-        if values.start and values.start != _local_input(mailing.start_at, tz):
-            start = parse_when(values.start, tz)
-        end, clear_end = None, False
-        if not values.end:
-            clear_end = mailing.end_at is not None
-        elif values.end != _local_input(mailing.end_at, tz):
-            end = parse_when(values.end, tz)
-        client_ids = None
-        if not values.all_clients and set(values.client_ids) != set(current_ids):
-            client_ids = values.client_ids
+        start = parse_when(values.start, tz) if values.start else None  # blank: as it was
+        end = parse_when(values.end, tz) if values.end else None  # blank: no end
         updated = await db(
             request,
             lambda s: svc.edit_mailing(
                 session=s,
                 actor=user,
                 mailing_id=mailing_id,
-                message_id=message_id if message_id != mailing.message_id else None,
+                message_id=message_id,
                 start=start,
                 end=end,
-                clear_end=clear_end,
-                every=values.every if values.every != mailing.every else None,
-                client_ids=client_ids,
+                clear_end=end is None,
+                every=values.every,
+                client_ids=None if values.all_clients else values.client_ids,
                 all_clients=values.all_clients,
                 clock=Clock.from_settings(settings),
             ),
@@ -194,7 +184,7 @@ async def mailing_edit(request: Request) -> Response:
             error=str(exc),
             status_code=400,
         )
-    if worker_of(request.app).submit_if_due(updated):
+    if panel(request).sender.submit_if_due(updated):
         flash(request, "Saved the mailing; its run is due, so sending has started.")
     else:
         flash(request, "Saved the mailing.")

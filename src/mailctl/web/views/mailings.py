@@ -3,8 +3,6 @@ and edit forms are in mailing_forms.py)."""
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -13,22 +11,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Invalid
-from mailctl.models import DeliveryAttempt, Mailing
+from mailctl.models import Mailing
 from mailctl.models.delivery import PENDING, SENDING
 from mailctl.schedule import Clock
-from mailctl.services import delivery, reports
+from mailctl.services import delivery, mailing_rows, reports
 from mailctl.services import mailings as svc
-from mailctl.services.access import CONTENT_ROLES
+from mailctl.services.access import capabilities
 from mailctl.services.reports import LOG_STATUSES
 from mailctl.web.chart import localise, outcome_svg
-from mailctl.web.pages import MAX_ID, db, flash, int_or_404, page_args, redirect, render
+from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user, safe_next
-from mailctl.web.worker import worker_of
+from mailctl.web.state import panel
 
 PER_PAGE = 25
-# Past this many attempts the log says "more than" instead of counting every row per page.
-LOG_COUNT_CAP = 10_000
-LOG_PAGE = 50
 STATUSES = ("created", "started", "finished", "disabled")
 EVERY = (("once", "Once"), ("day", "Daily"), ("week", "Weekly"), ("month", "Monthly"))
 REFRESH_SECONDS = 3
@@ -43,22 +38,23 @@ def mailing_id_of(request: Request) -> int:
 
 async def dashboard(request: Request) -> Response:
     user = await require_user(request)
-    sees_mailings = user.role in svc.VIEW_ROLES
+    caps = capabilities(user)
 
     def work(session: Session) -> dict[str, Any]:
         stats = svc.stats(session=session, actor=user)
         recent: list[Mailing] = []
-        if sees_mailings:
+        if caps.can_view_mailings:
             recent = list(svc.recent_mailings(session=session, actor=user, count=5))
-        return {"stats": stats, "recent": recent}
+        steps = None
+        if caps.can_edit_content:  # the guide to a first mailing
+            steps = svc.first_steps(session=session, actor=user)
+        return {"stats": stats, "recent": recent, "steps": steps}
 
     data = await db(request, work, readonly=True)
     return render(
         request,
         "user/dashboard.html",
         **data,
-        sees_mailings=sees_mailings,
-        can_edit=user.role in CONTENT_ROLES,
         status_of=svc.display_status,
     )
 
@@ -73,7 +69,7 @@ async def mailing_list(request: Request) -> Response:
 
     def work(session: Session) -> dict[str, Any]:
         # One row more than a page tells whether there is a next page, without a count.
-        rows = svc.list_mailing_rows(
+        rows = mailing_rows.list_mailing_rows(
             session=session, actor=user, status=status, limit=limit + 1, offset=offset
         )
         shown = rows[:limit]
@@ -91,7 +87,6 @@ async def mailing_list(request: Request) -> Response:
         status=status or "",
         statuses=STATUSES,
         page=page,
-        can_edit=user.role in CONTENT_ROLES,
         status_of=svc.display_status,
         every_names=dict(EVERY),
     )
@@ -117,7 +112,7 @@ async def _set_enabled(request: Request, *, enabled: bool) -> Response:
         request,
         lambda s: svc.set_enabled(session=s, actor=user, mailing_id=mailing_id, enabled=enabled),
     )
-    if enabled and worker_of(request.app).submit_if_due(mailing):
+    if enabled and panel(request).sender.submit_if_due(mailing):
         flash(request, f"Enabled mailing {mailing_id}; its due run is being sent.")
     else:
         flash(request, f"{'Enabled' if enabled else 'Disabled'} mailing {mailing_id}.")
@@ -147,13 +142,13 @@ async def mailing_send(request: Request) -> Response:
                 session=s,
                 actor=user,
                 mailing_id=mailing_id,
-                clock=Clock.from_settings(request.app.state.settings),
+                clock=Clock.from_settings(panel(request).settings),
             ),
         )
     except Invalid as exc:
         flash(request, str(exc), "danger")
         return redirect(f"/mailings/{mailing_id}")
-    worker_of(request.app).submit(mailing_id)
+    panel(request).sender.submit(mailing_id)
     flash(request, "Sending has started; this page shows its progress.")
     return redirect(f"/mailings/{mailing_id}")
 
@@ -164,10 +159,10 @@ async def mailing_send(request: Request) -> Response:
 async def mailing_detail(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = mailing_id_of(request)
-    tz = request.app.state.settings.scheduler.timezone
+    tz = panel(request).settings.scheduler.timezone
 
     def work(session: Session) -> dict[str, Any]:
-        row = svc.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
+        row = mailing_rows.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
         report = reports.mailing_report(session=session, actor=user, mailing_id=mailing_id)
         series = reports.outcome_series(session=session, actor=user, mailing_id=mailing_id)
         return {
@@ -190,8 +185,8 @@ async def mailing_detail(request: Request) -> Response:
         "user/mailing_detail.html",
         **data,
         chart=outcome_svg(localise(data["series"], tz)),
+        chart_compact=outcome_svg(localise(data["series"], tz), compact=True),
         status=svc.display_status(mailing),
-        can_edit=user.role in CONTENT_ROLES,
         refresh=REFRESH_SECONDS if busy else None,
         every_names=dict(EVERY),
     )
@@ -200,84 +195,39 @@ async def mailing_detail(request: Request) -> Response:
     return response
 
 
-def _cursor(value: str) -> tuple[datetime, int] | None:
-    """A keyset cursor "ISO-TIME_ID" from a link; nonsense reads as none (the first page)."""
-    at, _, ident = value.rpartition("_")
-    try:
-        when = datetime.fromisoformat(at)
-    except ValueError:
-        return None
-    if when.tzinfo is None or not ident.isdigit() or int(ident) >= MAX_ID:
-        return None
-    return when, int(ident)
-
-
-def cursor_of(attempt: DeliveryAttempt) -> str:
-    return f"{attempt.attempted_at.isoformat()}_{attempt.id}"
-
-
 async def mailing_attempts(request: Request) -> Response:
     """The attempts log: status filter, 50 a page, "older"/"newer" links carry a keyset cursor
     (a bare ?page=N, from a typed or old link, still works by offset)."""
     user = await require_user(request)
     mailing_id = mailing_id_of(request)
-    status = request.query_params.get("status", "").strip() or None
-    page, limit, offset = page_args(request, LOG_PAGE)
-    older = _cursor(request.query_params.get("before", ""))
-    newer = None if older else _cursor(request.query_params.get("after", ""))
-
-    def work(session: Session) -> dict[str, Any]:
-        mailing = svc.get_mailing(session=session, actor=user, mailing_id=mailing_id)
-        total = reports.count_attempts(
-            session=session, actor=user, mailing_id=mailing_id, status=status, cap=LOG_COUNT_CAP
-        )
-        rows = reports.list_attempts(
-            session=session,
+    query = request.query_params
+    page, _limit, _offset = page_args(request, reports.LOG_PAGE)
+    log = await db(
+        request,
+        lambda s: reports.attempts_page(
+            session=s,
             actor=user,
             mailing_id=mailing_id,
-            status=status,
-            limit=limit + 1,  # one more tells whether the next page exists
-            offset=offset,
-            older_than=older,
-            newer_than=newer,
-        )
-        return {"mailing": mailing, "total": total, "attempts": list(rows)}
-
-    data = await db(request, work, readonly=True)
-    rows, extra = data["attempts"], len(data["attempts"]) > LOG_PAGE
-    if newer is not None:
-        # Fetched upwards from the cursor: the extra row is the newest one, in front.
-        rows = rows[1:] if extra else rows
-        has_older, at_newest = True, not extra
-    else:
-        rows = rows[:LOG_PAGE]
-        has_older, at_newest = extra, page == 1
-    if at_newest:
-        page = 1  # back at the newest rows: the page count restarts there
-    data["attempts"] = rows
-    capped = data["total"] > LOG_COUNT_CAP
-    pages = None if capped else max(1, math.ceil(data["total"] / LOG_PAGE))
-    params = {"status": status} if status else {}
-    links = {
-        "newest": {**params} if page > 1 else None,
-        "newer": {**params, "after": cursor_of(rows[0]), "page": page - 1}
-        if rows and page > 1
-        else None,
-        "older": {**params, "before": cursor_of(rows[-1]), "page": page + 1}
-        if rows and has_older
-        else None,
-    }
+            status=query.get("status", "").strip() or None,
+            page=page,
+            before=query.get("before", ""),
+            after=query.get("after", ""),
+        ),
+        readonly=True,
+    )
     return render(
         request,
         "user/mailing_attempts.html",
-        **data,
-        status=status or "",
+        mailing=log.mailing,
+        attempts=log.attempts,
+        total=log.total,
+        status=log.status or "",
         statuses=LOG_STATUSES,
-        page=page,
-        pages=pages,
-        capped=capped,
-        count_cap=LOG_COUNT_CAP,
-        links=links,
+        page=log.page,
+        pages=log.pages,
+        capped=log.capped,
+        count_cap=log.count_cap,
+        links={"newest": log.newest, "newer": log.newer, "older": log.older},
     )
 
 

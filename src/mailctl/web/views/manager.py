@@ -65,7 +65,7 @@ async def _act(request: Request, action: str) -> Response:
     back = form.get("back")
     back = back if isinstance(back, str) else ""
 
-    def work(session):  # type: ignore[no-untyped-def]
+    def work(session: Session) -> User:
         if action == "role":
             role = form.get("role")
             return users.set_role(

@@ -17,13 +17,14 @@ from mailctl.services import previews, test_sends
 from mailctl.web.frames import user_html
 from mailctl.web.pages import db, flash, int_or_404, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 # The preview's client picker lists this many; a client beyond them can be given by id.
 PICKER_LIMIT = 200
 
 
 def _limits(request: Request) -> svc.RenderLimits:
-    return svc.render_limits(request.app.state.settings)
+    return svc.render_limits(panel(request).settings)
 
 
 def _fields(form: FormData) -> dict[str, Any]:
@@ -99,7 +100,7 @@ async def message_detail(request: Request) -> Response:
     """The message with a preview for the chosen client (?client=ID, else the first one)."""
     user = await require_user(request)
     message_id = int_or_404(request.path_params["message_id"])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     wanted = request.query_params.get("client", "")
 
     def work(session: Any) -> dict[str, Any]:
@@ -150,7 +151,7 @@ async def message_preview_frame(request: Request) -> Response:
     user = await require_user(request)
     message_id = int_or_404(request.path_params["message_id"])
     wanted = request.query_params.get("client", "sample")
-    settings = request.app.state.settings
+    settings = panel(request).settings
     rendered = await db(
         request,
         lambda s: previews.preview_for_client(
@@ -172,7 +173,7 @@ async def message_test(request: Request) -> Response:
     form = await checked_form(request)
     to = str(form.get("to") or "").strip() or None
     client_id = _client_choice(str(form.get("client") or "sample"), [])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     back = f"/messages/{message_id}" + (f"?client={client_id}" if client_id else "?client=sample")
     try:
         row = await db(

@@ -19,6 +19,7 @@ from mailctl.models import BlogPost, Client
 from mailctl.services import blog, blog_html, clients, mailings
 from mailctl.web.pages import db, int_or_404, page_args, render
 from mailctl.web.security import current_user
+from mailctl.web.state import panel
 
 PER_PAGE = 10
 EXCERPT = 280
@@ -61,7 +62,7 @@ def card(post: BlogPost) -> PostCard:
 
 async def cached(request: Request, key: str, tag: str, compute: Any) -> Any:
     """A value from the shared cache, computed in its own read-only transaction on a miss."""
-    state = request.app.state
+    state = panel(request)
 
     def fill() -> Any:
         with session_scope(state.engine, readonly=True) as session:
@@ -88,7 +89,7 @@ async def home(request: Request) -> Response:
     # Most visitors are anonymous and see the same page: keep it whole. (Not with a flash
     # message, which is one visitor's own, nor for a logged-in user, whose menu differs.)
     shared = user is None and not request.session.get("flashes")
-    page_cache = request.app.state.cache
+    page_cache = panel(request).cache
     if shared and (body := page_cache.get("home:page")) is not None:
         return HTMLResponse(body)
     figures = await cached(request, "home:figures", "stats", _figures)
@@ -141,7 +142,7 @@ async def upload(request: Request) -> Response:
     match = UPLOAD_NAME.match(name)
     if not match:
         raise NotFound("no such image")
-    path = request.app.state.settings.uploads_dir / name
+    path = panel(request).settings.uploads_dir / name
     if not path.is_file():
         raise NotFound("no such image")
     return FileResponse(
@@ -163,7 +164,7 @@ def _email_of(client: Client | None) -> str | None:
 async def unsubscribe(request: Request) -> Response:
     await current_user(request)
     token = str(request.path_params["token"])
-    secret = str(request.app.state.secret_key)
+    secret = panel(request).links.secret
     if request.method == "GET":
         email = await db(
             request,

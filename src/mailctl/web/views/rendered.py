@@ -12,12 +12,13 @@ from mailctl.services import previews
 from mailctl.web.frames import user_html
 from mailctl.web.pages import db, int_or_404, render
 from mailctl.web.security import require_user
+from mailctl.web.state import panel
 
 
 async def mailing_message(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = int_or_404(request.path_params["mailing_id"])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     message, rendered = await db(
         request,
         lambda s: previews.preview_mailing_message(
@@ -37,7 +38,7 @@ async def mailing_message(request: Request) -> Response:
 async def mailing_message_frame(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = int_or_404(request.path_params["mailing_id"])
-    settings = request.app.state.settings
+    settings = panel(request).settings
     _message, rendered = await db(
         request,
         lambda s: previews.preview_mailing_message(
@@ -51,7 +52,7 @@ async def mailing_message_frame(request: Request) -> Response:
 async def view_in_browser(request: Request) -> Response:
     """The signed link in every newsletter: the message as that recipient got it."""
     token = request.path_params["token"]
-    settings = request.app.state.settings
+    settings = panel(request).settings
     if token == "test":  # the link in a test send's footer
         return user_html(None, "This link was in a test message: it does nothing.", framed=False)
     rendered = await db(

@@ -30,6 +30,11 @@ Scenarios (applied to each *new* connection, see :data:`SCENARIOS`):
 ``no_final_reply``  reads the whole body, then never answers.
 ``silent_after_dot`` reads the whole body and keeps the message (it counts as received),
                     then never answers: a server that took it and went silent.
+``silent_every_other`` like ``silent_after_dot`` for the 1st, 3rd, 5th... message the server
+                    receives, and like ``ok`` for the others: a server that answers now and then.
+``silent_rcpt``     like ``ok`` but never answers RCPT TO.
+``control_reply``   like ``ok`` but the final reply carries a NUL, an escape sequence and a
+                    right-to-left override: ``250 2.0.0 queued\\x00 \\x1b[2J\\u202e N``.
 ``garbage_quit``    like ``ok`` but QUIT is answered with ``\\x00\\xffgarbage``.
 ``refuse``          listener closed for ``down_for`` seconds (ECONNREFUSED),
                     then re-bound on the same port and behaves like ``ok``.
@@ -64,6 +69,9 @@ SCENARIOS = frozenset(
         "drop_data",
         "no_final_reply",
         "silent_after_dot",
+        "silent_every_other",
+        "silent_rcpt",
+        "control_reply",
         "garbage_quit",
         "refuse",
         "535_auth",
@@ -275,6 +283,8 @@ class _Session:
         self.reply("250 2.1.0 OK")
 
     def cmd_RCPT(self, arg: str) -> None:
+        if self.scenario == "silent_rcpt":
+            self.hang()
         if self.scenario == "451_rcpt":
             self.reply("451 4.3.0 temporary local problem")
             return
@@ -329,11 +339,15 @@ class _Session:
         if self.scenario == "no_final_reply":
             self.hang()
         n = self.server._store(self.mail_from, list(self.rcpts), b"".join(body))
-        if self.scenario == "silent_after_dot":
+        if self.scenario == "silent_after_dot" or (
+            self.scenario == "silent_every_other" and n % 2 == 1
+        ):
             self.hang()
         self.reset()
         if self.scenario == "slow_drip":
             self.reply("250 " + "x" * 200)
+        elif self.scenario == "control_reply":
+            self.reply(f"250 2.0.0 queued\x00 \x1b[2J\u202e {n}")
         else:
             self.reply(f"250 2.0.0 queued as {n}")
         return None
