@@ -16,7 +16,8 @@ import tracemalloc
 import pytest
 
 from mailctl.errors import Invalid
-from mailctl.sending.budget import BudgetExceeded
+from mailctl.sending.budget import BudgetExceeded, RenderLimits
+from mailctl.sending.budget import now as budget_now
 from mailctl.sending.render import RenderClient
 from mailctl.sending.sandbox import DEFAULT_LIMITS, Sandbox, metered, render_metered
 from mailctl.services import messages
@@ -141,12 +142,25 @@ def test_a_render_past_its_deadline_runs_no_further_step(template: str) -> None:
     chunks = 0
     context = compiled.new_context({"s": "a" * 900_000})
     with (
-        metered(DEFAULT_LIMITS, deadline=time.monotonic() - 1) as meter,
+        metered(DEFAULT_LIMITS, deadline=budget_now() - 1) as meter,
         pytest.raises(BudgetExceeded, match=TIME),
     ):
         for _ in compiled.root_render_func(context):
             chunks += 1
     assert chunks == 0, f"{chunks} steps ran after the deadline ({meter.ticks} ticks)"
+
+
+def test_time_waiting_for_a_core_is_not_charged_to_the_template() -> None:
+    """The budget counts the rendering thread's CPU: a render that is descheduled (a busy
+    machine) for longer than its budget is not refused, one that computes for it is."""
+    limits = RenderLimits(seconds=0.05)
+    with metered(limits) as meter:
+        time.sleep(0.2)  # off the CPU, as when other processes hold both cores
+        meter.check_time()
+    with metered(limits) as meter, pytest.raises(BudgetExceeded, match="longer than 0.05s"):
+        while True:
+            sum(range(10_000))
+            meter.check_time()
 
 
 ORDINARY = [

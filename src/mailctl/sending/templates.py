@@ -5,7 +5,6 @@ per message, rendered once per recipient."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from mailctl.sending.budget import (
     RenderLimits,
     metered,
 )
+from mailctl.sending.budget import now as budget_now
 from mailctl.sending.mime import LINE_MAX
 from mailctl.sending.sandbox import Sandbox, render_metered
 
@@ -154,7 +154,7 @@ def validate_template(
 
 def validate_message(subject: str, body: str, *, limits: RenderLimits = DEFAULT_LIMITS) -> None:
     """Both parts of a message, within one time budget: saving answers within it."""
-    deadline = time.monotonic() + limits.seconds
+    deadline = budget_now() + limits.seconds
     validate_template(subject, field="subject", limits=limits, deadline=deadline)
     validate_template(body, field="body", limits=limits, deadline=deadline)
 
