@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mailctl.migrations import HEAD
 from tests.support import terminal
 from tests.support.cli import USER1, new_id, ok
 
@@ -98,7 +99,7 @@ OTHERS = [
     (("user", "show", "user1@example.com"), ["user1@example.com"]),
     (("status",), ["daemons:", "waiting recipients:"]),
     (("config", "check"), ["warning: web.base_url is not set"]),
-    (("db", "current"), ["0001"]),
+    (("db", "current"), [HEAD]),
     (("db", "history"), ["base -> 0001"]),
     (("run-due",), ["runs started 0"]),
     (("--version",), ["mailctl "]),
