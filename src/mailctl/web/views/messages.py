@@ -86,7 +86,7 @@ async def message_new(request: Request) -> Response:
                 limits=_limits(request),
                 subject=values["subject"],
                 body=values["body"],
-                format=values["format"],
+                format=values["format"] or "markdown",  # a form without the field
                 layout_id=values["layout_id"],
             ),
         )
@@ -225,7 +225,7 @@ async def message_edit(request: Request) -> Response:
                 limits=_limits(request),
                 subject=values["subject"],
                 body=values["body"],
-                format=values["format"],
+                format=values["format"] or None,
                 layout_id=values["layout_id"],
             ),
         )
