@@ -193,3 +193,17 @@ def test_a_manager_sees_a_mailings_message_only_framed(client, engine, make_user
     assert "<script>document.title" not in page.text and 'sandbox=""' in page.text
     frame = client.get(f"/mailings/{mailing_id}/message.html")
     assert frame.headers["content-security-policy"].startswith("sandbox;")
+
+
+def test_the_panel_preview_never_carries_the_real_unsubscribe_link(client, make_user) -> None:
+    user = make_user()
+    logged_in(client, user.email)
+    made = post_form(client, "/clients/new", {"email": "ann@example.com", "full_name": "Ann"})
+    assert made.status_code == 303
+    message_id = _add_message(
+        client, subject="S", body="[leave]({{ unsubscribe_url }})", format="markdown"
+    )
+    page = client.get(f"/messages/{message_id}").text
+    assert "/unsubscribe/" not in page and "this client&#39;s own unsubscribe link" in page
+    frame = client.get(f"/messages/{message_id}/preview.html?client=1").text
+    assert "/unsubscribe/" not in frame and "/view/" in frame

@@ -16,7 +16,12 @@ from mailctl.sending.templates import SAMPLE, RenderClient
 from mailctl.services.access import CONTENT_ROLES, require_role
 from mailctl.services.clients import get_client
 from mailctl.services.mailings import get_mailing
-from mailctl.services.messages import get_message, render_limits, render_message
+from mailctl.services.messages import (
+    PREVIEW_UNSUBSCRIBE,
+    get_message,
+    render_limits,
+    render_message,
+)
 
 
 def _render(
@@ -61,7 +66,9 @@ def preview_for_client(
         settings,
         message,
         RenderClient(email=client.email, full_name=client.full_name),
-        (links.unsubscribe_url(client_id), links.web_url(message_id, client_id)),
+        # Not the client's real unsubscribe link: following it from a preview would
+        # unsubscribe them (the view link only shows the message).
+        (PREVIEW_UNSUBSCRIBE, links.web_url(message_id, client_id)),
     )
 
 
