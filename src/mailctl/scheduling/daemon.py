@@ -225,7 +225,12 @@ class Daemon:
         threading.Thread(target=self._shutdown_scheduler, name="mailctl-stop", daemon=True).start()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.request_stop(f"received {signal.Signals(signum).name}")
+        # Handled on a thread of its own: logging from the handler re-entered a log line the
+        # main thread was writing when the signal came ("reentrant call" and a traceback).
+        reason = f"received {signal.Signals(signum).name}"
+        threading.Thread(
+            target=self.request_stop, args=(reason,), name="mailctl-signal", daemon=True
+        ).start()
 
     def run(self, *, install_signals: bool = True) -> int:
         from apscheduler.executors.pool import ThreadPoolExecutor
