@@ -122,7 +122,7 @@ def configure(workdir: Path, port: int | None) -> None:
         os.environ[f"MAILCTL_{key}"] = str(value)
 
 
-def build_database(n: int) -> int:
+def build_database(n: int, body_format: str = "text", body: str = BODY) -> int:
     """N clients in one mailing, due now; bulk inserts keep 100,000 rows to seconds."""
     from sqlalchemy import insert
 
@@ -157,7 +157,9 @@ def build_database(n: int) -> int:
                 for i in range(n)
             ],
         )
-        message = add_message(session=session, actor=user, subject=SUBJECT, body=BODY)
+        message = add_message(
+            session=session, actor=user, subject=SUBJECT, body=body, format=body_format
+        )
         mailing = add_mailing(
             session=session,
             actor=user,

@@ -28,6 +28,8 @@ def test_message_commands(cli, users, tmp_path: Path) -> None:
             "News for {{ client.full_name }}",
             "--body-file",
             body,
+            "--format",
+            "text",
             as_=USER1,
         )
     )
@@ -60,7 +62,9 @@ def test_the_body_is_kept_as_written(cli, users, tmp_path: Path, settings) -> No
     expected = written.replace("\r\n", "\n")
     body = tmp_path / "body.txt"
     body.write_bytes(written.encode())
-    mid = new_id(cli("message", "add", "--subject", "S", "--body-file", body, as_=USER1))
+    mid = new_id(
+        cli("message", "add", "--subject", "S", "--body-file", body, "--format", "text", as_=USER1)
+    )
     assert as_json(cli("message", "show", mid, "--json", as_=USER1))["body"] == expected
     ok(cli("message", "edit", mid, "--body", "\n  second\rthird\n", as_=USER1))
     assert as_json(cli("message", "show", mid, "--json", as_=USER1))["body"] == (

@@ -31,7 +31,12 @@ def make_mailing(engine: Engine, owner: User) -> Callable[..., int]:
     """A mailing due now over the given clients (emails or (email, name) pairs)."""
 
     def make(
-        clients: list[str | tuple[str, str]], *, subject: str = SUBJECT, body: str = BODY
+        clients: list[str | tuple[str, str]],
+        *,
+        subject: str = SUBJECT,
+        body: str = BODY,
+        format: str = "text",  # these tests read the body as text/plain
+        layout_id: int | None = None,
     ) -> int:
         with session_scope(engine) as session:
             actor = session.get(User, owner.id)
@@ -40,7 +45,14 @@ def make_mailing(engine: Engine, owner: User) -> Callable[..., int]:
             for item in clients:
                 email, name = (item, "") if isinstance(item, str) else item
                 ids.append(add_client(session=session, actor=actor, email=email, full_name=name).id)
-            message = add_message(session=session, actor=actor, subject=subject, body=body)
+            message = add_message(
+                session=session,
+                actor=actor,
+                subject=subject,
+                body=body,
+                format=format,
+                layout_id=layout_id,
+            )
             mailing = add_mailing(
                 session=session,
                 actor=actor,

@@ -228,7 +228,7 @@ def test_compiled_templates_match_jinja(template: str, name: str) -> None:
     expected = _env.from_string(template).render(client=client, unsubscribe_url="https://u/1")
     part, _uses_jinja = compile_template(template)
     with metered(DEFAULT_LIMITS) as meter:
-        assert part(client, "https://u/1", meter) == expected
+        assert part(client, {"unsubscribe_url": "https://u/1"}, meter) == expected
 
 
 def test_unsubscribe_links_are_valid_tokens(settings) -> None:

@@ -38,7 +38,9 @@ def test_every_client_gets_one_correct_message(cli, engine, sink: Sink, smtp_set
     smtp_settings(sink.port)
     for address, name in CLIENTS:
         _ok(cli("client", "add", address, "--name", name))
-    message_id = _new_id(cli("message", "add", "--subject", SUBJECT, "--body", BODY))
+    message_id = _new_id(
+        cli("message", "add", "--subject", SUBJECT, "--body", BODY, "--format", "text")
+    )
     result = _ok(
         cli(
             "mailing",

@@ -433,7 +433,9 @@ def test_preview_renders_for_one_client(session: Session, world: World) -> None:
         from_address="shop@example.com",
         from_name="Shop",
     )
-    assert rendered.body == "Hi Client of owner"
+    # A Markdown message (the default): the text part starts with the body, the layout follows.
+    assert rendered.body.splitlines()[0] == "Hi Client of owner"
+    assert rendered.html is not None and "Hi Client of owner" in rendered.html
     assert b"To: Client of owner <client-of-owner@example.com>" in rendered.data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import EllipsisType
 from typing import Annotated
 
 import typer
@@ -14,10 +15,36 @@ from mailctl.services import messages as svc
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
-FIELDS = ("id", "subject", "body", "owner_id", "created_at", "updated_at")
-COLUMNS = ("id", "subject", "owner_id", "updated_at")
+FIELDS = ("id", "subject", "format", "layout_id", "body", "owner_id", "created_at", "updated_at")
+COLUMNS = ("id", "subject", "format", "owner_id", "updated_at")
 
 MessageId = Annotated[int, typer.Argument(help="Message id.")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="Body format: markdown (the default), html or text.", metavar="FORMAT"
+    ),
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="Layout id for a Markdown or HTML message, or 'default' (see `mailctl layout`).",
+    ),
+]
+
+
+def layout_choice(value: str | None) -> int | None | EllipsisType:
+    """`--layout ID|default` as the service takes it: ... to keep, None for the default."""
+    if value is None:
+        return ...
+    if value.strip().lower() == "default":
+        return None
+    if not value.strip().isdigit():
+        raise typer.BadParameter(
+            f"{value!r} is not a layout id or 'default'", param_hint="'--layout'"
+        )
+    return int(value)
 
 
 def text_or_file(text: str | None, path: Path | None, *, name: str, required: bool) -> str | None:
@@ -46,19 +73,26 @@ def add(
     body_file: Annotated[
         Path | None, typer.Option("--body-file", help="Read the body from this UTF-8 file.")
     ] = None,
+    body_format: FormatOpt = None,
+    layout: LayoutOpt = None,
 ) -> None:
     """Write a message; subject and body may use {{ client.full_name }} and {{ client.email }}.
 
-    Example: mailctl message add --subject "Hello {{ client.first_name }}" --body-file news.txt
+    Markdown and HTML messages go out as HTML with a plain-text alternative, inside a layout.
+
+    Example: mailctl message add --subject "Hello {{ client.first_name }}" --body-file news.md
     """
     app_ctx = app_context(ctx)
     text = text_or_file(body, body_file, name="body", required=True) or ""
+    chosen = layout_choice(layout)
     with app_ctx.session() as session:
         message = svc.add_message(
             session=session,
             actor=app_ctx.actor(session),
             subject=subject,
             body=text,
+            format=body_format or "markdown",
+            layout_id=None if chosen is ... else chosen,
             limits=app_ctx.render_limits,
         )
     note(f"added message {message.id}")
@@ -102,13 +136,16 @@ def edit(
     body_file: Annotated[
         Path | None, typer.Option("--body-file", help="Read the new body from this UTF-8 file.")
     ] = None,
+    body_format: FormatOpt = None,
+    layout: LayoutOpt = None,
 ) -> None:
-    """Change a message's subject or body.
+    """Change a message's subject, body, format or layout.
 
-    Example: mailctl message edit 2 --subject "Our June news"
+    Example: mailctl message edit 2 --subject "Our June news" --format markdown
     """
     app_ctx = app_context(ctx)
     text = text_or_file(body, body_file, name="body", required=False)
+    chosen = layout_choice(layout)
     with app_ctx.session() as session:
         svc.edit_message(
             session=session,
@@ -116,6 +153,8 @@ def edit(
             message_id=message_id,
             subject=subject,
             body=text,
+            format=body_format,
+            layout_id=chosen,
             limits=app_ctx.render_limits,
         )
     note(f"updated message {message_id}")
@@ -138,11 +177,22 @@ def preview(
     ctx: typer.Context,
     message_id: MessageId,
     client: Annotated[int, typer.Option("--client", help="Render for this client id.")],
+    part: Annotated[
+        str,
+        typer.Option(
+            "--part",
+            help="What to print: text (the subject, then the text part) or html.",
+            metavar="text|html",
+        ),
+    ] = "text",
 ) -> None:
-    """Print a message as one client would get it: the subject line, then the body.
+    """Print a message as one client would get it: the subject line and the text part, or
+    the HTML part.
 
-    Example: mailctl message preview 2 --client 5
+    Example: mailctl message preview 2 --client 5 --part html > preview.html
     """
+    if part not in ("text", "html"):
+        raise typer.BadParameter(f"{part!r}: choose text or html", param_hint="'--part'")
     app_ctx = app_context(ctx)
     settings = app_ctx.settings
     with app_ctx.session(readonly=True) as session:
@@ -154,7 +204,56 @@ def preview(
             from_address=settings.delivery.from_address,
             from_name=settings.delivery.from_name,
             limits=app_ctx.render_limits,
+            postal_address=settings.delivery.postal_address,
+            links=svc.recipient_links(settings, message_id, client),
         )
+    if part == "html":
+        if rendered.html is None:
+            raise Invalid(f"message {message_id} is plain text: it has no HTML part")
+        typer.echo(rendered.html, nl=not rendered.html.endswith("\n"))
+        return
     typer.echo(f"Subject: {rendered.subject}")
     typer.echo("")
     typer.echo(rendered.body, nl=not rendered.body.endswith("\n"))
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    message_id: MessageId,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Send it to this address (default: your own)."),
+    ] = None,
+    client: Annotated[
+        int | None,
+        typer.Option("--client", help="Personalise it as this client (default: a sample one)."),
+    ] = None,
+) -> None:
+    """Send yourself one test copy of a message through the configured transport.
+
+    Nothing else is sent: no mailing, no delivery log; the test is logged as a test.
+
+    Example: mailctl message test 2 --to me@example.com --client 5
+    """
+    from mailctl.services import test_sends
+
+    app_ctx = app_context(ctx)
+    with app_ctx.session() as session:
+        row = test_sends.send_test(
+            session=session,
+            actor=app_ctx.actor(session),
+            settings=app_ctx.settings,
+            message_id=message_id,
+            to=to,
+            client_id=client,
+        )
+        sent, status, to_address, reply = (
+            test_sends.was_sent(row),
+            row.status,
+            row.to_address,
+            row.response or "",
+        )
+    if not sent:
+        raise Invalid(f"the test to {to_address} was not sent ({status}): {reply}")
+    note(f"sent a test of message {message_id} to {to_address}")

@@ -52,6 +52,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "outbox_dir": Key(str, None, "folder for the outbox transport"),
         "from_address": Key(str, "mailctl@localhost", "envelope and From: address"),
         "from_name": Key(str, "mailctl", "display name in From:"),
+        "postal_address": Key(
+            str, "", "postal address line in the footer of HTML newsletters' layouts"
+        ),
+        "test_sends_per_hour": Key(
+            int, 20, "test sends of a message one user may make in an hour", minimum=0
+        ),
         "batch_size": Key(int, 200, "recipients claimed at a time by one sender"),
         "lease_seconds": Key(
             int, 300, "a claim not renewed for this long is taken over by another sender"

@@ -45,6 +45,8 @@ class DeliverySettings:
     outbox_dir: str
     from_address: str
     from_name: str
+    postal_address: str
+    test_sends_per_hour: int
     batch_size: int
     lease_seconds: int
     retry_first_seconds: int

@@ -5,17 +5,20 @@ from mailctl.models.blog import BlogPost
 from mailctl.models.client import Client
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
 from mailctl.models.field import ClientField
+from mailctl.models.layout import Layout
 from mailctl.models.mailing import Audience, Every, Mailing, MailingClient, MailingStatus
-from mailctl.models.message import Message
+from mailctl.models.message import BodyFormat, Message
 from mailctl.models.runtime import Worker, WorkerState
 from mailctl.models.signup import Consent, SignupForm, SignupFormTag, SpentToken
 from mailctl.models.smtp import SmtpServerState
 from mailctl.models.suppression import Suppression, SuppressionReason
+from mailctl.models.test_send import TestSend
 from mailctl.models.user import Role, User
 
 __all__ = [
     "Audience",
     "BlogPost",
+    "BodyFormat",
     "Client",
     "ClientField",
     "ClientTag",
@@ -24,6 +27,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryState",
     "Every",
+    "Layout",
     "Mailing",
     "MailingClient",
     "MailingRun",
@@ -38,6 +42,7 @@ __all__ = [
     "Suppression",
     "SuppressionReason",
     "Tag",
+    "TestSend",
     "User",
     "Worker",
     "WorkerState",

@@ -25,7 +25,7 @@ from mailctl.sending import ledger
 from mailctl.sending.budget import RenderLimits
 from mailctl.sending.feed import Feed
 from mailctl.sending.ledger import LedgerRow, Statements
-from mailctl.sending.links import FastUnsubscribeLinks, Links
+from mailctl.sending.links import FastUnsubscribeLinks, FastViewLinks, Links
 from mailctl.sending.mime import HeaderInjection
 from mailctl.sending.policy import Breaker, Policy, Summary
 from mailctl.sending.pool import Lane, Pool
@@ -94,6 +94,7 @@ class Sender:
         self._breaker = Breaker(self.policy.breaker)
         self._links = FastUnsubscribeLinks(Links.from_settings(settings))
         self._address_key = settings.web_secret_key()  # keys the suppression list's hashes
+        self._view_links = FastViewLinks(Links.from_settings(settings))
         self._statements = Statements(engine.dialect)
 
     @property
@@ -132,11 +133,12 @@ class Sender:
                 continue
             try:
                 self._renderers[key] = MessageRenderer(
-                    MessageContent.of(message),
+                    MessageContent.of(message, ledger.load_layout(conn, message.layout_id)),
                     from_address=self.from_address,
                     from_name=self.from_name,
                     unsubscribe=True,
                     limits=self.limits,
+                    postal_address=self.settings.delivery.postal_address,
                 )
             except Exception as exc:  # saved before today's checks: each row says why
                 self._renderers[key] = _unrenderable(exc)
@@ -161,6 +163,7 @@ class Sender:
                     email=row.email, full_name=row.full_name or "", attrs=Attrs(row.attrs)
                 ),
                 unsubscribe_url=self._links(row.client_id),
+                web_url=self._view_links.view(row.message_id, row.client_id),
             )
         except Exception as exc:  # a template that renders for the sample may still fail here
             return _unrenderable(exc)

@@ -22,7 +22,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from mailctl.db import dbapi_cursor
-from mailctl.models import Client, Delivery, DeliveryAttempt, Mailing, Message, Suppression
+from mailctl.models import (
+    Client,
+    Delivery,
+    DeliveryAttempt,
+    Layout,
+    Mailing,
+    Message,
+    Suppression,
+)
 from mailctl.models.delivery import CLAIMABLE, DEFERRED, PENDING, SENDING, UNKNOWN
 from mailctl.sending.policy import Policy
 from mailctl.sending.transport import Outcome
@@ -336,6 +344,16 @@ def load_message(conn: Connection, message_id: int) -> Message | None:
     with conn.begin():
         found = conn.execute(select(M).where(M.c.id == message_id)).mappings().first()
     return None if found is None else Message(**found)
+
+
+def load_layout(conn: Connection, layout_id: int | None) -> Layout | None:
+    """A message's layout (None: the default one); loaded with the message, once per version."""
+    if layout_id is None:
+        return None
+    table = Layout.__table__  # type: ignore[attr-defined]
+    with conn.begin():
+        found = conn.execute(select(table).where(table.c.id == layout_id)).mappings().first()
+    return None if found is None else Layout(**found)
 
 
 def record(

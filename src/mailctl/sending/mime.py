@@ -107,10 +107,18 @@ def encode_text(text: str) -> EncodedText:
     """A text body with CRLF line ends: a line over 998 characters, or any non-ASCII text,
     goes out as base64, never raw."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if text.isascii() and all(len(line) <= LINE_MAX for line in text.split("\n")):
+    # max(map(len, ...)) runs in C: a newsletter's HTML has a hundred lines.
+    if text.isascii() and max(map(len, text.split("\n"))) <= LINE_MAX:
         return EncodedText(text.replace("\n", "\r\n").encode("ascii"), "7bit", len(text))
     raw = text.encode("utf-8")
-    return EncodedText(base64.encodebytes(raw).replace(b"\n", b"\r\n"), "base64", len(raw))
+    return EncodedText(_base64_lines(raw), "base64", len(raw))
+
+
+def _base64_lines(raw: bytes) -> bytes:
+    """Base64 in lines of 76 (RFC 2045) with CRLF: encoded at once, then cut, which is several
+    times faster than base64.encodebytes' loop over 57-byte chunks for a newsletter's HTML."""
+    encoded = base64.b64encode(raw)
+    return b"".join(encoded[i : i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
 
 
 class MimeBuilder:
@@ -123,6 +131,9 @@ class MimeBuilder:
         self._date = b""
         self._counter = 0
         self._prefix = f"{int(time.time())}.{os.getpid()}.{os.urandom(4).hex()}"
+        # Random once per builder, numbered per message: os.urandom per message costs more
+        # than the rest of the multipart wrapping.
+        self._boundary = f"=_mailctl_{os.urandom(9).hex()}_".encode()
 
     def _date_header(self) -> bytes:
         now = int(time.time())
@@ -138,8 +149,11 @@ class MimeBuilder:
         subject: str,
         body: EncodedText,
         headers: Iterable[bytes] = (),
+        html: EncodedText | None = None,
     ) -> bytes:
-        """A text/plain message; `headers` (already checked) go after the standard ones."""
+        """A text/plain message, or multipart/alternative (the text first, then `html`, as
+        RFC 2046 orders them: plainest first); `headers` (already checked) go after the
+        standard ones."""
         check_header(to_address, "the recipient address")
         check_header(subject, "the subject")
         payload, cte, _size = body
@@ -151,11 +165,40 @@ class MimeBuilder:
             b"Date: " + self._date_header(),
             f"Message-ID: <{self._prefix}.{self._counter}@{self._domain}>".encode(),
             b"MIME-Version: 1.0",
-            b'Content-Type: text/plain; charset="utf-8"',
-            b"Content-Transfer-Encoding: " + cte.encode(),
-            *headers,
         ]
-        data = b"\r\n".join(lines) + b"\r\n\r\n" + payload
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        return data
+        if html is None:
+            lines += [_TEXT_PLAIN, b"Content-Transfer-Encoding: " + cte.encode(), *headers]
+            return _ended(b"\r\n".join(lines) + b"\r\n\r\n" + payload)
+        boundary = _boundary(self._boundary + str(self._counter).encode(), payload, html.payload)
+        lines += [b'Content-Type: multipart/alternative; boundary="' + boundary + b'"', *headers]
+        dash = b"--" + boundary
+        return (
+            b"\r\n".join(lines)
+            + b"\r\n\r\n"
+            + b"".join(
+                (
+                    dash + b"\r\n" + _TEXT_PLAIN,
+                    b"\r\nContent-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n",
+                    _ended(payload),
+                    dash + b"\r\n" + b'Content-Type: text/html; charset="utf-8"',
+                    b"\r\nContent-Transfer-Encoding: " + html.cte.encode() + b"\r\n\r\n",
+                    _ended(html.payload),
+                    dash + b"--\r\n",
+                )
+            )
+        )
+
+
+_TEXT_PLAIN = b'Content-Type: text/plain; charset="utf-8"'
+
+
+def _ended(data: bytes) -> bytes:
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _boundary(boundary: bytes, *payloads: bytes) -> bytes:
+    """A boundary found in neither part ("=_" never occurs in base64, and a random one
+    almost never in text: checked all the same)."""
+    while any(boundary in payload for payload in payloads):
+        boundary = f"=_mailctl_{os.urandom(12).hex()}".encode()
+    return boundary

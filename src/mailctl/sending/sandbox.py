@@ -278,10 +278,11 @@ class Sandbox(ImmutableSandboxedEnvironment):
     # Intercepted operators are never folded at compile time either.
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self) -> None:
+    def __init__(self, *, autoescape: bool = False) -> None:
+        # autoescape: the HTML part of a message, where a client's name is text, never markup.
         super().__init__(
             undefined=StrictUndefined,
-            autoescape=False,
+            autoescape=autoescape,
             keep_trailing_newline=True,
             finalize=_finalize,
         )

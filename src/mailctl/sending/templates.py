@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from jinja2 import Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SecurityError
+from markupsafe import escape
 
 from mailctl.errors import Invalid
 from mailctl.sending.budget import (
@@ -30,7 +32,22 @@ SUBJECT_MAX = LINE_MAX
 # Nodes of a template's syntax tree: a newsletter has tens to hundreds.
 MAX_NODES = 5000
 
+# Values a template may use beside `client`: links made per recipient, and the sender's
+# footer lines (a layout's). The renderer always passes all of them.
+LINK_NAMES = ("unsubscribe_url", "web_url")
+NAMES = (*LINK_NAMES, "sender_name", "postal_address")
+SAMPLE_VALUES: dict[str, str] = {
+    "unsubscribe_url": "",
+    "web_url": "",
+    "sender_name": "Sample Sender",
+    "postal_address": "1 Sample Street, Sample Town",
+}
+
 _env = Sandbox()
+# What HTML escaping changes (markupsafe's set): a value without any is already escaped.
+_SPECIAL = re.compile(r"[&<>\"']")
+# The HTML part: a client's name is text there, never markup.
+_html_env = Sandbox(autoescape=True)
 
 
 class Attrs(dict[str, str]):
@@ -49,7 +66,7 @@ class Attrs(dict[str, str]):
 class RenderClient:
     email: str
     full_name: str
-    attrs: Attrs = field(default_factory=Attrs)
+    attrs: Attrs = dataclass_field(default_factory=Attrs)
 
     @property
     def first_name(self) -> str:
@@ -74,10 +91,10 @@ class RenderFailed(Invalid):
 _MISSING_ATTR = re.compile(r"RenderClient object' has no attribute '([^']*)'")
 
 
-def _parse(text: str, field: str) -> Template:
-    allowed = f"client.{', client.'.join(ALLOWED_FIELDS)}"
+def _parse(text: str, field: str, env: Sandbox = _env) -> Template:
+    allowed = f"client.{', client.'.join(ALLOWED_FIELDS)}, {', '.join(NAMES)}"
     try:
-        ast = _env.parse(text)
+        ast = env.parse(text)
         # Compiling costs about 50 us per node and no budget can interrupt it: cap the count.
         parts = sum(1 for _ in ast.find_all(nodes.Node))
         if parts > MAX_NODES:
@@ -86,8 +103,8 @@ def _parse(text: str, field: str) -> Template:
                 f" expressions; at most {MAX_NODES:,})"
             )
         # Generating code (which this does) also checks that every filter and test exists.
-        unknown = meta.find_undeclared_variables(ast) - {"client", "unsubscribe_url"}
-        template = _env.from_string(ast)
+        unknown = meta.find_undeclared_variables(ast) - {"client", *NAMES}
+        template = env.from_string(ast)
     except TemplateSyntaxError as exc:  # TemplateAssertionError (unknown filter) is one too
         raise Invalid(f"{field}: template error at line {exc.lineno}: {exc.message}") from None
     except (RecursionError, SyntaxError, MemoryError):
@@ -123,6 +140,8 @@ def validate_template(
     header: bool | None = None,
     limits: RenderLimits = DEFAULT_LIMITS,
     deadline: float | None = None,
+    html: bool = False,
+    values: Mapping[str, str] = SAMPLE_VALUES,
 ) -> None:
     """Refuse a subject or body that would fail to render for a client, or exceed a budget.
 
@@ -133,14 +152,12 @@ def validate_template(
     """
     if header is None:
         header = field == "subject"
-    template = _parse(text, field)
+    template = _parse(text, field, _html_env if html else _env)
     with metered(limits, deadline) as current:
         for client in (SAMPLE, LARGEST):
             whom = "" if client is SAMPLE else " (for a client with the longest name and address)"
             try:
-                rendered = render_metered(
-                    template, current, {"client": client, "unsubscribe_url": ""}
-                )
+                rendered = render_metered(template, current, {"client": client, **values})
             except Exception as exc:  # a template may raise anything at render time (1/0...)
                 raise Invalid(f"{field}: {render_failure(exc)}{whom}") from None
             if header:
@@ -164,22 +181,26 @@ def long_subject(length: int) -> str:
     )
 
 
-Part = Callable[[RenderClient, str, "Meter | None"], str]
+Part = Callable[[RenderClient, Mapping[str, str], "Meter | None"], str]
 
 
-def compile_template(source: str, limits: RenderLimits = DEFAULT_LIMITS) -> tuple[Part, bool]:
-    """A template as a function of (client, unsubscribe_url, meter), and whether it needs
-    the meter (Jinja) or not.
+def compile_template(
+    source: str, limits: RenderLimits = DEFAULT_LIMITS, *, html: bool = False
+) -> tuple[Part, bool]:
+    """A template as a function of (client, values of NAMES, meter), and whether it needs
+    the meter (Jinja) or not; `html` escapes every value (the HTML part).
 
     Most messages are text with `{{ client.x }}` in it. For those the parsed template is
-    turned into a plain join, which renders the same text (no autoescape, no finalize) ten
-    times faster than the sandbox; anything else (filters, tags, expressions) uses Jinja.
+    turned into a plain join, which renders the same text (no finalize; escaped as Jinja
+    escapes) ten times faster than the sandbox; anything else (filters, tags, expressions)
+    uses Jinja.
     """
-    template = _env.from_string(source)
+    env = _html_env if html else _env
+    template = env.from_string(source)
     cap = limits.output_bytes
     parts: list[str] = []
-    holes: list[tuple[int, str]] = []
-    for node in _env.parse(source).body:
+    holes: list[tuple[int, str, bool]] = []  # (where, name, a client field?)
+    for node in env.parse(source).body:
         if not isinstance(node, nodes.Output):
             break
         for child in node.nodes:
@@ -191,10 +212,10 @@ def compile_template(source: str, limits: RenderLimits = DEFAULT_LIMITS) -> tupl
                 and child.node.name == "client"
                 and child.attr in ALLOWED_FIELDS
             ):
-                holes.append((len(parts), child.attr))
+                holes.append((len(parts), child.attr, True))
                 parts.append("")
-            elif isinstance(child, nodes.Name) and child.name == "unsubscribe_url":
-                holes.append((len(parts), ""))
+            elif isinstance(child, nodes.Name) and child.name in NAMES:
+                holes.append((len(parts), child.name, False))
                 parts.append("")
             else:
                 break
@@ -203,10 +224,12 @@ def compile_template(source: str, limits: RenderLimits = DEFAULT_LIMITS) -> tupl
         break
     else:
 
-        def join(client: RenderClient, unsubscribe_url: str, _meter: Meter | None) -> str:
+        def join(client: RenderClient, values: Mapping[str, str], _meter: Meter | None) -> str:
             out = parts.copy()
-            for index, attr in holes:
-                out[index] = getattr(client, attr) if attr else unsubscribe_url
+            for index, name, field in holes:
+                value = getattr(client, name) if field else values[name]
+                # Most values (addresses, links) have nothing to escape: skip the Markup.
+                out[index] = str(escape(value)) if html and _SPECIAL.search(value) else value
             text = "".join(out)
             if len(text) > cap:  # ten thousand {{ client.email }} are too many
                 raise BudgetExceeded(
@@ -216,10 +239,8 @@ def compile_template(source: str, limits: RenderLimits = DEFAULT_LIMITS) -> tupl
 
         return join, False
 
-    def jinja(client: RenderClient, unsubscribe_url: str, current: Meter | None) -> str:
+    def jinja(client: RenderClient, values: Mapping[str, str], current: Meter | None) -> str:
         assert current is not None
-        return render_metered(
-            template, current, {"client": client, "unsubscribe_url": unsubscribe_url}
-        )
+        return render_metered(template, current, {"client": client, **values})
 
     return jinja, True

@@ -12,6 +12,7 @@ from mailctl.errors import Forbidden, NotFound
 from mailctl.models import (
     Client,
     ClientField,
+    Layout,
     Mailing,
     Message,
     Role,
@@ -22,7 +23,9 @@ from mailctl.models import (
 )
 
 # What users own: each has an owner_id, and another user's is "not found".
-Owned = TypeVar("Owned", Client, Message, Mailing, Tag, Suppression, ClientField, SignupForm)
+Owned = TypeVar(
+    "Owned", Client, Message, Mailing, Tag, Suppression, ClientField, SignupForm, Layout
+)
 # A select statement, of one entity or of several columns: filters keep its type.
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 

@@ -1,7 +1,7 @@
 """relay scale: shared SMTP limits and health, the server of each attempt
 
 Revision ID: 0015
-Revises: 0002
+Revises: 0013
 Create Date: 2026-12-01 16:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import mailctl.db
 
 revision: str = "0015"
-down_revision: str | None = "0002"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,8 @@ AREAS = (
     "clients",
     "audience",
     "messages",
+    "layouts",
+    "rendered",
     "mailing_forms",
     "mailings",
     "manager",

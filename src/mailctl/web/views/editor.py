@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from mailctl.errors import Invalid
 from mailctl.models import BlogPost, User
-from mailctl.services import blog
+from mailctl.services import blog, blog_html
 from mailctl.timeutil import parse_when, to_local
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
@@ -82,6 +82,7 @@ def _form_page(
     values: dict[str, str],
     error: str | None = None,
     status: int = 200,
+    preview: str | None = None,
 ) -> Response:
     return render(
         request,
@@ -90,6 +91,7 @@ def _form_page(
         post=post,
         values=values,
         error=error,
+        preview=preview,
         max_upload=panel(request).settings.web.max_upload_bytes,
     )
 
@@ -136,6 +138,10 @@ async def _write(
     write: Callable[[Session, dict[str, Any]], BlogPost],
 ) -> Response:
     values = _values(form)
+    if form.get("action") == "preview":
+        # Nothing saved, no image stored: the form again with the post as the blog shows it.
+        html = blog_html.preview_post(actor=await _editor(request), content=values["content"])
+        return _form_page(request, post=post, values=values, preview=html)
     tz = panel(request).settings.scheduler.timezone
     image = None
     try:

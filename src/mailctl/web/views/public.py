@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from mailctl.db import session_scope, unnoticed
 from mailctl.errors import NotFound
 from mailctl.models import BlogPost, Client
-from mailctl.services import blog, clients, mailings
+from mailctl.services import blog, blog_html, clients, mailings
 from mailctl.services.preferences import preferences
 from mailctl.web.pages import db, int_or_404, page_args, render
 from mailctl.web.security import current_user
@@ -38,25 +38,26 @@ class PostCard:
     content: str
     image: str | None
     published_at: datetime | None
+    # The Markdown rendered and sanitised once, when the cache is filled (blog_html.py).
+    html: str = ""
+    text: str = ""
 
     @property
     def excerpt(self) -> str:
-        text = " ".join(self.content.split())
+        text = " ".join(self.text.split())
         return text if len(text) <= EXCERPT else text[:EXCERPT].rsplit(" ", 1)[0] + "…"
-
-    @property
-    def paragraphs(self) -> list[str]:
-        text = self.content.replace("\r\n", "\n")
-        return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
 def card(post: BlogPost) -> PostCard:
+    html = blog_html.post_html(post.content)
     return PostCard(
         id=post.id or 0,
         title=post.title,
         content=post.content,
         image=post.image,
         published_at=post.published_at,
+        html=html,
+        text=blog_html.html_text(html),
     )
 
 
