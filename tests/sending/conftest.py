@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -13,6 +13,7 @@ from mailctl.schedule import Clock
 from mailctl.services.clients import add_client
 from mailctl.services.mailings import add_mailing
 from mailctl.services.messages import add_message
+from tests.support.faultserver import FaultServer
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
@@ -64,3 +65,21 @@ def make_mailing(engine: Engine, owner: User) -> Callable[..., int]:
             return mailing.id or 0
 
     return make
+
+
+@pytest.fixture
+def fault() -> Iterator[Callable[..., FaultServer]]:
+    """Start a fault server for a scenario; every one started is stopped after the test."""
+    servers: list[FaultServer] = []
+
+    def start(scenario: str, **kwargs: object) -> FaultServer:
+        drip = kwargs.pop("drip_interval", None)
+        server = FaultServer(scenario, **kwargs)  # type: ignore[arg-type]
+        if drip is not None:
+            server.drip_interval = float(drip)  # type: ignore[arg-type]
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

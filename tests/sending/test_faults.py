@@ -7,7 +7,6 @@ per-attempt deadline to three) so each scenario costs seconds, not minutes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -23,23 +22,6 @@ Recipients = list[str]
 
 def rcpts(n: int, prefix: str = "r") -> Recipients:
     return [f"{prefix}{i}@example.com" for i in range(n)]
-
-
-@pytest.fixture
-def fault() -> Iterator[Callable[..., FaultServer]]:
-    servers: list[FaultServer] = []
-
-    def start(scenario: str, **kwargs: object) -> FaultServer:
-        drip = kwargs.pop("drip_interval", None)
-        server = FaultServer(scenario, **kwargs)  # type: ignore[arg-type]
-        if drip is not None:
-            server.drip_interval = float(drip)  # type: ignore[arg-type]
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def run(engine: Engine, settings: Settings, bound: float = 20.0) -> Summary:

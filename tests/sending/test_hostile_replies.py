@@ -15,31 +15,13 @@ that could not be logged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
 
 from mailctl.schedule import Clock
 from mailctl.sending.policy import Breaker
 from mailctl.sending.transport import DEFERRED, SENT, UNKNOWN, Outcome
-from tests.support.faultserver import FaultServer
 from tests.support.ledger import ledger, mailing_error, states
 
 TIMEOUT = 1.0  # smtp.timeout in these tests (smtp_settings)
-
-
-@pytest.fixture
-def fault() -> Iterator[Callable[..., FaultServer]]:
-    servers: list[FaultServer] = []
-
-    def start(scenario: str, **kwargs: object) -> FaultServer:
-        server = FaultServer(scenario, **kwargs)  # type: ignore[arg-type]
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def _pass(engine, settings, bound: float):  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ on. Nothing is ever sent twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -17,25 +16,10 @@ from starlette.testclient import TestClient
 from mailctl.schedule import Clock
 from mailctl.sending.policy import Breaker
 from mailctl.sending.transport import DEFERRED, FAILED, SENT, UNKNOWN, Outcome
-from tests.support.faultserver import FaultServer
 from tests.support.ledger import mailing_error, states
 from tests.support.web import logged_in
 
 TIMEOUT = 1.0  # smtp.timeout in these tests (smtp_settings)
-
-
-@pytest.fixture
-def fault() -> Iterator[Callable[..., FaultServer]]:
-    servers: list[FaultServer] = []
-
-    def start(scenario: str, **kwargs: object) -> FaultServer:
-        server = FaultServer(scenario, **kwargs)  # type: ignore[arg-type]
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def _pass(engine, settings, bound: float):  # type: ignore[no-untyped-def]
