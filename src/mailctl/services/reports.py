@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import func, tuple_, update
+from sqlalchemy import Row, func, tuple_, update
 from sqlmodel import Session, col, select
 
 from mailctl.db import rowcount
@@ -24,7 +24,7 @@ from mailctl.models.delivery import (
     SENT,
     UNKNOWN,
 )
-from mailctl.services.csvfile import write_csv
+from mailctl.services.csvfile import iter_csv
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.validation import ID_MAX
 
@@ -305,9 +305,47 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
     )
 
 
+STREAM_BATCH = 1000
+ATTEMPT_COLUMNS = ("id", "attempted_at", "run_id", "email", "status", "smtp_code", "response")
+
+
+def iter_attempts(
+    *,
+    session: Session,
+    actor: User,
+    mailing_id: int,
+    status: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+) -> Iterator[Row[Any]]:
+    """Attempts of the log as rows of ATTEMPT_COLUMNS (attribute access, like the model), in
+    the order of `list_attempts`, fetched STREAM_BATCH at a time (a server-side cursor on
+    PostgreSQL) and never all held: for exports of any size. Access and the status are
+    checked at once; the session must stay open until the last row."""
+    get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    a = DeliveryAttempt
+    stmt = select(*(getattr(a, name) for name in ATTEMPT_COLUMNS)).where(a.mailing_id == mailing_id)
+    if (wanted := _status(status)) is not None:
+        stmt = stmt.where(a.status == wanted)
+    if newest_first:
+        stmt = stmt.order_by(col(a.attempted_at).desc(), col(a.id).desc())
+    else:
+        stmt = stmt.order_by(col(a.attempted_at), col(a.id))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return iter(session.execute(stmt.execution_options(yield_per=STREAM_BATCH)))
+
+
 def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
-    """Every attempt as CSV; a mail server's reply is text from outside, neutralised too."""
-    return write_csv(
+    """The whole log as one CSV string (tests, small logs); `iter_attempts_csv` streams it."""
+    return "".join(iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id))
+
+
+def iter_attempts_csv(*, session: Session, actor: User, mailing_id: int) -> Iterator[str]:
+    """Every attempt as CSV, oldest first, in pieces; a mail server's reply is text from
+    outside, neutralised too."""
+    rows = iter_attempts(session=session, actor=actor, mailing_id=mailing_id, newest_first=False)
+    return iter_csv(
         ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
         (
             (
@@ -318,9 +356,7 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
                 a.smtp_code or "",
                 a.response or "",
             )
-            for a in list_attempts(
-                session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
-            )
+            for a in rows
         ),
     )
 
