@@ -23,6 +23,7 @@ from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
 from mailctl.services.accounts import Links
 from mailctl.web.headers import SecurityHeaders
+from mailctl.web.imports import ImportJobs
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
 from mailctl.web.state import PanelState, panel_of
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         panel_of(app).sender.shutdown()
+        panel_of(app).imports.shutdown()
         cache.close()
         engine.dispose()
 
@@ -114,5 +116,6 @@ def create_app(settings: Settings) -> Starlette:
         ),
         # Its threads start with the first pass it is given.
         sender=BackgroundSender(engine, settings),
+        imports=ImportJobs(engine),
     )
     return app
