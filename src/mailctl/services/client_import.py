@@ -197,12 +197,15 @@ class _Writer:
         if not fresh:
             return 0
         now = utcnow()
-        values = [
+        rows = [
             row | {"owner_id": self.owner_id, "created_at": now, "unsubscribed_at": None}
             for row, _ in fresh
         ]
+        # On the Table, not the entity: a plain executemany (multi-row VALUES), no ORM
+        # bookkeeping per row.
+        clients = Client.__table__  # type: ignore[attr-defined]
         ids = self.session.execute(
-            insert(Client).returning(col(Client.id), sort_by_parameter_order=True), values
+            insert(clients).returning(clients.c.id, sort_by_parameter_order=True), rows
         ).scalars()
         self._link([(client_id, labels) for client_id, (_, labels) in zip(ids, fresh, strict=True)])
         return len(fresh)
@@ -230,7 +233,7 @@ class _Writer:
             for label in labels
         ]
         if links:
-            self.session.execute(insert(ClientTag), links)
+            self.session.execute(insert(ClientTag.__table__), links)  # type: ignore[attr-defined]
 
 
 def _csv_rows(text: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, Row | str]]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
@@ -257,8 +258,14 @@ def export_csv(*, session: Session, actor: User) -> Iterator[str]:
     the first piece; the session must stay open until the last."""
     require_role(actor, CONTENT_ROLES, "list clients")
     # Columns, not ORM objects: nothing lands in the session's identity map.
-    columns = (Client.id, Client.email, Client.full_name, Client.comment, Client.attrs)
-    scope = owner_scope(select(*columns), Client, actor).order_by(col(Client.id))
+    columns = sa_select(
+        col(Client.id),
+        col(Client.email),
+        col(Client.full_name),
+        col(Client.comment),
+        col(Client.attrs),
+    )
+    scope = owner_scope(columns, Client, actor).order_by(col(Client.id))
     # The header needs every custom field name first: one pass over the attrs column alone.
     attrs = owner_scope(select(Client.attrs), Client, actor)
     extra = sorted({name for (values,) in _streamed(session, attrs) for name in (values or {})})
