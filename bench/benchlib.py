@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min), {os.cpu_count()} CPUs"
+    return (
+        f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min),"
+        f" {os.cpu_count()} CPUs"
+    )
 
 
 def spread(values: Sequence[float], scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -35,23 +39,49 @@ class Child:
     stdout: bytes
 
 
+# The command runs under a small Python parent that times it and reads its peak from
+# getrusage(RUSAGE_CHILDREN): a child forked straight from a big process (pytest, a benchmark
+# holding seeded data) counts that process's pages in its own ru_maxrss until it execs, and
+# Linux keeps that high-water mark across the exec.
+PEAK = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call(sys.argv[2:])
+took = time.perf_counter() - start
+with open(sys.argv[1], "w") as out:
+    out.write(f"{took} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+sys.exit(code)
+"""
+
+
 def run_child(
-    argv: Sequence[str], env: dict[str, str], *, stdin: bytes | None = None, ok: Sequence[int] = (0,)
+    argv: Sequence[str],
+    env: dict[str, str],
+    *,
+    stdin: bytes | None = None,
+    ok: Sequence[int] = (0,),
 ) -> Child:
-    """Run a command; its wall time and its own peak RSS, from the kernel's rusage of exactly
-    that child (os.wait4), so that one child's peak never hides another's. Its output goes to
+    """Run a command: its wall time and its own peak RSS (see PEAK). Its output goes to
     temporary files, read afterwards: nothing in this process grows with it meanwhile."""
-    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out:
-        with tempfile.TemporaryFile() as err:
-            given.write(stdin or b"")
-            given.seek(0)
-            start = time.perf_counter()
-            proc = subprocess.Popen(argv, env=env, stdin=given, stdout=out, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)
-            took = time.perf_counter() - start
-            proc.returncode = code = os.waitstatus_to_exitcode(status)
-            if code not in ok:
-                err.seek(0)
-                raise SystemExit(f"{' '.join(argv)} failed ({code}): {err.read().decode()[-2000:]}")
-        out.seek(0)
-        return Child(seconds=took, peak_mb=usage.ru_maxrss / 1024, stdout=out.read())
+    with tempfile.TemporaryDirectory(prefix="mailctl-bench-child-") as tmp:
+        files = Path(tmp)
+        (files / "stdin").write_bytes(stdin or b"")
+        with (
+            (files / "stdin").open("rb") as given,
+            (files / "stdout").open("wb") as out,
+            (files / "stderr").open("wb") as err,
+        ):
+            code = subprocess.call(
+                [sys.executable, "-c", PEAK, str(files / "peak"), *argv],
+                env=env,
+                stdin=given,
+                stdout=out,
+                stderr=err,
+            )
+        if code not in ok:
+            tail = (files / "stderr").read_bytes().decode(errors="replace")[-2000:]
+            raise SystemExit(f"{' '.join(argv)} failed ({code}): {tail}")
+        took, peak_kb = (files / "peak").read_text().split()
+        return Child(
+            seconds=float(took), peak_mb=int(peak_kb) / 1024, stdout=(files / "stdout").read_bytes()
+        )
