@@ -36,7 +36,7 @@ from mailctl.services.access import (
     owner_scope,
     require_role,
 )
-from mailctl.services.audiences import audience_addresses, audience_ids, mailing_tag_names
+from mailctl.services.audiences import audience_ids, in_any_audience, mailing_tag_names
 from mailctl.services.clients import list_clients
 from mailctl.services.messages import list_messages
 from mailctl.services.tags import find_tags
@@ -458,8 +458,9 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
         .select_from(Mailing)
         .where(scope, Mailing.status == MailingStatus.started.value, Mailing.is_enabled == True)  # noqa: E712
     ).one()
+    # One pass over the clients in some audience (see in_any_audience and migration 0018).
     unique = session.exec(
-        select(func.count(func.distinct(audience_addresses(scope).c.email_key)))
+        select(func.count(func.distinct(Client.email_key))).where(in_any_audience(scope))
     ).one()
     return Stats(total_mailings=total, active_mailings=active, unique_clients=unique)
 
