@@ -8,8 +8,11 @@ query, because the earlier batches are already in the (one, still open) transact
 batch a set of its keys catches it. A bad row is handed to `on_error` as soon as it is read
 (the CLI prints it at once) and only the first ERRORS_KEPT are kept for the panel's table.
 
-`strict` is one transaction: the whole file is read and checked the same way, and the first
-bad row's error is raised at the end, which rolls everything back. (Before, the import built
+Without `strict` each batch is committed as it is written (a client and its tags always
+together), so a long import holds no lock for long and an interrupted one can simply be run
+again: what went in is then reported as already there. `strict` is one transaction (a
+savepoint): the whole file is read and checked the same way, and the first bad row's error is
+raised at the end, which rolls everything back. (Before, the import built
 one ORM object per row and flushed them all at once: 499 MB for 100,000 rows.)
 """
 
@@ -113,10 +116,10 @@ def import_stream(
     require_role(actor, CONTENT_ROLES, "import clients")
     check_utf8(stream)
     if not strict:
-        return _import(session, actor, stream, progress or ImportProgress())
+        return _import(session, actor, stream, progress or ImportProgress(), commit=True)
     # A savepoint: a bad row anywhere takes back every row written before it was found.
     with session.begin_nested():
-        report = _import(session, actor, stream, progress or ImportProgress())
+        report = _import(session, actor, stream, progress or ImportProgress(), commit=False)
         if report.errors:
             line, reason = report.errors[0]
             raise Invalid(
@@ -126,7 +129,7 @@ def import_stream(
 
 
 def _import(
-    session: Session, actor: User, stream: IO[bytes], listener: ImportProgress
+    session: Session, actor: User, stream: IO[bytes], listener: ImportProgress, *, commit: bool
 ) -> ImportReport:
     assert actor.id is not None
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -150,6 +153,10 @@ def _import(
                 listener.error(line, reason)
             batch.clear()
             pending.clear()
+            if commit:
+                # Each batch is its own short transaction: a long import never holds the
+                # database (on SQLite, the one writer's lock) from the senders.
+                session.commit()
             listener.rows(done, stream.tell())
 
         for line, row in rows:

@@ -107,7 +107,7 @@ class ImportJobs:
                 actor = session.get(User, job.user_id)
             if actor is None:
                 raise MailctlError("your account is gone")
-            # One write transaction for the whole file (SQLite: other writers wait for it).
+            # A transaction a batch (strict: one for the whole file, a savepoint).
             with job.path.open("rb") as stream, session_scope(self.engine) as session:
                 job.report = import_stream(
                     session=session, actor=actor, stream=stream, strict=job.strict, progress=job
@@ -128,8 +128,8 @@ class ImportJobs:
                 del self._jobs[key]
 
     def shutdown(self) -> None:
-        """Let running imports finish (each is one transaction: stopping one half-way would
-        only roll it back) and refuse new ones."""
+        """Let running imports finish (a strict one is one transaction: stopping it half-way
+        would only roll it back) and refuse new ones."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             for job in self._jobs.values():
