@@ -283,5 +283,5 @@ def export(
         if file is None:
             write_out(pieces)
             return
-        lines = write_file(file, pieces)
-    note(f"exported {lines - 1} clients to {file}")
+        write_file(file, pieces)
+    note(f"exported {pieces.rows} clients to {file}")

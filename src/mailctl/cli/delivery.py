@@ -220,9 +220,8 @@ def report(
         result = reports.mailing_report(session=session, actor=actor, mailing_id=mailing_id)
         if csv_path is not None:
             pieces = reports.iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id)
-            lines = write_file(csv_path, pieces)
-    if csv_path is not None:
-        note(f"wrote {lines - 1} attempts to {csv_path}")
+            write_file(csv_path, pieces)
+            note(f"wrote {pieces.rows} attempts to {csv_path}")
     emit_one(result.as_dict(), as_json=as_json, tz=app_ctx.tz)
 
 

@@ -123,20 +123,18 @@ def write_out(pieces: Iterable[str]) -> int:
     return written
 
 
-def write_file(path: Path, pieces: Iterable[str]) -> int:
-    """Pieces of text into a file as they come; how many lines. Written beside it and renamed
+def write_file(path: Path, pieces: Iterable[str]) -> None:
+    """Pieces of text into a file as they come. Written beside it and renamed
     at the end: a failure half-way (a database error, a full disk) leaves the old file, or
     none, never half a new one. Invalid names the file when it cannot be written."""
     regular = not path.exists() or path.is_file()
     target = path.with_name(f".{path.name}.{os.getpid()}.part") if regular else path
-    lines = 0
     try:
         # newline="": a CR inside a CSV cell stays as it is, as write_text(newline=None) did
         # on this platform (LF only).
         with target.open("w", encoding="utf-8", newline="") as out:
             for piece in pieces:
                 out.write(piece)
-                lines += piece.count("\n")
         if regular:
             os.replace(target, path)
     except OSError as exc:
@@ -144,7 +142,6 @@ def write_file(path: Path, pieces: Iterable[str]) -> int:
     finally:
         if regular and target.exists():
             target.unlink()
-    return lines
 
 
 def records(objs: Iterable[Any], fields: Sequence[str]) -> list[dict[str, Any]]:

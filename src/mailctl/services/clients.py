@@ -18,7 +18,7 @@ from mailctl.models import Client, ClientTag, SuppressionReason, Tag, User
 from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.client_import import CSV_HEADER, ImportReport, clean_row, import_stream
-from mailctl.services.csvfile import batched, iter_csv
+from mailctl.services.csvfile import CsvStream, batched
 from mailctl.services.fields import merged_attrs, owner_fields
 from mailctl.services.suppressions import suppress_address
 from mailctl.services.tagging import clean_tag, clean_tags, ensure_tags, link_tags, tags_of
@@ -249,7 +249,7 @@ def export_clients(*, session: Session, actor: User) -> str:
     return "".join(export_csv(session=session, actor=actor))
 
 
-def export_csv(*, session: Session, actor: User) -> Iterator[str]:
+def export_csv(*, session: Session, actor: User) -> CsvStream:
     """The actor's clients as CSV that `import_clients` reads back to the same values: the
     known columns, tags `;`-separated, then one column per custom field any client has.
 
@@ -282,7 +282,7 @@ def export_csv(*, session: Session, actor: User) -> Iterator[str]:
                     *((values or {}).get(name, "") for name in extra),
                 )
 
-    return iter_csv(CSV_HEADER + tuple(extra), rows())
+    return CsvStream(CSV_HEADER + tuple(extra), rows())
 
 
 def _streamed(session: Session, stmt: Any) -> Iterator[Any]:

@@ -66,6 +66,23 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+class CsvStream(Iterator[str]):
+    """The pieces of a CSV file as `iter_csv` makes them; `rows` counts the data rows written
+    so far (a cell's line breaks make more lines than rows)."""
+
+    def __init__(self, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+        self.rows = 0
+        self._pieces = iter_csv(header, self._counted(rows))
+
+    def _counted(self, rows: Iterable[Iterable[Any]]) -> Iterator[Iterable[Any]]:
+        for row in rows:
+            yield row
+            self.rows += 1
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+
 def iter_csv(
     header: Iterable[str], rows: Iterable[Iterable[Any]], *, chunk: int = 64 * 1024
 ) -> Iterator[str]:

@@ -24,7 +24,7 @@ from mailctl.models.delivery import (
     SENT,
     UNKNOWN,
 )
-from mailctl.services.csvfile import iter_csv
+from mailctl.services.csvfile import CsvStream
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.validation import ID_MAX
 
@@ -341,11 +341,11 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
     return "".join(iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id))
 
 
-def iter_attempts_csv(*, session: Session, actor: User, mailing_id: int) -> Iterator[str]:
+def iter_attempts_csv(*, session: Session, actor: User, mailing_id: int) -> CsvStream:
     """Every attempt as CSV, oldest first, in pieces; a mail server's reply is text from
     outside, neutralised too."""
     rows = iter_attempts(session=session, actor=actor, mailing_id=mailing_id, newest_first=False)
-    return iter_csv(
+    return CsvStream(
         ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
         (
             (
