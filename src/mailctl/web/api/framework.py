@@ -164,7 +164,9 @@ def _parse_json(op: Operation, request: Request, raw: bytes) -> Any:
     if raw and media.lower() not in JSON_TYPES:
         raise WrongMediaType(f"send JSON (Content-Type: application/json), not {media}")
     try:
-        return json.loads(raw) if raw.strip() else {}
+        if not raw.strip():
+            raise Invalid("this call needs a JSON body")
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid(f"the body is not valid JSON: {exc}") from None
 
@@ -273,6 +275,34 @@ def endpoint(op: Operation, limiter: RateLimit) -> Callable[[Request], Any]:
 
 
 def routes(operations: list[Operation], limiter: RateLimit, prefix: str) -> list[Route]:
+    """One route per path whatever its methods, so that a 405 lists every method the path
+    has in its Allow header (Starlette's per-method routes would name only the first's)."""
+    by_path: dict[str, dict[str, Callable[[Request], Any]]] = {}
+    for op in operations:
+        by_path.setdefault(op.path, {})[op.method] = endpoint(op, limiter)
     return [
-        Route(prefix + op.path, endpoint(op, limiter), methods=[op.method]) for op in operations
+        Route(prefix + path, _dispatch(handlers), methods=EVERY_METHOD)
+        for path, handlers in by_path.items()
     ]
+
+
+# Every method reaches the dispatcher, which answers 405 with the path's own Allow list.
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+def _dispatch(handlers: dict[str, Callable[[Request], Any]]) -> Callable[[Request], Any]:
+    allowed = sorted({*handlers, *(["HEAD"] if "GET" in handlers else [])})
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = handlers.get(method)
+        if handler is None:
+            return problem(
+                405,
+                f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        response: Response = await handler(request)
+        return response
+
+    return dispatch

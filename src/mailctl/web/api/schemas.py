@@ -11,19 +11,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailctl.services.blog import CONTENT_MAX
+from mailctl.services.messages import BODY_MAX
 from mailctl.services.validation import ID_MAX
 
 WHEN = "ISO 8601 (a time without a zone is in the configured zone), `now` or `+2h`"
 
 
 class In(BaseModel):
-    """A request body: unknown fields are refused (a typo must not be silently dropped)."""
+    """A request body: unknown fields are refused (a typo must not be silently dropped), and
+    types are JSON's own (0 is not false, "5" is not 5)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A query string: unknown parameters are refused too (`?serach=` must not list all)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 # -- clients ----------------------------------------------------------------------------------
@@ -133,14 +138,14 @@ class LiftIn(In):
 
 class MessageIn(In):
     subject: str = Field(min_length=1, max_length=255)
-    body: str = Field(min_length=1, max_length=1_000_000)
+    body: str = Field(min_length=1, max_length=BODY_MAX)
     format: Literal["markdown", "html", "text"] = "markdown"
     layout_id: int | None = Field(default=None, ge=1, lt=ID_MAX)
 
 
 class MessagePatch(In):
     subject: str | None = Field(default=None, min_length=1, max_length=255)
-    body: str | None = Field(default=None, min_length=1, max_length=1_000_000)
+    body: str | None = Field(default=None, min_length=1, max_length=BODY_MAX)
     format: Literal["markdown", "html", "text"] | None = None
 
 
@@ -255,13 +260,13 @@ class ReportOut(BaseModel):
 
 class PostIn(In):
     title: str = Field(min_length=1, max_length=200)
-    content: str = Field(min_length=1, max_length=100_000)
+    content: str = Field(min_length=1, max_length=CONTENT_MAX)
     published_at: str | None = Field(default=None, max_length=64, description=WHEN)
 
 
 class PostPatch(In):
     title: str | None = Field(default=None, min_length=1, max_length=200)
-    content: str | None = Field(default=None, min_length=1, max_length=100_000)
+    content: str | None = Field(default=None, min_length=1, max_length=CONTENT_MAX)
     published_at: str | None = Field(
         default=None, max_length=64, description="empty string: back to a draft"
     )
