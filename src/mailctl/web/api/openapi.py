@@ -93,7 +93,9 @@ def document(operations: list[Operation]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": content}},
             }
         for status, why in ERRORS.items():
-            if status in (413, 415, 422) and op.body is None and op.query is None:
+            if status in (413, 415) and op.body is None:
+                continue
+            if status == 422 and op.body is None and op.query is None:
                 continue
             error: dict[str, Any] = {
                 "description": why,
