@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.env import PG_URL, _reset_postgres
 from tests.support.procs import wait_for
 
 
@@ -22,16 +21,16 @@ def free_port() -> int:
 
 
 def environment(data: Path, **extra: str) -> dict[str, str]:
-    """The variables of a fresh mailctl home in `data` (PostgreSQL when the suite runs there)."""
+    """The variables of a fresh mailctl home in `data`, always on a SQLite file: the suite's
+    PostgreSQL database is emptied before every test, under a server that outlives one (the
+    API's behaviour on PostgreSQL is what the in-process tests of tests/api check there)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILCTL_")}
-    if PG_URL:
-        _reset_postgres(PG_URL)
     data.mkdir(parents=True, exist_ok=True)
     (data / "mailctl.toml").write_text("")
     env.update(
         MAILCTL_CONFIG=str(data / "mailctl.toml"),
         MAILCTL_GENERAL_DATA_DIR=str(data),
-        MAILCTL_DATABASE_URL=PG_URL or f"sqlite:///{data / 'mailctl.db'}",
+        MAILCTL_DATABASE_URL=f"sqlite:///{data / 'mailctl.db'}",
         MAILCTL_SCHEDULER_TIMEZONE="Europe/Berlin",
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
