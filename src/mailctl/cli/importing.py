@@ -95,6 +95,7 @@ def import_file(app_ctx: AppContext, file: Path, *, strict: bool) -> ImportRepor
                     stream=stream,
                     strict=strict,
                     progress=bar,
+                    commit_batches=True,
                 )
         finally:
             bar.close()

@@ -8,7 +8,8 @@ query, because the earlier batches are already in the (one, still open) transact
 batch a set of its keys catches it. A bad row is handed to `on_error` as soon as it is read
 (the CLI prints it at once) and only the first ERRORS_KEPT are kept for the panel's table.
 
-Without `strict` each batch is committed as it is written (a client and its tags always
+Without `strict`, and when the caller asks (`commit_batches`: the CLI, the panel), each batch
+is committed as it is written (a client and its tags always
 together), so a long import holds no lock for long and an interrupted one can simply be run
 again: what went in is then reported as already there. `strict` is one transaction (a
 savepoint): the whole file is read and checked the same way, and the first bad row's error is
@@ -48,6 +49,7 @@ Row = tuple[str, str, str, str, dict[str, str]]  # email, name, comment, tags, c
 class ImportReport:
     added: int = 0
     rejected: int = 0
+    ids: list[int] = field(default_factory=list)  # of the clients added, when asked (keep_ids)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first ones
 
     @property
@@ -108,18 +110,31 @@ def import_stream(
     stream: IO[bytes],
     strict: bool = False,
     progress: ImportProgress | None = None,
+    commit_batches: bool = False,
+    keep_ids: bool = False,
 ) -> ImportReport:
     """Import `email,full_name,comment,tags,<custom fields>` rows from a seekable binary file.
 
     Bad rows are reported by line and skipped; with strict, one bad row rejects the whole file
-    and nothing is written (Invalid, naming the first one and the count)."""
+    and nothing is written (Invalid, naming the first one and the count). `commit_batches`
+    (the CLI, the panel) commits each batch unless strict; `keep_ids` lists the new clients'
+    ids (for a bounded import, the API's)."""
     require_role(actor, CONTENT_ROLES, "import clients")
     check_utf8(stream)
     if not strict:
-        return _import(session, actor, stream, progress or ImportProgress(), commit=True)
+        return _import(
+            session,
+            actor,
+            stream,
+            progress or ImportProgress(),
+            commit=commit_batches,
+            keep=keep_ids,
+        )
     # A savepoint: a bad row anywhere takes back every row written before it was found.
     with session.begin_nested():
-        report = _import(session, actor, stream, progress or ImportProgress(), commit=False)
+        report = _import(
+            session, actor, stream, progress or ImportProgress(), commit=False, keep=keep_ids
+        )
         if report.errors:
             line, reason = report.errors[0]
             raise Invalid(
@@ -129,7 +144,13 @@ def import_stream(
 
 
 def _import(
-    session: Session, actor: User, stream: IO[bytes], listener: ImportProgress, *, commit: bool
+    session: Session,
+    actor: User,
+    stream: IO[bytes],
+    listener: ImportProgress,
+    *,
+    commit: bool,
+    keep: bool,
 ) -> ImportReport:
     assert actor.id is not None
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -138,7 +159,7 @@ def _import(
         # Every column besides the known ones is a custom field, made if the owner lacks it.
         ensure_fields(session, actor.id, extra)
         report = ImportReport()
-        writer = _Writer(session, actor.id)
+        writer = _Writer(session, actor.id, report.ids if keep else None)
         batch: list[tuple[int, Row]] = []
         done = 0
 
@@ -176,9 +197,10 @@ def _import(
 class _Writer:
     """Validates a batch, checks it against the owner's addresses in one query, inserts it."""
 
-    def __init__(self, session: Session, owner_id: int) -> None:
+    def __init__(self, session: Session, owner_id: int, ids: list[int] | None) -> None:
         self.session = session
         self.owner_id = owner_id
+        self.ids = ids
         self.tag_ids: dict[str, int] = {}  # by name_key: bounded by the owner's tags
 
     def write(self, batch: list[tuple[int, Row]], bad: Callable[[int, str], None]) -> int:
@@ -211,9 +233,15 @@ class _Writer:
         # On the Table, not the entity: a plain executemany (multi-row VALUES), no ORM
         # bookkeeping per row.
         clients = Client.__table__  # type: ignore[attr-defined]
-        ids = self.session.execute(
-            insert(clients).returning(clients.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
+        ids = (
+            self.session.execute(
+                insert(clients).returning(clients.c.id, sort_by_parameter_order=True), rows
+            )
+            .scalars()
+            .all()
+        )
+        if self.ids is not None:
+            self.ids.extend(ids)
         self._link([(client_id, labels) for client_id, (_, labels) in zip(ids, fresh, strict=True)])
         return len(fresh)
 

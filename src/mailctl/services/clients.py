@@ -19,6 +19,7 @@ from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.client_import import CSV_HEADER, ImportReport, clean_row, import_stream
 from mailctl.services.csvfile import CsvStream, batched
+from mailctl.services.events import CLIENT_UNSUBSCRIBED, emit
 from mailctl.services.fields import merged_attrs, owner_fields
 from mailctl.services.suppressions import suppress_address
 from mailctl.services.tagging import clean_tag, clean_tags, ensure_tags, link_tags, tags_of
@@ -226,6 +227,12 @@ def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
             reason=SuppressionReason.unsubscribed.value,
             secret=secret,
         )
+        emit(
+            session,
+            client.owner_id,
+            CLIENT_UNSUBSCRIBED,
+            {"client_id": client.id, "email": client.email, "via": "link", "tags": []},
+        )
     return client
 
 
@@ -233,12 +240,15 @@ def import_clients(
     *, session: Session, actor: User, data: bytes, strict: bool = False
 ) -> ImportReport:
     """Import `email,full_name,comment,tags,...` rows held in memory (client_import.py streams
-    a file; this is the same import over bytes); bad rows are reported by line, good rows go in.
+    a file; this is the same import over bytes, in the caller's one transaction, the new ids
+    kept); bad rows are reported by line, good rows go in.
 
     With strict, one bad row rejects the whole file and nothing is written.
     """
     check_may_import(actor=actor)
-    return import_stream(session=session, actor=actor, stream=io.BytesIO(data), strict=strict)
+    return import_stream(
+        session=session, actor=actor, stream=io.BytesIO(data), strict=strict, keep_ids=True
+    )
 
 
 EXPORT_BATCH = 1000

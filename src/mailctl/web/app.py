@@ -22,6 +22,7 @@ from mailctl.db import make_engine, on_commit
 from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
 from mailctl.services.accounts import Links
+from mailctl.web.api import ApiSplit, create_api
 from mailctl.web.headers import SecurityHeaders
 from mailctl.web.imports import ImportJobs
 from mailctl.web.pages import make_templates, render
@@ -39,9 +40,13 @@ class Panel(Starlette):
     page of Starlette's outermost error middleware carries them."""
 
     hsts = False
+    api: ASGIApp | None = None  # /api/v1, reached before the session middleware
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
+        stack = super().build_middleware_stack()
+        if self.api is not None:
+            stack = ApiSplit(stack, self.api)
+        return SecurityHeaders(stack, hsts=self.hsts)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -118,4 +123,5 @@ def create_app(settings: Settings) -> Starlette:
         sender=BackgroundSender(engine, settings),
         imports=ImportJobs(engine),
     )
+    app.api = create_api(app.state.panel, settings)
     return app

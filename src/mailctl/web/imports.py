@@ -110,7 +110,12 @@ class ImportJobs:
             # A transaction a batch (strict: one for the whole file, a savepoint).
             with job.path.open("rb") as stream, session_scope(self.engine) as session:
                 job.report = import_stream(
-                    session=session, actor=actor, stream=stream, strict=job.strict, progress=job
+                    session=session,
+                    actor=actor,
+                    stream=stream,
+                    strict=job.strict,
+                    progress=job,
+                    commit_batches=True,
                 )
         except MailctlError as exc:
             job.problem = str(exc)
