@@ -62,6 +62,7 @@ class Feed:
         self._done = False
         self._exhausted = False
         self.fallback: str | None = None
+        self.quota: tuple[str, float] | None = None  # what stopped the pass, if a quota did
         # Rows throttled in this pass: when to stop waiting for each, and how often it was.
         self._retry: dict[int, float] = {}
         self._throttles: dict[int, int] = {}
@@ -159,6 +160,13 @@ class Feed:
         with self._lock:
             if self.summary.stopped is None:
                 self.summary.stopped = reason
+
+    def wait_quota(self, reason: str, server: str, until: float) -> None:
+        """A server's quota is full: the pass stops and the mailings wait for its window."""
+        with self._lock:
+            if self.summary.stopped is None:
+                self.summary.stopped = reason
+                self.quota = (server, until)
 
     def exhausted(self, reason: str | None) -> None:
         """No server is left for this pass: it ends; `reason` is its note if none other is."""
