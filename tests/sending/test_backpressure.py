@@ -121,9 +121,10 @@ def test_a_server_without_limits_is_paced_once_another_sender_slowed_it(engine) 
     ours, theirs = _limit(), _limit()
     with engine.connect() as a, engine.connect() as b:
         assert not ours.paced(a)
-        for _ in range(40):  # that sender sent 20 a second for two seconds
-            theirs.started()
-        assert theirs.slowed(b) == pytest.approx(10.0)
+        began = time.monotonic() - 2.0
+        for i in range(40):  # that sender sent 20 a second for two seconds
+            theirs.started(now=began + i * 0.05)
+        assert theirs.slowed(b) == pytest.approx(10.0, rel=0.05)
         # Within CHECK seconds every sender has looked at the row again.
         ours._checked -= CHECK
         assert ours.paced(a)

@@ -212,10 +212,10 @@ class SharedLimit:
                 self._recent.append(time.monotonic())
         return max(0.0, start - now), True, since
 
-    def started(self) -> None:
+    def started(self, now: float | None = None) -> None:
         """A message went out without booking (no limit, not slowed): for the rate seen."""
         with self._lock:
-            self._recent.append(time.monotonic())
+            self._recent.append(time.monotonic() if now is None else now)
 
     def slowed(self, conn: Connection, now: float | None = None) -> float:
         """A "slow down" answer: halve the server's rate for every sender; the new rate."""
@@ -247,4 +247,7 @@ class SharedLimit:
         now = time.monotonic()
         with self._lock:
             recent = [t for t in self._recent if now - t <= 2.0]
-        return max(FLOOR * 2, len(recent) / 2.0)
+        if len(recent) < 2:
+            return FLOOR * 2
+        # Over the time they took (a pass that just began has sent for less than 2 s).
+        return max(FLOOR * 2, len(recent) / max(now - recent[0], 0.1))
