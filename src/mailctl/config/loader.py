@@ -13,6 +13,7 @@ import platformdirs
 
 from mailctl.config.schema import LISTS, SCHEMA, coerce, env_name
 from mailctl.config.sections import (
+    ApiSettings,
     CacheSettings,
     DatabaseSettings,
     DeliverySettings,
@@ -57,6 +58,7 @@ class Settings:
     smtp: SmtpSettings
     scheduler: SchedulerSettings
     web: WebSettings
+    api: ApiSettings
     cache: CacheSettings
     # Not a user option: integration tests shrink periodic runs to seconds with it
     # (MAILCTL_TEST_PERIOD_SECONDS). No default: whoever builds a Clock passes it on.
@@ -182,6 +184,7 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         smtp=SmtpSettings(servers=servers),
         scheduler=SchedulerSettings(**values["scheduler"]),
         web=WebSettings(**values["web"]),
+        api=ApiSettings(**values["api"]),
         cache=CacheSettings(**values["cache"]),
         test_period_seconds=test_period,
         config_path=config_path,

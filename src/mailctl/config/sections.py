@@ -142,6 +142,16 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    rate_limit: int
+    rate_window_seconds: int
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    webhook_retry_first_seconds: int
+    webhook_disable_after: int
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     dir: str
     ttl_seconds: int
@@ -156,6 +166,7 @@ SECTION_TYPES: dict[str, type] = {
     "smtp": SmtpServer,
     "scheduler": SchedulerSettings,
     "web": WebSettings,
+    "api": ApiSettings,
     "cache": CacheSettings,
 }
 # Fields a section's dataclass has beyond its keys (set by the loader, not by the user).

@@ -1,7 +1,7 @@
 """relay scale, finished: the slow-down rate shared by every sender, a quota pause of its own
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-01 20:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import mailctl.db
 
 revision: str = "0019"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
