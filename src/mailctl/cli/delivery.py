@@ -214,7 +214,9 @@ def report(
         except OSError as exc:
             raise Invalid(f"cannot write {csv_path}: {exc.strerror}") from None
         note(f"wrote {text.count(chr(10)) - 1} attempts to {csv_path}")
-    emit_one(result.as_dict(), as_json=as_json, tz=app_ctx.tz)
+    # A quota pause is the mailing's state, not its error: a line of its own, first.
+    record = {"waiting": result.waiting(app_ctx.tz), **result.as_dict()}
+    emit_one(record, as_json=as_json, tz=app_ctx.tz)
 
 
 def retry(
