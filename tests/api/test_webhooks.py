@@ -95,9 +95,17 @@ def _owner(engine: Engine, email: str = "ann@example.com") -> User:
         return user
 
 
+@pytest.fixture(autouse=True)
+def receivers_on_this_host(mailctl_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers here listen on 127.0.0.1, which a webhook may reach only when allowed."""
+    monkeypatch.setenv("MAILCTL_API_WEBHOOK_PRIVATE_ADDRESSES", "true")
+
+
 def _hook(engine: Engine, user: User, url: str, events_: tuple[str, ...] = ()) -> tuple[int, str]:
     with session_scope(engine) as s:
-        made = webhooks.add_webhook(session=s, actor=user, url=url, events=events_)
+        made = webhooks.add_webhook(
+            session=s, actor=user, url=url, events=events_, allow_private=True
+        )
         return made.webhook.id or 0, made.secret
 
 
@@ -318,3 +326,27 @@ def test_another_users_webhook_is_not_found(engine: Engine) -> None:
             with pytest.raises(NotFound):
                 call(session=s, actor=bob, webhook_id=hook_id)
         assert webhooks.list_webhooks(session=s, actor=bob) == []
+
+
+def test_private_addresses_are_refused_unless_allowed(
+    cli, make_user, receiver: Receiver, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A user's webhook must not make the server reach this host or the LAN by default: at
+    `webhook add` (one line, exit 1) and again at each delivery (a name may move)."""
+    make_user("user", email=USER1)
+    ok(cli("webhook", "add", receiver.url, as_=USER1))  # allowed by the fixture
+    monkeypatch.setenv("MAILCTL_API_WEBHOOK_PRIVATE_ADDRESSES", "false")
+    for url in (
+        "http://127.0.0.1:9/x",
+        "http://10.1.2.3/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]:8080/x",
+        "http://localhost/x",
+    ):
+        fails(cli("webhook", "add", url, as_=USER1), "loopback or private address")
+    with session_scope(engine) as s, pytest.raises(Invalid, match="private"):
+        webhooks.add_webhook(session=s, actor=_owner(engine), url="http://192.168.1.1/")
+    fails(cli("webhook", "test", "1", as_=USER1), "not delivered: refused: 127.0.0.1 is a loopback")
+    assert receiver.got == []  # the stored hook to 127.0.0.1 is refused at delivery
+    (row,) = _deliveries(engine)
+    assert row.last_error.startswith("refused: 127.0.0.1 is a loopback or private address")

@@ -222,7 +222,9 @@ def report(
             pieces = reports.iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id)
             write_file(csv_path, pieces)
             note(f"wrote {pieces.rows} attempts to {csv_path}")
-    emit_one(result.as_dict(), as_json=as_json, tz=app_ctx.tz)
+    # A quota pause is the mailing's state, not its error: a line of its own, first.
+    record = {"waiting": result.waiting(app_ctx.tz), **result.as_dict()}
+    emit_one(record, as_json=as_json, tz=app_ctx.tz)
 
 
 def retry(

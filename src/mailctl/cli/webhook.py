@@ -37,7 +37,11 @@ def add(
     app_ctx = app_context(ctx)
     with app_ctx.session() as session:
         made = svc.add_webhook(
-            session=session, actor=app_ctx.actor(session), url=url, events=event or []
+            session=session,
+            actor=app_ctx.actor(session),
+            url=url,
+            events=event or [],
+            allow_private=app_ctx.settings.api.webhook_private_addresses,
         )
         hook_id, events = made.webhook.id, made.webhook.events
     typer.echo(made.secret)

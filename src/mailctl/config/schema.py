@@ -180,6 +180,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "webhook_disable_after": Key(
             int, 20, "consecutive failed tries after which a webhook is disabled", minimum=1
         ),
+        "webhook_private_addresses": Key(
+            bool,
+            False,
+            "let webhooks post to loopback, private and link-local addresses (this host, the LAN)",
+        ),
     },
     "cache": {
         "dir": Key(str, None, "diskcache folder"),

@@ -149,6 +149,7 @@ class ApiSettings:
     webhook_max_attempts: int
     webhook_retry_first_seconds: int
     webhook_disable_after: int
+    webhook_private_addresses: bool
 
 
 @dataclass(frozen=True)

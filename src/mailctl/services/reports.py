@@ -26,6 +26,7 @@ from mailctl.models.delivery import (
 )
 from mailctl.services.csvfile import CsvStream
 from mailctl.services.mailings import get_mailing, require_sendable
+from mailctl.services.status import quota_note
 from mailctl.services.validation import ID_MAX
 
 LOG_STATUSES = LOGGED
@@ -247,6 +248,12 @@ class Report:
     last_attempt_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    # The server whose full quota the last pass paused for, and when its window opens.
+    quota_server: str | None = None
+    quota_until: datetime | None = None
+
+    def waiting(self, tz: str) -> str | None:
+        return quota_note(self.quota_server, self.quota_until, tz)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -302,6 +309,8 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
         last_attempt_at=last_at,
         last_error=(mailing.last_error or (last_error.response if last_error else None)),
         last_error_at=last_error.attempted_at if last_error else None,
+        quota_server=mailing.quota_server,
+        quota_until=mailing.quota_until,
     )
 
 

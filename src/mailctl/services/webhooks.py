@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +54,36 @@ class NewWebhook:
     secret: str  # to give the receiver; shown once
 
 
+def _private_address(host: str) -> str | None:
+    """The first address `host` names that is not on the public internet (loopback, private,
+    link-local such as a cloud's metadata service, multicast, reserved), or None."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None  # unresolvable: the post itself fails and says so
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+def refused_host(url: str, allow_private: bool) -> str | None:
+    """Why a webhook may not post to `url`, or None. A user's webhook must not make this
+    server reach what only it can reach (the LAN, a database, a metadata service), unless
+    `api.webhook_private_addresses` says this installation wants that."""
+    host = urlsplit(url).hostname or ""
+    if allow_private:
+        return None
+    found = _private_address(host)
+    if found is None:
+        return None
+    return (
+        f"{host} is a loopback or private address ({found}); set "
+        "api.webhook_private_addresses = true to allow receivers on this host or the LAN"
+    )
+
+
 def clean_url(url: str) -> str:
     """An absolute http(s) URL with a host and no credentials in it (they would be logged)."""
     url = (url or "").strip()
@@ -80,14 +112,23 @@ def clean_events(names: Sequence[str]) -> list[str]:
 
 
 def add_webhook(
-    *, session: Session, actor: User, url: str, events: Sequence[str] = ()
+    *,
+    session: Session,
+    actor: User,
+    url: str,
+    events: Sequence[str] = (),
+    allow_private: bool = False,
 ) -> NewWebhook:
+    """Register `url`; `allow_private` is `api.webhook_private_addresses` (checked again at
+    each delivery, as a name may point elsewhere later)."""
     require_role(actor, CONTENT_ROLES, "add webhooks")
     assert actor.id is not None
+    url = clean_url(url)
+    refused = refused_host(url, allow_private)
+    if refused:
+        raise Invalid(f"url refused: {refused}")
     secret = f"whsec_{secrets.token_urlsafe(32)}"
-    hook = Webhook(
-        owner_id=actor.id, url=clean_url(url), events=clean_events(events), secret=secret
-    )
+    hook = Webhook(owner_id=actor.id, url=url, events=clean_events(events), secret=secret)
     session.add(hook)
     session.flush()
     return NewWebhook(hook, secret)
@@ -212,9 +253,12 @@ def _claim(engine: Engine, now: datetime, lease: timedelta, only: int | None) ->
         return claimed
 
 
-def _post(client: httpx.Client, item: _Claimed) -> tuple[int | None, str]:
+def _post(client: httpx.Client, item: _Claimed, allow_private: bool) -> tuple[int | None, str]:
     """(HTTP status or None, error text). Only the status is read: a receiver's body,
     however long, is never downloaded."""
+    refused = refused_host(item.url, allow_private)
+    if refused:
+        return None, f"refused: {refused}"
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"mailctl-webhooks/{__version__}",
@@ -304,7 +348,7 @@ def deliver_due(
                 # Unsent claims are given back: due again at once for the next pass.
                 _release(engine, [i.id for i in items[index:]])
                 break
-            status, error = _post(client, item)
+            status, error = _post(client, item, settings.api.webhook_private_addresses)
             outcome = _record(engine, settings, item, status, error)
             if outcome == "delivered":
                 summary.delivered += 1
