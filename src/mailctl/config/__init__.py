@@ -5,10 +5,12 @@ from mailctl.config.example import example_toml
 from mailctl.config.loader import APP, Effective, Settings, find_config, load_settings, mask
 from mailctl.config.schema import LISTS, SCHEMA, Key, coerce, env_name
 from mailctl.config.sections import (
+    BouncesSettings,
     CacheSettings,
     DatabaseSettings,
     DeliverySettings,
     GeneralSettings,
+    HooksSettings,
     RenderSettings,
     SchedulerSettings,
     SmtpServer,
@@ -23,11 +25,13 @@ __all__ = [
     "APP",
     "LISTS",
     "SCHEMA",
+    "BouncesSettings",
     "CacheSettings",
     "DatabaseSettings",
     "DeliverySettings",
     "Effective",
     "GeneralSettings",
+    "HooksSettings",
     "Key",
     "RenderSettings",
     "SchedulerSettings",

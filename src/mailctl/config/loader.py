@@ -13,10 +13,12 @@ import platformdirs
 
 from mailctl.config.schema import LISTS, SCHEMA, coerce, env_name
 from mailctl.config.sections import (
+    BouncesSettings,
     CacheSettings,
     DatabaseSettings,
     DeliverySettings,
     GeneralSettings,
+    HooksSettings,
     RenderSettings,
     SchedulerSettings,
     SmtpServer,
@@ -57,6 +59,8 @@ class Settings:
     smtp: SmtpSettings
     scheduler: SchedulerSettings
     web: WebSettings
+    bounces: BouncesSettings
+    hooks: HooksSettings
     cache: CacheSettings
     # Not a user option: integration tests shrink periodic runs to seconds with it
     # (MAILCTL_TEST_PERIOD_SECONDS). No default: whoever builds a Clock passes it on.
@@ -182,6 +186,8 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         smtp=SmtpSettings(servers=servers),
         scheduler=SchedulerSettings(**values["scheduler"]),
         web=WebSettings(**values["web"]),
+        bounces=BouncesSettings(**values["bounces"]),
+        hooks=HooksSettings(**values["hooks"]),
         cache=CacheSettings(**values["cache"]),
         test_period_seconds=test_period,
         config_path=config_path,

@@ -2,6 +2,7 @@
 
 from mailctl.models.audience import ClientTag, MailingTag, Tag
 from mailctl.models.blog import BlogPost
+from mailctl.models.bounce import Bounce, BounceKind, BounceMailbox, HookReceipt
 from mailctl.models.client import Client
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
 from mailctl.models.field import ClientField
@@ -19,6 +20,9 @@ __all__ = [
     "Audience",
     "BlogPost",
     "BodyFormat",
+    "Bounce",
+    "BounceKind",
+    "BounceMailbox",
     "Client",
     "ClientField",
     "ClientTag",
@@ -27,6 +31,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryState",
     "Every",
+    "HookReceipt",
     "Layout",
     "Mailing",
     "MailingClient",
