@@ -174,13 +174,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
             str, "", "local part of the return path (default: that of delivery.from_address)"
         ),
         "soft_limit": Key(
-            int, 3, "soft bounces of one address within soft_window_days that suppress it", minimum=1
+            int,
+            3,
+            "soft bounces of one address within soft_window_days that suppress it",
+            minimum=1,
         ),
         "soft_window_days": Key(int, 15, "the window soft bounces are counted in", minimum=1),
         "host": Key(str, "", "bounce mailbox server (IMAP or POP3); empty: no mailbox to fetch"),
-        "port": Key(
-            int, 0, "0 for the protocol's port: 993/143 (IMAP), 995/110 (POP3)", minimum=0
-        ),
+        "port": Key(int, 0, "0 for the protocol's port: 993/143 (IMAP), 995/110 (POP3)", minimum=0),
         "protocol": Key(str, "imap", "imap or pop3", choices=("imap", "pop3")),
         "security": Key(
             str,

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("source", AutoString(length=32), nullable=False),
         sa.Column("ref", AutoString(length=200), nullable=False),
         sa.Column("received_at", mailctl.db.UTCDateTime(), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('hard', 'soft', 'complaint')", name="ck_bounces_kind"
-        ),
+        sa.CheckConstraint("kind IN ('hard', 'soft', 'complaint')", name="ck_bounces_kind"),
         sa.ForeignKeyConstraint(
             ["delivery_id"],
             ["deliveries.id"],
