@@ -24,3 +24,6 @@ def send_all(engine: Engine) -> Callable[[Settings], int]:
         return summary.sent
 
     return send
+
+
+from tests.support.dovecot import dovecot  # noqa: E402, F401 (a fixture: the bounce mailbox)

@@ -41,3 +41,20 @@ def import_(
     )
     emit_one(asdict(tally), as_json=as_json, tz=app_ctx.tz)
     note(tally.line())
+
+
+@app.command("fetch")
+def fetch(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Read the bounce mailbox of [bounces] (IMAP or POP3 over TLS), record what each message
+    reports, then move it to bounces.move_to or delete it; print a summary.
+
+    Example: mailctl bounces fetch --json
+    """
+    from mailctl.services import bounce_mailbox, bounces
+
+    app_ctx = app_context(ctx)
+    with app_ctx.session(readonly=True) as session:
+        bounces.require_operator(app_ctx.actor(session))
+    tally = bounce_mailbox.fetch_bounces(engine=app_ctx.engine, settings=app_ctx.settings)
+    emit_one(asdict(tally), as_json=as_json, tz=app_ctx.tz)
+    note(tally.line())

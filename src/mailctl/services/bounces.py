@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from mailctl.config import Settings
@@ -285,8 +286,12 @@ def import_messages(
         if raw is None:
             tally.add(Tally(processed=1, ignored=1))
         else:
-            with session_scope(engine) as session:
-                tally.add(process_message(session, raw=raw, rules=rules))
+            try:
+                with session_scope(engine) as session:
+                    tally.add(process_message(session, raw=raw, rules=rules))
+            except IntegrityError:
+                # Another process (a second daemon) recorded the same report meanwhile.
+                tally.add(Tally(processed=1, duplicates=1))
         if committed is not None:
             committed(index)
     return tally
