@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import imaplib
 import poplib
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,9 +124,8 @@ class _Imap:
                     return
             status, data = self.conn.uid("COPY", uid, _quote(self.box.move_to))
             if status != "OK":
-                raise MailboxError(
-                    f"cannot move a message to {self.box.move_to!r}: {_reply_text(Exception(*data))}"
-                )
+                why = _reply_text(Exception(*data))
+                raise MailboxError(f"cannot move a message to {self.box.move_to!r}: {why}")
         self.conn.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
         self._deleted = True
 
@@ -190,7 +188,7 @@ def _opened(box: BouncesSettings) -> Iterator[_Imap | _Pop3]:
             f"TLS: the certificate of {where} was refused ({exc.verify_message});"
             " trust it with bounces.ca_file"
         ) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise MailboxError(f"{where} did not answer within {box.timeout:g}s") from None
     except ssl.SSLError as exc:
         raise MailboxError(f"TLS with {where} failed: {exc.reason or exc}") from None
