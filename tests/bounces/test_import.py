@@ -137,15 +137,24 @@ def test_a_maildir_and_an_mbox_of_every_format(
 
 
 def test_soft_bounces_suppress_only_past_the_limit(
-    engine, owner, sink: Sink, smtp_settings, make_mailing, send_all
+    engine, owner, sink: Sink, smtp_settings, make_mailing, remail, send_all
 ) -> None:
-    settings, _, senders = _sent_mailing(
-        engine, sink, smtp_settings, make_mailing, send_all, ["ann@example.com"]
-    )
+    """Soft bounces of three different messages within 15 days; warnings repeated about one
+    message count once, and older ones not at all."""
+    settings = smtp_settings(sink.port, bounces_domain="bounces.example.org")
+    mailings = [make_mailing(["ann@example.com"])]
+    assert send_all(settings) == 1
+    for _ in range(3):
+        mailings.append(remail(["ann@example.com"]))
+        assert send_all(settings) == 1
     rules = Rules.from_settings(settings)
-    ref = ReturnPath.from_settings(settings).find(senders["ann@example.com"])
+    verp = ReturnPath.from_settings(settings)
+    refs = []
+    for mailing_id in mailings:
+        row = ledger(engine, mailing_id)["ann@example.com"]
+        refs.append(verp.read(verp.token(mailing_id, row["run_id"], row["client_id"])))
 
-    def soft(n: int, days_ago: float = 0) -> bool:
+    def soft(n: int, message: int, days_ago: float = 0) -> bool:
         with session_scope(engine) as session:
             return record_bounce(
                 session,
@@ -156,23 +165,25 @@ def test_soft_bounces_suppress_only_past_the_limit(
                     ref=f"r{n}",
                     status="4.2.2",
                     reason="mailbox full",
-                    reference=ref,
+                    reference=refs[message],
                     received_at=utcnow() - timedelta(days=days_ago),
                 ),
                 rules=rules,
             ).suppressed
 
-    assert not soft(1, days_ago=20)  # outside the 15 days: does not count
-    assert not soft(2, days_ago=10)
-    assert not soft(3)
+    assert not soft(1, message=0, days_ago=20)  # outside the 15 days: does not count
+    assert not soft(2, message=1, days_ago=10)
+    assert not soft(3, message=2)
+    assert not soft(4, message=2)  # the same message again: still two messages
     assert _suppressed(engine, owner.id) == {}
-    assert soft(4)  # the third within 15 days
+    assert soft(5, message=3)  # the third message within 15 days
     with session_scope(engine) as session:
         assert is_suppressed(
             session, owner_id=owner.id, email="ann@example.com", secret=rules.secret
         )
         (entry,) = session.exec(select(Suppression)).all()
-        assert entry.note.startswith("3 soft bounces in 15 days")
+        assert entry.note.startswith("3 messages soft-bounced in 15 days, the last: 4.2.2")
+    assert [ledger(engine, m)["ann@example.com"]["bounce"] for m in mailings] == ["soft"] * 4
 
 
 def test_without_a_token_the_address_maps_to_the_owner_who_mailed_it(

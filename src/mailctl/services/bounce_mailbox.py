@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from mailctl.config import BouncesSettings, Settings
 from mailctl.db import session_scope, utcnow
 from mailctl.errors import ConfigError, MailctlError
 from mailctl.models import BounceMailbox
+from mailctl.services.bounce_sources import MAX_REPORT_BYTES
 from mailctl.services.bounces import Rules, Tally, import_messages
 
 
@@ -106,11 +108,18 @@ class _Imap:
         if box.after == "move":
             self.conn.create(_quote(box.move_to))  # NO when it exists already: fine
 
-    def messages(self, limit: int) -> Iterator[bytes]:
+    def messages(self, limit: int) -> Iterator[bytes | None]:
         status, data = self.conn.uid("SEARCH", "ALL")
         found = data[0].split() if status == "OK" and data and data[0] else []
         self.uids = [uid.decode() for uid in found[:limit]]
         for uid in self.uids:
+            status, parts = self.conn.uid("FETCH", uid, "(RFC822.SIZE)")
+            size = re.search(
+                rb"RFC822\.SIZE (\d+)", parts[0] if isinstance(parts[0], bytes) else b""
+            )
+            if size is not None and int(size.group(1)) > MAX_REPORT_BYTES:
+                yield None  # not a bounce, and not read
+                continue
             status, parts = self.conn.uid("FETCH", uid, "(BODY.PEEK[])")
             raw = next((p[1] for p in parts if isinstance(p, tuple) and len(p) > 1), None)
             yield raw if isinstance(raw, bytes) else b""
@@ -160,10 +169,14 @@ class _Pop3:
             self.conn.close()
             raise
 
-    def messages(self, limit: int) -> Iterator[bytes]:
+    def messages(self, limit: int) -> Iterator[bytes | None]:
         _, listing, _ = self.conn.list()
-        self.numbers = [int(line.split()[0]) for line in listing][:limit]
-        for number in self.numbers:
+        sizes = [tuple(int(n) for n in line.split()[:2]) for line in listing][:limit]
+        self.numbers = [number for number, _ in sizes]
+        for number, size in sizes:
+            if size > MAX_REPORT_BYTES:
+                yield None  # not a bounce, and not read
+                continue
             _, lines, _ = self.conn.retr(number)
             yield b"\r\n".join(lines) + b"\r\n"
 

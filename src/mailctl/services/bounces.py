@@ -135,6 +135,10 @@ def record_bounce(session: Session, *, report: Report, rules: Rules) -> Recorded
     if target is None:
         return Recorded("unmatched", report.kind)
     owner_id, row, sent_to = target
+    if sent_to.startswith("erased:"):  # the person was erased: only the report names them
+        if not address:
+            return Recorded("unmatched", report.kind)
+        sent_to = address
     digest = address_hash(rules.secret, sent_to)
     ref = f"{report.source}:{report.ref}:{digest[:16]}"[:200]
     if session.exec(select(Bounce.id).where(Bounce.ref == ref)).first() is not None:
@@ -183,8 +187,11 @@ def _suppression_note(
     if report.kind == BounceKind.complaint.value:
         return f"complaint ({report.source}): {detail}"[:500].rstrip(": ")
     since = now - rules.soft_window
+    # Soft bounces of different messages: a server that warns three times about one slow
+    # message ("delayed", then again) has not bounced three of them.
+    messages = func.coalesce(col(Bounce.delivery_id), -col(Bounce.id))
     count = session.exec(
-        select(func.count(col(Bounce.id))).where(
+        select(func.count(func.distinct(messages))).where(
             Bounce.owner_id == owner_id,
             Bounce.email_hash == digest,
             Bounce.kind == BounceKind.soft.value,
@@ -194,7 +201,7 @@ def _suppression_note(
     if count < rules.soft_limit:
         return None
     days = rules.soft_window.days
-    return f"{count} soft bounces in {days} days, the last: {detail}"[:500].rstrip(": ")
+    return f"{count} messages soft-bounced in {days} days, the last: {detail}"[:500].rstrip(": ")
 
 
 @dataclass
