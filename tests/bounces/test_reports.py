@@ -60,7 +60,7 @@ def test_the_mailing_page_and_its_chart_show_them(
     assert "Bounced <strong>1</strong> (25.0%)" in text
     assert "(1 hard, 0 soft)" in text
     assert "complaints <strong>1</strong> (25.00%)" in text
-    assert 'data-label="Bounced">1 <span class="small text-body-secondary">(25.0%)' in text
+    assert 'data-label="Bounced"><span>1 <span class="small text-body-secondary">(25.0%)' in text
     assert "<title>" in page.text and ": 1 bounced</title>" in page.text
     assert ": 1 complained</title>" in page.text
 
