@@ -233,3 +233,39 @@ def test_unknown_addresses_and_bad_input(cli, engine, make_user, tmp_path: Path)
     refused = cli("bounces", "import", report, as_="u@example.com")
     assert refused.exit_code == 1
     assert refused.stderr.strip() == "error: a user cannot import or fetch bounces"
+
+
+def test_import_on_a_terminal(cli, engine, tmp_path: Path) -> None:
+    """On a pseudo-terminal, as a person runs it: the summary, and an error as one line."""
+    import os
+    import sys
+
+    import pexpect
+
+    report = tmp_path / "x.eml"
+    report.write_bytes(corpus.autoreply("news@example.org"))
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
+    term = pexpect.spawn(
+        sys.executable,
+        ["-m", "mailctl", "bounces", "import", str(report)],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+    )
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0, term.before
+    text = term.before.replace("\r\n", "\n")
+    assert "processed   1" in text and "ignored     1" in text
+    assert "processed 1: 0 hard, 0 soft, 0 complaints, 1 ignored" in text
+    term = pexpect.spawn(
+        sys.executable,
+        ["-m", "mailctl", "bounces", "import", str(tmp_path / "missing")],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+    )
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 1
+    assert term.before.strip() == f"error: {tmp_path / 'missing'}: no such file or directory"
