@@ -129,3 +129,25 @@ def test_erase_on_a_pipe_asks_and_refuses_without_yes(cli) -> None:
     ok(cli("client", "show", erin))
     fails(cli("client", "erase", 999_999, "--yes"), "client 999999 not found")
     assert [c["id"] for c in json.loads(ok(cli("client", "list", "--json")).stdout)] == [erin]
+
+
+def test_erase_deletes_the_persons_outbox_files_and_their_name_in_the_log(
+    cli, engine: Engine, mailctl_env
+) -> None:
+    """On the outbox transport, Erin's .eml files go and the log's "written to outbox as ..."
+    reply names a hash; a neighbour whose safe file name is the same stays."""
+    erin = new_id(cli("client", "add", "Erin+News@Example.com", "--tag", "news"))
+    ok(cli("client", "add", "erin_news@example.com", "--tag", "news"))  # same safe name
+    msg = new_id(cli("message", "add", "--subject", "Hi", "--body", "Hello"))
+    mailing = new_id(cli("mailing", "add", "--message", msg, "--tag", "news", "--start", "now"))
+    outbox = mailctl_env / "outbox"
+    assert len(list(outbox.glob("*.eml"))) == 2
+
+    result = ok(cli("client", "erase", erin, "--yes"))
+
+    assert "1 outbox files deleted" in result.stderr
+    left = list(outbox.glob("*.eml"))
+    assert len(left) == 1 and b"X-Envelope-To: <erin_news@example.com>" in left[0].read_bytes()
+    logs = ok(cli("mailing", "logs", mailing, "--json")).stdout.lower()
+    assert "erin+news" not in logs and "erin_news@example.com" in logs
+    assert _found_anywhere(engine, "Erin+News@Example.com") == []

@@ -310,6 +310,10 @@ def test_every_page_fits_the_screen(panel: Panel, browser: Any, site, size: str)
             # Last: taking a screenshot may itself touch the page's styles.
             name = f"{role}-{_slug(template)}-{size}"
             page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+            # A full-page capture leaves a frame below the first screen blank (Chromium paints
+            # only what was in view): each sandboxed message frame is shot on its own too.
+            for i, frame in enumerate(page.locator("iframe").all()):
+                frame.screenshot(path=str(out / f"{name}-frame{i + 1}.png"))
         context.close()
     assert not problems, "\n".join(problems)
     assert not panel.errors(), panel.errors()

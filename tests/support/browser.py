@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from tests.support.env import PG_URL
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -22,7 +24,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ROOT = Path(__file__).resolve().parents[2]  # the repository
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# CI runs the SQLite and PostgreSQL passes side by side: each keeps its own pictures.
+SCREENSHOTS = ROOT / "artifacts" / ("screenshots-postgres" if PG_URL else "screenshots")
 ADMIN = "admin@example.com"
 MANAGER = "manager@example.com"
 EDITOR = "editor@example.com"

@@ -199,10 +199,12 @@ def erase(
             actor=app_ctx.actor(session),
             client_id=client_id,
             secret=app_ctx.settings.web_secret_key(),
+            outbox_dir=Path(app_ctx.settings.delivery.outbox_dir),
         )
+    files = f"; {done.outbox_files} outbox files deleted" if done.outbox_files else ""
     note(
         f"erased client {client_id}: {done.deliveries} ledger rows and {done.attempts} log "
-        "rows now carry a keyed hash"
+        f"rows now carry a keyed hash{files}"
     )
 
 

@@ -24,6 +24,7 @@ from typing import Protocol
 from mailctl.config import Settings, SmtpServer
 from mailctl.models.delivery import DEFERRED, FAILED, SENT, UNKNOWN
 from mailctl.sending import tls
+from mailctl.sending.outbox import outbox_label
 from mailctl.sending.watchdog import Watchdog
 
 __all__ = ["DEFERRED", "FAILED", "SENT", "UNKNOWN"]  # what an Outcome's status can be
@@ -144,8 +145,7 @@ class OutboxTransport:
         if refused is not None:
             return refused
         self._seq += 1
-        safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)[:80]
-        name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{safe}.eml"
+        name = f"{time.time_ns()}-{os.getpid()}-{self._seq}-{outbox_label(recipient)}.eml"
         tmp = self.directory / f".{name}.tmp"
         try:
             if not self._made:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -130,10 +131,13 @@ async def client_erase(request: Request) -> Response:
     user = await require_user(request)
     client_id = int_or_404(request.path_params["client_id"])
     await checked_form(request)
-    secret = panel(request).links.secret
+    state = panel(request)
+    secret, outbox = state.links.secret, Path(state.settings.delivery.outbox_dir)
     await db(
         request,
-        lambda s: erase_client(session=s, actor=user, client_id=client_id, secret=secret),
+        lambda s: erase_client(
+            session=s, actor=user, client_id=client_id, secret=secret, outbox_dir=outbox
+        ),
     )
     flash(request, "Erased the client everywhere; the logs keep only a keyed hash.")
     return redirect("/clients")
