@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from mailctl.config import load_settings
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Bounce, Suppression
 from mailctl.sending.verp import ReturnPath
@@ -269,3 +270,29 @@ def test_import_on_a_terminal(cli, engine, tmp_path: Path) -> None:
     term.close()
     assert term.exitstatus == 1
     assert term.before.strip() == f"error: {tmp_path / 'missing'}: no such file or directory"
+
+
+def test_erasure_scrubs_the_bounce_log(
+    cli, engine, owner, sink: Sink, smtp_settings, make_mailing, send_all, tmp_path: Path
+) -> None:
+    _, _, senders = _sent_mailing(
+        engine, sink, smtp_settings, make_mailing, send_all, ["ann@example.com"]
+    )
+    (tmp_path / "b.eml").write_bytes(corpus.postfix("ann@example.com", senders["ann@example.com"]))
+    _ok(cli("bounces", "import", tmp_path / "b.eml"))
+    with session_scope(engine) as session:
+        (bounce,) = session.exec(select(Bounce)).all()
+        assert "ann@example.com" in bounce.reason  # the diagnostic quotes the address
+    _ok(cli("client", "erase", "1", "--yes", as_=owner.email))
+    with session_scope(engine) as session:
+        (bounce,) = session.exec(select(Bounce)).all()
+        assert "ann@example.com" not in bounce.reason and "erased:" in bounce.reason
+    # Still blocked: imported again, the address stays suppressed.
+    _ok(cli("client", "add", "ann@example.com", as_=owner.email))
+    with session_scope(engine) as session:
+        assert is_suppressed(
+            session,
+            owner_id=owner.id,
+            email="ann@example.com",
+            secret=Rules.from_settings(load_settings()).secret,
+        )
