@@ -127,8 +127,8 @@ class Dovecot:
             stderr=subprocess.PIPE,
         )
         server = cls(directory, ports, directory / "server.crt", proc)
-        server.maildir()  # created before the first login, owned by the mail user
         try:
+            server.maildir()  # created before the first login, owned by the mail user
             deadline = time.monotonic() + 30
             for port in ports.values():
                 while True:
