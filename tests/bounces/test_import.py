@@ -296,3 +296,33 @@ def test_erasure_scrubs_the_bounce_log(
             email="ann@example.com",
             secret=Rules.from_settings(load_settings()).secret,
         )
+
+
+def test_a_bounce_is_a_webhook_event_for_its_owner(
+    cli, engine, owner, sink: Sink, smtp_settings, make_mailing, send_all, tmp_path: Path
+) -> None:
+    from mailctl.models import User, WebhookDelivery
+    from mailctl.services.webhooks import add_webhook
+
+    _, mailing_id, senders = _sent_mailing(
+        engine, sink, smtp_settings, make_mailing, send_all, ["ann@example.com"]
+    )
+    with session_scope(engine) as session:
+        actor = session.get(User, owner.id)
+        assert actor is not None
+        add_webhook(
+            session=session,
+            actor=actor,
+            url="https://hooks.example.org/in",
+            events=["message.bounced"],
+        )
+    (tmp_path / "b.eml").write_bytes(corpus.postfix("ann@example.com", senders["ann@example.com"]))
+    _ok(cli("bounces", "import", tmp_path / "b.eml"))
+    _ok(cli("bounces", "import", tmp_path / "b.eml"))  # counted once: one event
+    with session_scope(engine) as session:
+        (queued,) = session.exec(select(WebhookDelivery)).all()
+        body = json.loads(queued.body)
+    assert body["event"] == "message.bounced"
+    data = body["data"]
+    assert (data["email"], data["kind"], data["status"]) == ("ann@example.com", "hard", "5.1.1")
+    assert (data["mailing_id"], data["suppressed"], data["source"]) == (mailing_id, True, "mail")

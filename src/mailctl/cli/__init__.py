@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mailctl.cli.bounces:app",
         "Bounces and complaints: import files, fetch the mailbox.",
     ),
+    "apikey": ("mailctl.cli.apikey:app", "Keys for the REST API: add, list, revoke."),
+    "webhook": ("mailctl.cli.webhook:app", "Outgoing webhooks: add, list, remove, test."),
     "stats": (
         "mailctl.cli.setup:stats",
         "Print the home page figures: mailings, active mailings, unique client emails.",

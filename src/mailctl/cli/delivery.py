@@ -266,14 +266,20 @@ def retry(
 
 
 def send_due(app_ctx: AppContext) -> Summary:
-    from mailctl.services import delivery
+    from mailctl.services import delivery, webhooks
 
-    return delivery.run_pass(
+    summary = delivery.run_pass(
         engine=app_ctx.engine,
         settings=app_ctx.settings,
         clock=app_ctx.clock,
         worker=delivery.new_worker_id("cli"),
     )
+    # Then the webhook queue (run.finished of this pass included); a receiver that is down
+    # only leaves its deliveries for a later pass.
+    hooks = webhooks.deliver_due(engine=app_ctx.engine, settings=app_ctx.settings)
+    if hooks.busy:
+        typer.echo(f"webhooks: {hooks.delivered} delivered, {hooks.failed} failed", err=True)
+    return summary
 
 
 def run_due(ctx: typer.Context, as_json: JsonOpt = False) -> None:

@@ -5,6 +5,7 @@ from mailctl.config.example import example_toml
 from mailctl.config.loader import APP, Effective, Settings, find_config, load_settings, mask
 from mailctl.config.schema import LISTS, SCHEMA, Key, coerce, env_name
 from mailctl.config.sections import (
+    ApiSettings,
     BouncesSettings,
     CacheSettings,
     DatabaseSettings,
@@ -25,6 +26,7 @@ __all__ = [
     "APP",
     "LISTS",
     "SCHEMA",
+    "ApiSettings",
     "BouncesSettings",
     "CacheSettings",
     "DatabaseSettings",

@@ -13,6 +13,7 @@ import platformdirs
 
 from mailctl.config.schema import LISTS, SCHEMA, coerce, env_name
 from mailctl.config.sections import (
+    ApiSettings,
     BouncesSettings,
     CacheSettings,
     DatabaseSettings,
@@ -61,6 +62,7 @@ class Settings:
     web: WebSettings
     bounces: BouncesSettings
     hooks: HooksSettings
+    api: ApiSettings
     cache: CacheSettings
     # Not a user option: integration tests shrink periodic runs to seconds with it
     # (MAILCTL_TEST_PERIOD_SECONDS). No default: whoever builds a Clock passes it on.
@@ -188,6 +190,7 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         web=WebSettings(**values["web"]),
         bounces=BouncesSettings(**values["bounces"]),
         hooks=HooksSettings(**values["hooks"]),
+        api=ApiSettings(**values["api"]),
         cache=CacheSettings(**values["cache"]),
         test_period_seconds=test_period,
         config_path=config_path,

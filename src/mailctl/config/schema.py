@@ -238,6 +238,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
             str, "", "HMAC-SHA256 key of the generic JSON webhook; empty: off", secret=True
         ),
     },
+    "api": {
+        "rate_limit": Key(
+            int, 600, "requests one API key may make per rate_window_seconds (then 429)", minimum=1
+        ),
+        "rate_window_seconds": Key(int, 60, "the window of api.rate_limit", minimum=1),
+        "webhook_timeout_seconds": Key(
+            float, 10.0, "overall deadline of one webhook delivery (connect, send, answer)"
+        ),
+        "webhook_max_attempts": Key(
+            int, 8, "tries of one webhook delivery before it is given up", minimum=1
+        ),
+        "webhook_retry_first_seconds": Key(
+            int, 30, "first retry of a failed webhook delivery; doubles each time", minimum=0
+        ),
+        "webhook_disable_after": Key(
+            int, 20, "consecutive failed tries after which a webhook is disabled", minimum=1
+        ),
+    },
     "cache": {
         "dir": Key(str, None, "diskcache folder"),
         "ttl_seconds": Key(int, 60, "lifetime of cached home page figures and blog pages"),

@@ -186,6 +186,16 @@ class HooksSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    rate_limit: int
+    rate_window_seconds: int
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    webhook_retry_first_seconds: int
+    webhook_disable_after: int
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     dir: str
     ttl_seconds: int
@@ -202,6 +212,7 @@ SECTION_TYPES: dict[str, type] = {
     "web": WebSettings,
     "bounces": BouncesSettings,
     "hooks": HooksSettings,
+    "api": ApiSettings,
     "cache": CacheSettings,
 }
 # Fields a section's dataclass has beyond its keys (set by the loader, not by the user).

@@ -1,5 +1,6 @@
 """Tables. Importing this package registers every model on SQLModel.metadata."""
 
+from mailctl.models.apikey import ApiKey, KeyScope
 from mailctl.models.audience import ClientTag, MailingTag, Tag
 from mailctl.models.blog import BlogPost
 from mailctl.models.bounce import Bounce, BounceKind, BounceMailbox, HookReceipt
@@ -15,8 +16,10 @@ from mailctl.models.smtp import SmtpServerState
 from mailctl.models.suppression import Suppression, SuppressionReason
 from mailctl.models.test_send import TestSend
 from mailctl.models.user import Role, User
+from mailctl.models.webhook import HookState, Webhook, WebhookDelivery
 
 __all__ = [
+    "ApiKey",
     "Audience",
     "BlogPost",
     "BodyFormat",
@@ -32,6 +35,8 @@ __all__ = [
     "DeliveryState",
     "Every",
     "HookReceipt",
+    "HookState",
+    "KeyScope",
     "Layout",
     "Mailing",
     "MailingClient",
@@ -49,6 +54,8 @@ __all__ = [
     "Tag",
     "TestSend",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "Worker",
     "WorkerState",
 ]

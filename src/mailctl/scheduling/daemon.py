@@ -103,6 +103,7 @@ class Daemon:
                 require_current(self.engine)
                 self.schema_ok = True
             summary = self._run_pass()
+            self._send_webhooks()
             due = delivery.next_due(self.engine)
         except Exception as exc:
             self.failures += 1
@@ -121,6 +122,18 @@ class Daemon:
         wake = self.wake_time(due, busy=busy, now=utcnow())
         log.debug("next wake-up at %s", wake.isoformat(timespec="seconds"))
         return wake
+
+    def _send_webhooks(self) -> None:
+        """The webhook queue, after the mail: a receiver that is down never stops a pass."""
+        from mailctl.services import webhooks  # httpx: loaded by the daemon, not by `status`
+
+        try:
+            sent = webhooks.deliver_due(engine=self.engine, settings=self.settings)
+        except Exception as exc:
+            log.error("webhooks not sent this tick: %s", describe(exc))
+            return
+        if sent.busy:
+            log.info("webhooks: %d delivered, %d failed", sent.delivered, sent.failed)
 
     def _run_pass(self) -> Summary:
         # Our own sender, so that a stop can say which message it is waiting for.

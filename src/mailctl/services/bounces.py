@@ -1,5 +1,6 @@
 """Bounces and complaints, whichever way they come (a mailbox, a file, a relay's webhook):
-`record_bounce` is the one place that records one and applies its effect.
+`record_bounce` is the one place that records one and applies its effect, and emits the
+owner's `message.bounced` webhook event.
 
 A hard bounce or a complaint puts the address on its owner's suppression list at once; soft
 bounces are counted, and `[bounces] soft_limit` of them within `soft_window_days` suppress. The
@@ -37,6 +38,7 @@ from mailctl.models.delivery import SENT
 from mailctl.sending.verp import Reference, ReturnPath
 from mailctl.services.access import require_role
 from mailctl.services.bounce_parse import parse_report
+from mailctl.services.events import MESSAGE_BOUNCED, emit
 from mailctl.services.suppressions import suppress_address
 from mailctl.tokens import address_hash
 
@@ -164,17 +166,35 @@ def record_bounce(session: Session, *, report: Report, rules: Rules) -> Recorded
         session.add(row)
     session.flush()
     note = _suppression_note(session, report, owner_id, digest, rules, now)
-    if note is None:
-        return Recorded("recorded", report.kind, owner_id, row.id if row else None)
-    reason = (
-        SuppressionReason.complaint.value
-        if report.kind == BounceKind.complaint.value
-        else SuppressionReason.bounce.value
+    if note is not None:
+        reason = (
+            SuppressionReason.complaint.value
+            if report.kind == BounceKind.complaint.value
+            else SuppressionReason.bounce.value
+        )
+        suppress_address(
+            session, owner_id=owner_id, email=sent_to, reason=reason, secret=rules.secret, note=note
+        )
+    # The owner's outgoing webhooks hear of it in this same transaction.
+    emit(
+        session,
+        owner_id,
+        MESSAGE_BOUNCED,
+        {
+            "email": sent_to,
+            "kind": report.kind,
+            "status": report.status,
+            "reason": report.reason,
+            "source": report.source,
+            "mailing_id": row.mailing_id if row else None,
+            "run_id": row.run_id if row else None,
+            "client_id": row.client_id if row else None,
+            "suppressed": note is not None,
+            "received_at": now,
+        },
     )
-    suppress_address(
-        session, owner_id=owner_id, email=sent_to, reason=reason, secret=rules.secret, note=note
-    )
-    return Recorded("recorded", report.kind, owner_id, row.id if row else None, suppressed=True)
+    row_id = row.id if row else None
+    return Recorded("recorded", report.kind, owner_id, row_id, suppressed=note is not None)
 
 
 def _suppression_note(

@@ -18,6 +18,7 @@ from mailctl.models import Client, ClientTag, SuppressionReason, Tag, User
 from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
 from mailctl.services.csvfile import restore_cell, write_csv
+from mailctl.services.events import CLIENT_UNSUBSCRIBED, emit
 from mailctl.services.fields import (
     clean_field_name,
     clean_value,
@@ -239,6 +240,12 @@ def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
             email=client.email,
             reason=SuppressionReason.unsubscribed.value,
             secret=secret,
+        )
+        emit(
+            session,
+            client.owner_id,
+            CLIENT_UNSUBSCRIBED,
+            {"client_id": client.id, "email": client.email, "via": "link", "tags": []},
         )
     return client
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from mailctl.models import Client, ClientTag, Tag
 from mailctl.services.clients import unsubscribe_target
+from mailctl.services.events import CLIENT_SUBSCRIBED, CLIENT_UNSUBSCRIBED, emit
 
 
 @dataclass(frozen=True)
@@ -54,4 +55,11 @@ def set_preferences(
         )
     session.add_all(ClientTag(client_id=client.id or 0, tag_id=t.id or 0) for t in join)
     session.flush()
+    about = {"client_id": client.id, "email": client.email, "via": "preferences"}
+    if leave:
+        names = sorted(t.name for t, _ in public if t.id in leave)
+        emit(session, client.owner_id, CLIENT_UNSUBSCRIBED, {**about, "tags": names})
+    if join:
+        names = sorted(t.name for t in join)
+        emit(session, client.owner_id, CLIENT_SUBSCRIBED, {**about, "tags": names})
     return Preferences(client, _public(session, client))

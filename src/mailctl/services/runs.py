@@ -20,6 +20,7 @@ from mailctl.models import Delivery, Mailing, MailingRun, MailingStatus, User
 from mailctl.models.delivery import OPEN
 from mailctl.schedule import Clock
 from mailctl.services.audiences import ledger_rows
+from mailctl.services.events import RUN_FINISHED, emit
 from mailctl.services.mailings import refresh_status, require_sendable
 
 
@@ -164,10 +165,39 @@ def close_runs(
             if not open_rows:
                 run.finished_at = now
                 session.add(run)
+                _emit_finished(session, run)
         for mid in mailing_ids:
             mailing = session.get(Mailing, mid)
             if mailing is not None:
                 refresh_status(session, mailing, now)
+
+
+def _emit_finished(session: Session, run: MailingRun) -> None:
+    """run.finished for the mailing's owner's webhooks: the run and its outcomes per state."""
+    mailing = session.get(Mailing, run.mailing_id)
+    if mailing is None:
+        return
+    counts = dict(
+        session.exec(
+            select(Delivery.state, func.count())
+            .where(Delivery.run_id == run.id)
+            .group_by(col(Delivery.state))
+        ).all()
+    )
+    emit(
+        session,
+        mailing.owner_id,
+        RUN_FINISHED,
+        {
+            "mailing_id": mailing.id,
+            "run_id": run.id,
+            "scheduled_at": run.scheduled_at,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "recipients": run.recipients,
+            "counts": counts,
+        },
+    )
 
 
 def mailings_to_settle(engine: Engine, now: datetime | None = None) -> set[int]:

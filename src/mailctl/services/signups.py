@@ -28,6 +28,7 @@ from mailctl.sending.links import Links
 from mailctl.services.access import CONTENT_ROLES, get_visible, owner_scope, require_role
 from mailctl.services.accounts import Counters
 from mailctl.services.clients import get_client
+from mailctl.services.events import CLIENT_SUBSCRIBED, emit
 from mailctl.services.suppressions import is_suppressed
 from mailctl.services.tagging import ensure_tags, link_tags
 from mailctl.services.validation import clean_email, clean_text
@@ -303,4 +304,17 @@ def confirm_signup(*, session: Session, links: Links, token: str) -> tuple[Clien
         )
     )
     session.flush()
+    emit(
+        session,
+        form.owner_id,
+        CLIENT_SUBSCRIBED,
+        {
+            "client_id": client.id,
+            "email": client.email,
+            "full_name": client.full_name,
+            "form_id": form.id,
+            "tags": sorted(t.name for t in tags),
+            "via": "signup",
+        },
+    )
     return client, form.redirect_url

@@ -22,6 +22,7 @@ from mailctl.db import make_engine, on_commit
 from mailctl.errors import MailctlError
 from mailctl.migrations import require_current
 from mailctl.services.accounts import Links
+from mailctl.web.api import ApiSplit, create_api
 from mailctl.web.headers import SecurityHeaders
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
@@ -38,9 +39,13 @@ class Panel(Starlette):
     page of Starlette's outermost error middleware carries them."""
 
     hsts = False
+    api: ASGIApp | None = None  # /api/v1, reached before the session middleware
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), hsts=self.hsts)
+        stack = super().build_middleware_stack()
+        if self.api is not None:
+            stack = ApiSplit(stack, self.api)
+        return SecurityHeaders(stack, hsts=self.hsts)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -115,4 +120,5 @@ def create_app(settings: Settings) -> Starlette:
         # Its threads start with the first pass it is given.
         sender=BackgroundSender(engine, settings),
     )
+    app.api = create_api(app.state.panel, settings)
     return app

@@ -11,6 +11,7 @@ AREAS = (
     "public",
     "subscribe",
     "accounts",
+    "apikeys",
     "clients",
     "audience",
     "messages",

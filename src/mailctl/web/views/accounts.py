@@ -22,7 +22,7 @@ from mailctl.errors import (
     Unverified,
 )
 from mailctl.models import User
-from mailctl.services import accounts, users
+from mailctl.services import accounts, apikeys, users
 from mailctl.services.access import capabilities
 from mailctl.web.pages import db, flash, redirect, render
 from mailctl.web.security import checked_form, current_user, login, logout, require_user, safe_next
@@ -256,15 +256,33 @@ async def reset(request: Request) -> Response:
 # -- the account page --------------------------------------------------------------------------
 
 
-def _account(
-    request: Request, user: User, *, status: int = 200, error: str | None = None
+async def account_page(
+    request: Request,
+    user: User,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    new_key: str | None = None,
 ) -> Response:
-    return render(request, "accounts/account.html", status_code=status, account=user, error=error)
+    """The account page, with the user's API keys (and a key just made, shown this once)."""
+    keys = await db(
+        request, lambda s: list(apikeys.list_keys(session=s, actor=user)), readonly=True
+    )
+    return render(
+        request,
+        "accounts/account.html",
+        status_code=status,
+        account=user,
+        error=error,
+        keys=keys,
+        new_key=new_key,
+        key_prefix=apikeys.KEY_PREFIX,
+    )
 
 
 async def account(request: Request) -> Response:
     user = await require_user(request)
-    return _account(request, user)
+    return await account_page(request, user)
 
 
 async def change_password(request: Request) -> Response:
@@ -282,7 +300,7 @@ async def change_password(request: Request) -> Response:
             ),
         )
     except Invalid as exc:
-        return _account(request, user, status=400, error=str(exc))
+        return await account_page(request, user, status=400, error=str(exc))
     # The version went up, which ends every other session; this one carries on.
     login(request, updated)
     flash(request, "Your password is changed. Other sessions are logged out.")
@@ -300,7 +318,7 @@ async def change_profile(request: Request) -> Response:
             ),
         )
     except Invalid as exc:
-        return _account(request, user, status=400, error=str(exc))
+        return await account_page(request, user, status=400, error=str(exc))
     flash(request, "Your name is saved.")
     return redirect("/account")
 
