@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Any
@@ -32,5 +33,11 @@ def unsign(secret: str, purpose: str, token: str, *, max_age: int | None = None)
 def address_hash(secret: str, address: str) -> str:
     """A keyed hash of an address (case folded): what erasure leaves behind, so counts stay
     right and a suppressed address stays blocked, without the address being readable."""
-    key = hashlib.sha256(f"mailctl.address:{secret}".encode()).digest()
-    return hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+    # The key derived once per secret, and OpenSSL's one-shot HMAC (hmac.digest with a named
+    # hash): the sender hashes every address it claims; this is a third of hmac.new's cost.
+    return hmac.digest(_address_key(secret), address.strip().lower().encode(), "sha256").hex()
+
+
+@functools.lru_cache(maxsize=8)
+def _address_key(secret: str) -> bytes:
+    return hashlib.sha256(f"mailctl.address:{secret}".encode()).digest()

@@ -89,13 +89,24 @@ def test_a_quota_reached_mid_run_pauses_it_until_the_next_window(
         assert first.stopped is not None and first.stopped.startswith(
             "waiting: smtp has sent its quota of 5 messages per day; sending resumes at"
         )
-        # A pause, not a failure: the rest is pending, the mailing says why.
+        # A pause, not a failure: the rest is pending, the mailing says what it waits for, as
+        # a state of its own (not its last error).
         states = delivery_states(engine, mailing_id)
         assert states == {"sent": first.sent, "pending": 12 - first.sent}
-        assert mailing_row(engine, mailing_id)["last_error"] == first.stopped
+        row = mailing_row(engine, mailing_id)
+        assert row["last_error"] is None and row["quota_server"] == "smtp"
+        assert row["quota_until"] is not None
+        waiting = "waiting for quota of smtp: resumes at "
         status = bare_cli("status")
         assert status.exit_code == 0, status.stderr
-        assert f"last pass: {first.stopped}" in status.stdout
+        assert waiting in status.stdout and "last pass:" not in status.stdout
+        for command in (
+            ["mailing", "show", str(mailing_id)],
+            ["mailing", "report", str(mailing_id)],
+        ):
+            shown = bare_cli(*command)
+            assert shown.exit_code == 0, shown.stderr
+            assert waiting in shown.stdout, shown.stdout
 
         # The same window: nothing more goes, nothing is tried.
         again = run_pass(engine=engine, settings=settings, clock=clock, worker="again")

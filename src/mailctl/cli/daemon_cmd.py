@@ -124,6 +124,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     Example: mailctl status --json
     """
     from mailctl.models.delivery import WAITING
+    from mailctl.services.status import quota_note
     from mailctl.services.status import status as read_status
 
     app_ctx = app_context(ctx)
@@ -154,6 +155,8 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         counts = ", ".join(f"{s} {m[s]}" for s in WAITING if m[s])
         retry = f" (next retry {fmt(m['next_retry_at'], tz)})" if m["next_retry_at"] else ""
         out.append(f"  mailing {m['mailing_id']}: {counts}{retry}")
+        if m["quota_server"]:
+            out.append(f"    {quota_note(m['quota_server'], m['quota_until'], tz)}")
         if m["last_error"]:
             out.append(f"    last pass: {m['last_error']}")
     totals = report.totals

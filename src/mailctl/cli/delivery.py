@@ -226,11 +226,10 @@ def report(
         f" complaints {c.complaints} ({_pct(c.complaint_rate)})"
         for run, c in sorted(per_run.items())
     )
-    emit_one(
-        result.as_dict() | bounced.as_dict() | {"runs_bounces": runs if as_json else lines},
-        as_json=as_json,
-        tz=app_ctx.tz,
-    )
+    # A quota pause is the mailing's state, not its error: a line of its own, first.
+    record = {"waiting": result.waiting(app_ctx.tz), **result.as_dict()}
+    record |= bounced.as_dict() | {"runs_bounces": runs if as_json else lines}
+    emit_one(record, as_json=as_json, tz=app_ctx.tz)
 
 
 def _pct(rate: float | None) -> str:

@@ -16,6 +16,7 @@ from mailctl.models import Mailing
 from mailctl.services import mailings as svc
 from mailctl.services.audiences import mailing_tag_names
 from mailctl.services.mailing_rows import client_counts
+from mailctl.services.status import quota_note
 from mailctl.timeutil import parse_when, to_local
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -66,6 +67,7 @@ def _detail(session: Session, mailing: Mailing, tz: str) -> dict[str, Any]:
         "tags": mailing_tag_names(session, mailing.id or 0),
         "client_ids": client_ids,
         "last_run_at": _local(mailing.last_run_at, tz),
+        "waiting": quota_note(mailing.quota_server, mailing.quota_until, tz),
         "last_error": mailing.last_error,
         "created_at": _local(mailing.created_at, tz),
         "updated_at": _local(mailing.updated_at, tz),

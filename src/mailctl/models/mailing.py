@@ -56,6 +56,10 @@ class Mailing(SQLModel, table=True):
     last_run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Why the last pass stopped early (circuit breaker, rejected login), shown to the owner.
     last_error: str | None = Field(default=None, max_length=1000)
+    # A pass paused by a server's quota (per minute, hour or day) that was full: which server,
+    # and when its window opens. A state of its own, not an error; cleared by the next pass.
+    quota_server: str | None = Field(default=None, max_length=200)
+    quota_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -11,6 +11,9 @@ class SmtpServerState(SQLModel, table=True):
     `next_slot` is the pacing of rate_per_second (a cell-rate schedule: the earliest moment, in
     epoch seconds, the next message may start, whoever sends it); the three windows count the
     messages started in the current UTC minute, hour and day against their quotas.
+    `throttle_rate` is the rate the server's last "slow down" left it at (every sender obeys
+    it), set at `throttled_at` and growing back by one message per second each second until
+    it reaches `throttle_peak`, the rate it was slowed from; None when not slowed.
     """
 
     __tablename__ = "smtp_server_state"
@@ -23,6 +26,9 @@ class SmtpServerState(SQLModel, table=True):
     hour_count: int = 0
     day_start: float = 0.0
     day_count: int = 0
+    throttle_rate: float | None = None
+    throttle_peak: float = 0.0
+    throttled_at: float = 0.0
     # The last change of health a sender saw (out of rotation, throttled, back), for `smtp list`.
     health: str | None = Field(default=None, max_length=1000)
     health_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

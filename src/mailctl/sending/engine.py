@@ -227,7 +227,7 @@ class Sender:
             with self.engine.connect() as conn:
                 ledger.release(conn, self.worker)
                 # The owner sees why a pass stopped early; a pass that got through clears it.
-                ledger.note_mailings(conn, feed.touched, summary.stopped)
+                ledger.note_mailings(conn, feed.touched, summary.stopped, feed.quota)
         return summary
 
     @staticmethod
@@ -348,6 +348,8 @@ class Sender:
             ledger.put_back(conn, row.id)
             if exc.fallback:
                 feed.exhausted(exc.halt)
+            elif exc.quota is not None and exc.halt is not None:
+                feed.wait_quota(exc.halt, *exc.quota)
             elif exc.halt is not None:
                 feed.halt(exc.halt)
             return None

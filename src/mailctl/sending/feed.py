@@ -26,6 +26,7 @@ from mailctl.sending.transport import Outcome
 
 # A recipient throttled this often in one pass waits for the next pass.
 MAX_THROTTLED = 5
+RETRY_GRACE = 30.0  # seconds a throttled row due again is waited for in its pass
 
 
 class Owner(Protocol):
@@ -62,6 +63,7 @@ class Feed:
         self._done = False
         self._exhausted = False
         self.fallback: str | None = None
+        self.quota: tuple[str, float] | None = None  # what stopped the pass, if a quota did
         # Rows throttled in this pass: when to stop waiting for each, and how often it was.
         self._retry: dict[int, float] = {}
         self._throttles: dict[int, int] = {}
@@ -99,8 +101,10 @@ class Feed:
         with self._lock:
             self._throttles[row_id] = self._throttles.get(row_id, 0) + 1
             if self._throttles[row_id] <= MAX_THROTTLED:
-                # Given up on when it is still not claimable a while after it is due.
-                self._retry[row_id] = time.monotonic() + seconds + 5.0
+                # Given up on when it is still not claimable a while after it is due (its
+                # outcome rides on the lane's next write, which a slowed server can hold up
+                # for seconds on a busy machine; the next pass takes it then).
+                self._retry[row_id] = time.monotonic() + seconds + RETRY_GRACE
 
     def peek_for(self, conn: Connection, lane: int) -> LedgerRow | None:
         """Reserve the lane's next row (to render it while the server answers); never waits."""
@@ -159,6 +163,13 @@ class Feed:
         with self._lock:
             if self.summary.stopped is None:
                 self.summary.stopped = reason
+
+    def wait_quota(self, reason: str, server: str, until: float) -> None:
+        """A server's quota is full: the pass stops and the mailings wait for its window."""
+        with self._lock:
+            if self.summary.stopped is None:
+                self.summary.stopped = reason
+                self.quota = (server, until)
 
     def exhausted(self, reason: str | None) -> None:
         """No server is left for this pass: it ends; `reason` is its note if none other is."""

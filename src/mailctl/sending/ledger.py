@@ -13,7 +13,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, insert, or_, select, update
@@ -427,13 +427,25 @@ def renew(
     statements.renew.run(dbapi_cursor(conn), p_worker=worker, p_lease=now + policy.lease)
 
 
-def note_mailings(conn: Connection, mailing_ids: set[int], error: str | None) -> None:
+def note_mailings(
+    conn: Connection,
+    mailing_ids: set[int],
+    error: str | None,
+    quota: tuple[str, float] | None = None,
+) -> None:
+    """Why the pass stopped early, or which server's quota it waits for (not an error)."""
     if not mailing_ids:
         return
+    values: dict[str, Any] = {"last_error": error, "quota_server": None, "quota_until": None}
+    if quota is not None:
+        server, until = quota
+        values = {
+            "last_error": None,
+            "quota_server": server,
+            "quota_until": datetime.fromtimestamp(until, UTC),
+        }
     with conn.begin():
-        conn.execute(
-            update(Mailing).where(col(Mailing.id).in_(mailing_ids)).values(last_error=error)
-        )
+        conn.execute(update(Mailing).where(col(Mailing.id).in_(mailing_ids)).values(**values))
 
 
 def put_back(conn: Connection, row_id: int) -> None:

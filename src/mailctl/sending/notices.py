@@ -1,7 +1,8 @@
 """Account emails (verification, password reset, "you already have an account").
 
-They go out through the same transport as mailings, one at a time, built by the same MIME
-builder, so no user-typed value can add a header.
+They go out through the same servers as mailings (by priority and weight, failing over to
+the next when one is down), one at a time, built by the same MIME builder, so no user-typed
+value can add a header.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 from mailctl.config import Settings
 from mailctl.models.delivery import FAILED, SENT
 from mailctl.sending.mime import MimeBuilder, encode_text
-from mailctl.sending.transport import Outcome, make_transport
+from mailctl.sending.pool import one_off
+from mailctl.sending.transport import Outcome
 
 log = logging.getLogger(__name__)
 # RFC 3834: no vacation auto-replies to account mail.
@@ -31,7 +33,7 @@ def send_notice(*, settings: Settings, to: str, subject: str, body: str) -> Outc
     """Send one account email. Never raises: a failure is logged and returned."""
     try:
         data = build_notice(settings=settings, to=to, subject=subject, body=body)
-        transport = make_transport(settings)
+        transport = one_off(settings)
         try:
             outcome = transport.send(sender=settings.delivery.from_address, recipient=to, data=data)
         finally:

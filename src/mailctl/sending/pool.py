@@ -17,7 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
@@ -25,8 +26,8 @@ from sqlalchemy.engine import Connection
 from mailctl.config import Settings, SmtpServer
 from mailctl.db import utcnow
 from mailctl.models import SmtpServerState
-from mailctl.models.delivery import UNKNOWN
-from mailctl.sending.pacing import QuotaReached, SharedLimit, Throttle, ensure_row
+from mailctl.models.delivery import FAILED, UNKNOWN
+from mailctl.sending.pacing import LATE, QuotaReached, SharedLimit, ensure_row
 from mailctl.sending.policy import STOP
 from mailctl.sending.transport import (
     NotSent,
@@ -49,8 +50,7 @@ S = T.c
 @dataclass
 class ServerState:
     server: SmtpServer
-    limit: SharedLimit | None
-    throttle: Throttle = field(default_factory=Throttle)
+    limit: SharedLimit
     busy: int = 0
     proven: bool = False
     trouble: int = 0
@@ -153,12 +153,13 @@ class Pool:
 
     # -- what a server's answer tells ------------------------------------------------------
 
-    def answered(self, state: ServerState, outcome: Outcome, tried: set[str]) -> str | None:
+    def answered(
+        self, state: ServerState, outcome: Outcome, tried: set[str], conn: Connection | None
+    ) -> str | None:
         """Count one outcome toward the server's health; the health note when it changed."""
+        if outcome.throttled:
+            return self._slowed(state, outcome, conn)
         with self._cond:
-            if outcome.throttled:
-                rate = state.throttle.slowed()
-                return f"throttled: slowed to {rate:.1f} msg/s after {outcome.reply}"
             trouble = outcome.connection_failure or outcome.status == UNKNOWN
             if not trouble:
                 state.trouble, state.proven = 0, True
@@ -171,6 +172,19 @@ class Pool:
             if elsewhere or state.trouble >= self.breaker:
                 return self._take_out(state, outcome.reply)
             return None
+
+    @staticmethod
+    def _slowed(state: ServerState, outcome: Outcome, conn: Connection | None) -> str:
+        """A "slow down": the server's rate halves for every sender (in the database)."""
+        if conn is None:
+            return f"throttled after {outcome.reply}"
+        try:
+            rate = state.limit.slowed(conn)
+        except Exception as exc:  # the lane's next write says it if the database is gone
+            log.warning("could not slow %s down for every sender: %s", state.name, exc)
+            return f"throttled after {outcome.reply}"
+        log.warning("%s asked to slow down: %.1f msg/s for every sender", state.name, rate)
+        return f"throttled: slowed to {rate:.1f} msg/s after {outcome.reply}"
 
     def _take_out(self, state: ServerState, reason: str) -> str:
         state.downs += 1
@@ -216,6 +230,7 @@ class Lane:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.conn: Connection | None = None
+        self._lead = 0.0  # seconds from a booking to the final dot being ready (see _book)
         self._connections: dict[str, SmtpTransport] = {}
 
     def bind(self, conn: Connection) -> None:
@@ -225,6 +240,31 @@ class Lane:
     def _wait(self, seconds: float) -> None:
         if seconds > 0 and self.pool.stop.wait(seconds):
             raise NotSent("stopped while waiting for the rate limit")
+
+    def _book(self, limit: SharedLimit, *, count: bool = True) -> list[float]:
+        """A slot for one message (its quota counted unless `count` is False): [the
+        time.monotonic() its final dot may leave at, when it was booked]. A first booking
+        leaves room for the envelope's round trip, as long as this lane's last ones took."""
+        assert self.conn is not None
+        lead = self._lead if count else 0.0
+        while True:
+            wait, booked, since = limit.book(self.conn, count=count, lead=lead)
+            if booked:
+                return [since + wait, time.monotonic()]
+            self._wait(wait - (time.monotonic() - since))
+
+    def _gate(self, limit: SharedLimit, slot: list[float]) -> None:
+        """Before the final dot: wait for the slot; a slot missed by more than LATE (a long
+        round trip, a busy machine) is given back for the next free one, so a late message
+        never lands next to the ones booked after it."""
+        # How long the envelope took since the booking (a moving average, at most a second).
+        took = time.monotonic() - slot[1]
+        self._lead = min(1.0, 0.8 * self._lead + 0.2 * took)
+        while True:
+            self._wait(slot[0] - time.monotonic())
+            if time.monotonic() - slot[0] <= LATE:
+                return
+            slot[:] = self._book(limit, count=False)
 
     def send(
         self,
@@ -245,13 +285,12 @@ class Lane:
                 break
             health: str | None = None
             try:
+                gate: Callable[[], None] | None = None
                 try:
-                    if state.limit is not None and self.conn is not None:
-                        booked = False
-                        while not booked:
-                            wait, booked = state.limit.reserve(self.conn)
-                            self._wait(wait)
-                    self._wait(state.throttle.wait())
+                    if self.conn is not None and state.limit.paced(self.conn):
+                        gate = partial(self._gate, state.limit, self._book(state.limit))
+                    else:
+                        state.limit.started()
                 except QuotaReached as exc:
                     if exc.until - time.time() <= min(QUOTA_WAIT, exc.length / 10):
                         self._wait(exc.until - time.time())  # the window opens in a moment
@@ -261,7 +300,11 @@ class Lane:
                     continue
                 try:
                     outcome = self._connection(state.server).send(
-                        sender=sender, recipient=recipient, data=data, meanwhile=meanwhile
+                        sender=sender,
+                        recipient=recipient,
+                        data=data,
+                        meanwhile=meanwhile,
+                        gate=gate,
                     )
                 except SetupError as exc:
                     # Out before its slot is given back: no other lane tries the same login.
@@ -272,7 +315,7 @@ class Lane:
                         continue
                     break
                 outcome = replace(outcome, server=state.name)
-                health = pool.answered(state, outcome, tried)
+                health = pool.answered(state, outcome, tried, self.conn)
                 if outcome.untried and pool.others(tried | {state.name}):
                     tried.add(state.name)
                     last = outcome
@@ -286,7 +329,7 @@ class Lane:
         if refused is not None and quota is None:
             raise refused
         if quota is not None:
-            raise NotSent(str(quota), halt=f"waiting: {quota}")
+            raise NotSent(str(quota), halt=f"waiting: {quota}", quota=(quota.server, quota.until))
         if last is not None:
             pool.verdict(last)
             return last
@@ -309,3 +352,51 @@ class Lane:
         connections, self._connections = self._connections, {}
         for transport in connections.values():
             transport.close()
+
+
+class OneOff:
+    """One message outside a pass (an account notice, a test send): the same servers, by
+    priority and weight, failing over to the next when one is down. Nothing to put back:
+    when no server takes it, the message failed (its sender says so to whoever asked)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.lane = Lane(pool)
+
+    def send(
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Outcome:
+        try:
+            return self.lane.send(
+                sender=sender, recipient=recipient, data=data, meanwhile=meanwhile
+            )
+        except NotSent as exc:
+            return Outcome(FAILED, None, exc.halt or str(exc))
+
+    def close(self) -> None:
+        self.lane.close()
+
+
+# One pool per settings for one-off messages, so a server found down stays out of rotation
+# for the next notice too (its probe interval), instead of costing every notice a timeout.
+_one_off_pools: list[tuple[Settings, Pool]] = []
+_one_off_lock = threading.Lock()
+
+
+def one_off(settings: Settings) -> Transport:
+    """The transport for one message outside a pass (see OneOff); the outbox if configured."""
+    if settings.delivery.transport != "smtp":
+        return OutboxTransport(
+            settings.delivery.outbox_dir, max_bytes=settings.render.max_message_bytes
+        )
+    with _one_off_lock:
+        found = [pool for known, pool in _one_off_pools if known is settings]
+        if not found:
+            found = [Pool(settings)]
+            _one_off_pools.append((settings, found[0]))
+            del _one_off_pools[:-4]
+    return OneOff(found[0])

@@ -74,9 +74,18 @@ class NotSent(Exception):
     """Nothing was sent and no attempt counts (a quota reached, a stop while pacing, no server
     left): the row goes back as it was. `halt`, when given, stops the pass with that note."""
 
-    def __init__(self, reason: str, *, halt: str | None = None, fallback: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        halt: str | None = None,
+        fallback: bool = False,
+        quota: tuple[str, float] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.halt = halt
+        # (server, epoch seconds its window opens): the pass waits for a quota, not an error.
+        self.quota = quota
         # The pass stops, and `halt` is its note only if no other reason was given.
         self.fallback = fallback
 
@@ -186,6 +195,9 @@ class _Watched:
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # smtplib's socket factory is private, so typeshed leaves it out.
         sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        # The final dot goes out on its own once its rate-limit slot comes: Nagle's algorithm
+        # would hold it until the body's ACK (a delayed ACK: up to 40 ms), and a burst.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.watchdog is not None:
             self.watchdog.rearm(sock)
         return sock
@@ -231,6 +243,15 @@ def _text(reply: bytes | str) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
     return text[:500]
+
+
+class _GateClosed(Exception):
+    """The gate before the final dot raised (a stop while waiting for the slot, the
+    database gone): the message is abandoned before its end, so the server never takes it."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 
 class Unreachable(Exception):
@@ -404,7 +425,11 @@ class SmtpTransport:
         recipient: str,
         data: bytes,
         meanwhile: Callable[[], None] | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> Outcome:
+        """`gate`, when given, runs after the message's body and before its final dot (the
+        rate limit's slot is the moment the dot leaves); what it raises abandons the message
+        before its end and is raised again."""
         refused = refuse_oversized(data, self.max_bytes)
         if refused is not None:
             return refused
@@ -437,7 +462,17 @@ class SmtpTransport:
             self._step = "data"
             if data.startswith(b".") or b"\n." in data:  # dot-stuffing (RFC 5321 4.5.2)
                 data = _LINE_START_DOT.sub(b"..", data)
-            conn.send(data + b".\r\n")
+            if gate is None:
+                conn.send(data + b".\r\n")
+            else:
+                conn.send(data)
+                try:
+                    gate()
+                except BaseException as exc:
+                    raise _GateClosed(exc) from exc
+                conn.send(b".\r\n")  # first: the slot is now, not after the re-arm
+                # The deadline is for the server's part; the wait for the slot is ours.
+                self._watchdog.arm(conn.sock, self.deadline)
             self._step = "final"  # from here on the server may have the message
             if meanwhile is not None:
                 meanwhile()  # the server is busy with the message: use the wait
@@ -451,6 +486,9 @@ class SmtpTransport:
                     UNKNOWN, None, f"malformed reply after the message: {_text(reply)!r}"
                 )
             return self._refused(code, reply, "end of DATA")
+        except _GateClosed as exc:
+            self._drop()  # the server discards a message whose end never came
+            raise exc.original from None
         except SetupError:
             self._drop()
             raise
@@ -586,8 +624,8 @@ class SmtpTransport:
 
 def smtp_transport(settings: Settings) -> SmtpTransport:
     """The first configured server (`[smtp]`, or the first of `[[smtp.servers]]`)."""
-    # Account notices go through the first server; mailings go through sending/pool.py,
-    # which spreads them over every server with failover.
+    # Mailings, account notices and test sends go through sending/pool.py, which spreads
+    # them over every server with failover.
     return SmtpTransport(
         settings.smtp.servers[0],
         deadline=settings.delivery.attempt_deadline_seconds,

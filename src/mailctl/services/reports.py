@@ -28,6 +28,7 @@ from mailctl.models.delivery import (
 from mailctl.services.bounce_reports import bounce_csv_rows
 from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
+from mailctl.services.status import quota_note
 from mailctl.services.validation import ID_MAX
 
 LOG_STATUSES = LOGGED
@@ -249,6 +250,12 @@ class Report:
     last_attempt_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    # The server whose full quota the last pass paused for, and when its window opens.
+    quota_server: str | None = None
+    quota_until: datetime | None = None
+
+    def waiting(self, tz: str) -> str | None:
+        return quota_note(self.quota_server, self.quota_until, tz)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -304,6 +311,8 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
         last_attempt_at=last_at,
         last_error=(mailing.last_error or (last_error.response if last_error else None)),
         last_error_at=last_error.attempted_at if last_error else None,
+        quota_server=mailing.quota_server,
+        quota_until=mailing.quota_until,
     )
 
 

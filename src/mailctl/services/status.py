@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from mailctl.db import session_scope, utcnow
 from mailctl.models import Delivery, Mailing, Worker, WorkerState
 from mailctl.models.delivery import DEFERRED, WAITING
+from mailctl.timeutil import fmt
+
+
+def quota_note(server: str | None, until: datetime | None, tz: str) -> str | None:
+    """How a pass paused by a full quota is shown (status, mailing show and report, the
+    panel): a state of its own, with the moment the server's window opens."""
+    if server is None:
+        return None
+    return f"waiting for quota of {server}: resumes at {fmt(until, tz) if until else 'soon'}"
 
 
 def stale_after(tick_seconds: float) -> timedelta:
@@ -103,17 +112,28 @@ def status(
             row[state] = int(count)
             if state == DEFERRED:
                 row["next_retry_at"] = retry_at
-        # Why a mailing's last pass stopped early (the breaker, a refused login), if it did.
+        # Why a mailing's last pass stopped early (the breaker, a refused login), if it did,
+        # or the server whose quota it waits for (a state of its own, not an error).
         if per_mailing:
-            for mailing_id, error in session.execute(
-                select(Mailing.id, Mailing.last_error).where(
+            for mailing_id, error, server, until in session.execute(
+                select(
+                    Mailing.id, Mailing.last_error, Mailing.quota_server, Mailing.quota_until
+                ).where(
                     col(Mailing.id).in_(per_mailing),
-                    col(Mailing.last_error).is_not(None),
+                    or_(
+                        col(Mailing.last_error).is_not(None),
+                        col(Mailing.quota_server).is_not(None),
+                    ),
                 )
             ):
-                per_mailing[mailing_id]["last_error"] = error
+                per_mailing[mailing_id] |= {
+                    "last_error": error,
+                    "quota_server": server,
+                    "quota_until": until,
+                }
     for row in per_mailing.values():
-        row.setdefault("last_error", None)
+        for key in ("last_error", "quota_server", "quota_until"):
+            row.setdefault(key, None)
     waiting = [per_mailing[k] for k in sorted(per_mailing)]
     totals = {s: sum(r[s] for r in waiting) for s in WAITING}
     return Status(now=now, workers=workers, next_runs=next_runs, waiting=waiting, totals=totals)

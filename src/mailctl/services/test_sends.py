@@ -17,8 +17,9 @@ from mailctl.errors import Conflict
 from mailctl.models import TestSend, User
 from mailctl.models.delivery import SENT
 from mailctl.sending.links import Links
+from mailctl.sending.pool import one_off
 from mailctl.sending.templates import SAMPLE, Attrs, RenderClient
-from mailctl.sending.transport import Transport, make_transport
+from mailctl.sending.transport import Transport
 from mailctl.services.access import CONTENT_ROLES, require_role
 from mailctl.services.clients import get_client
 from mailctl.services.messages import get_message, render_limits, render_message
@@ -86,7 +87,7 @@ def send_test(
         to_address=to_address,
     )
     own = transport is None
-    transport = transport or make_transport(settings)
+    transport = transport or one_off(settings)
     try:
         outcome = transport.send(
             sender=delivery.from_address, recipient=to_address, data=rendered.data

@@ -1,7 +1,7 @@
 """bounces and complaints: the bounce log, the mailbox state, webhook receipts, bounced rows
 
 Revision ID: 0016
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-01 19:50:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import mailctl.db
 
 revision: str = "0016"
-down_revision: str | None = "0017"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

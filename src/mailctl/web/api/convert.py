@@ -71,6 +71,8 @@ def mailing_out(session: Session, m: Mailing) -> s.MailingOut:
         next_run_at=m.next_run_at,
         last_run_at=m.last_run_at,
         last_error=m.last_error,
+        quota_server=m.quota_server,
+        quota_until=m.quota_until,
     )
 
 

@@ -172,6 +172,8 @@ def get_report(call: Call) -> s.ReportOut:
         last_attempt_at=r.last_attempt_at,
         last_error=r.last_error,
         last_error_at=r.last_error_at,
+        quota_server=r.quota_server,
+        quota_until=r.quota_until,
     )
 
 

@@ -198,6 +198,10 @@ class MailingOut(BaseModel):
     next_run_at: datetime | None
     last_run_at: datetime | None
     last_error: str | None
+    quota_server: str | None = Field(
+        default=None, description="the server whose full quota the last pass paused for"
+    )
+    quota_until: datetime | None = Field(default=None, description="when that quota reopens")
 
 
 class MailingQuery(Query):
@@ -253,6 +257,10 @@ class ReportOut(BaseModel):
     last_attempt_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    quota_server: str | None = Field(
+        default=None, description="the server whose full quota the last pass paused for"
+    )
+    quota_until: datetime | None = Field(default=None, description="when that quota reopens")
 
 
 # -- blog, users ------------------------------------------------------------------------------
