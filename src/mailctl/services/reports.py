@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import cast
 
 from sqlalchemy import func, tuple_, update
@@ -24,6 +25,7 @@ from mailctl.models.delivery import (
     SENT,
     UNKNOWN,
 )
+from mailctl.services.bounce_reports import bounce_csv_rows
 from mailctl.services.csvfile import write_csv
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.status import quota_note
@@ -316,21 +318,24 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
 
 def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
     """Every attempt as CSV; a mail server's reply is text from outside, neutralised too."""
+    attempts: Iterable[tuple[object, ...]] = (
+        (
+            a.attempted_at.isoformat(),
+            a.run_id,
+            a.email,
+            a.status,
+            a.smtp_code or "",
+            a.response or "",
+        )
+        for a in list_attempts(
+            session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
+        )
+    )
+    # Bounces and complaints that came back later, after every attempt.
+    bounces = bounce_csv_rows(session=session, actor=actor, mailing_id=mailing_id)
     return write_csv(
         ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
-        (
-            (
-                a.attempted_at.isoformat(),
-                a.run_id,
-                a.email,
-                a.status,
-                a.smtp_code or "",
-                a.response or "",
-            )
-            for a in list_attempts(
-                session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
-            )
-        ),
+        chain(attempts, bounces),
     )
 
 
