@@ -160,6 +160,15 @@ def _example_files(directory: Path) -> None:
     )
     (directory / "post.md").write_text("Spring is here.\n\nOur offers for the season.\n")
     _png(directory / "cover.png")
+    (directory / "bounce.eml").write_text(
+        "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\nMessage-ID: <b1@mx.example.net>\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        "Final-Recipient: rfc822; vera@example.org\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\n--b--\n"
+    )
 
 
 def _free_port() -> int:

@@ -350,3 +350,28 @@ def test_private_addresses_are_refused_unless_allowed(
     assert receiver.got == []  # the stored hook to 127.0.0.1 is refused at delivery
     (row,) = _deliveries(engine)
     assert row.last_error.startswith("refused: 127.0.0.1 is a loopback or private address")
+
+
+def test_a_second_unsubscribe_click_keeps_the_first_time_and_sends_no_second_event(
+    engine: Engine, settings: Settings, receiver: Receiver
+) -> None:
+    from mailctl.models import Client
+
+    ann = _owner(engine)
+    _hook(engine, ann, receiver.url, ("client.unsubscribed",))
+    with session_scope(engine) as s:
+        zoe = Client(owner_id=ann.id or 0, email="zoe@example.com", email_key="zoe@example.com")
+        s.add(zoe)
+        s.flush()
+        zoe_id = zoe.id or 0
+    token = sign("k" * 32, "unsubscribe", zoe_id)
+    with session_scope(engine) as s:
+        first = unsubscribe(session=s, token=token, secret="k" * 32)
+        assert first is not None
+        stamped = first.unsubscribed_at
+    time.sleep(0.01)
+    with session_scope(engine) as s:
+        second = unsubscribe(session=s, token=token, secret="k" * 32)
+        assert second is not None and second.unsubscribed_at == stamped
+    assert webhooks.deliver_due(engine=engine, settings=settings).delivered == 1
+    assert len(receiver.got) == 1

@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "field": ("mailctl.cli.fields:app", "Custom fields of clients."),
     "form": ("mailctl.cli.forms:app", "Public sign-up forms (double opt-in)."),
     "suppression": ("mailctl.cli.suppressions:app", "Addresses never to be mailed."),
+    "bounces": (
+        "mailctl.cli.bounces:app",
+        "Bounces and complaints: import files, fetch the mailbox.",
+    ),
     "apikey": ("mailctl.cli.apikey:app", "Keys for the REST API: add, list, revoke."),
     "webhook": ("mailctl.cli.webhook:app", "Outgoing webhooks: add, list, remove, test."),
     "stats": (

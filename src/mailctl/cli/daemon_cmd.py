@@ -130,8 +130,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     app_ctx = app_context(ctx)
     tz = app_ctx.tz
     report = read_status(app_ctx.engine, tick_seconds=app_ctx.settings.scheduler.tick_seconds)
+    mailbox = _bounce_mailbox(app_ctx.engine, app_ctx.settings)
     if as_json:
-        typer.echo(json.dumps(_jsonable(report.as_dict()), indent=2))
+        typer.echo(json.dumps(_jsonable(report.as_dict() | {"bounce_mailbox": mailbox}), indent=2))
         return
     now = report.now
     out: list[str] = ["daemons:"]
@@ -165,4 +166,37 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             "  unknown: the server took the message and did not answer, or a sender stopped"
             " mid-message; check, then `mailctl mailing retry ID --unknown`"
         )
+    out.append("bounce mailbox:")
+    if mailbox is None:
+        out.append("  none configured ([bounces] host); `mailctl bounces import` reads files")
+    else:
+        out.append(f"  {mailbox['name']}  every {mailbox['fetch_every_seconds']}s")
+        if mailbox["last_fetch_at"] is None:
+            out.append("  not fetched yet")
+        else:
+            at = mailbox["last_fetch_at"]
+            when = f"{fmt(at, tz)} ({_ago((now - at).total_seconds())})"
+            if mailbox["last_error"]:
+                out.append(f"  last fetch {when} FAILED: {mailbox['last_error']}")
+            else:
+                out.append(f"  last fetch {when}: {mailbox['last_summary']}")
+            out.append(f"  messages processed in all: {mailbox['processed_total']}")
     typer.echo("\n".join(out))
+
+
+def _bounce_mailbox(engine: Any, settings: Any) -> dict[str, Any] | None:
+    """The configured bounce mailbox and its last fetch, for the status (None: no mailbox)."""
+    from mailctl.services.bounce_mailbox import mailbox_name, mailbox_state
+
+    if not settings.bounces.host:
+        return None
+    state = mailbox_state(engine, settings)
+    return {
+        "name": mailbox_name(settings.bounces),
+        "fetch_every_seconds": settings.bounces.fetch_every_seconds,
+        "last_fetch_at": state.last_fetch_at if state else None,
+        "last_ok_at": state.last_ok_at if state else None,
+        "last_error": state.last_error if state else None,
+        "last_summary": state.last_summary if state else "",
+        "processed_total": state.processed_total if state else 0,
+    }

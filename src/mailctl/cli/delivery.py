@@ -208,23 +208,40 @@ def report(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Summarise a mailing: recipients per state, success rate, last attempt and error.
+    """Summarise a mailing: recipients per state, success rate, bounces and complaints (per
+    run too), last attempt and error.
 
     Example: mailctl mailing report 4 --csv attempts.csv
     """
-    from mailctl.services import reports
+    from mailctl.services import bounce_reports, reports
 
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
         actor = app_ctx.actor(session)
         result = reports.mailing_report(session=session, actor=actor, mailing_id=mailing_id)
+        bounced = bounce_reports.mailing_bounces(
+            session=session, actor=actor, mailing_id=mailing_id
+        )
+        per_run = bounce_reports.run_bounces(session=session, actor=actor, mailing_id=mailing_id)
         if csv_path is not None:
             pieces = reports.iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id)
             write_file(csv_path, pieces)
             note(f"wrote {pieces.rows} attempts to {csv_path}")
+    runs = [{"run_id": run, "sent": c.sent, **c.as_dict()} for run, c in sorted(per_run.items())]
+    # One line per run under the figures; JSON keeps them as records.
+    lines = "\n".join(
+        f"run {run}: sent {c.sent}, bounced {c.bounced} ({_pct(c.bounce_rate)}),"
+        f" complaints {c.complaints} ({_pct(c.complaint_rate)})"
+        for run, c in sorted(per_run.items())
+    )
     # A quota pause is the mailing's state, not its error: a line of its own, first.
     record = {"waiting": result.waiting(app_ctx.tz), **result.as_dict()}
+    record |= bounced.as_dict() | {"runs_bounces": runs if as_json else lines}
     emit_one(record, as_json=as_json, tz=app_ctx.tz)
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
 def retry(

@@ -14,10 +14,12 @@ import platformdirs
 from mailctl.config.schema import LISTS, SCHEMA, coerce, env_name
 from mailctl.config.sections import (
     ApiSettings,
+    BouncesSettings,
     CacheSettings,
     DatabaseSettings,
     DeliverySettings,
     GeneralSettings,
+    HooksSettings,
     RenderSettings,
     SchedulerSettings,
     SmtpServer,
@@ -58,6 +60,8 @@ class Settings:
     smtp: SmtpSettings
     scheduler: SchedulerSettings
     web: WebSettings
+    bounces: BouncesSettings
+    hooks: HooksSettings
     api: ApiSettings
     cache: CacheSettings
     # Not a user option: integration tests shrink periodic runs to seconds with it
@@ -184,6 +188,8 @@ def _build(layers: _Layers, config_path: Path | None, test_period: int | None) -
         smtp=SmtpSettings(servers=servers),
         scheduler=SchedulerSettings(**values["scheduler"]),
         web=WebSettings(**values["web"]),
+        bounces=BouncesSettings(**values["bounces"]),
+        hooks=HooksSettings(**values["hooks"]),
         api=ApiSettings(**values["api"]),
         cache=CacheSettings(**values["cache"]),
         test_period_seconds=test_period,

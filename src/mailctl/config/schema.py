@@ -163,6 +163,81 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_upload_bytes": Key(int, 2_000_000, "largest accepted blog image"),
         "token_max_age": Key(int, 86400, "lifetime of verification and reset links in seconds"),
     },
+    "bounces": {
+        "domain": Key(
+            str,
+            "",
+            "domain of the return path (VERP): each message's envelope sender becomes"
+            " LOCAL+TOKEN@DOMAIN; empty keeps delivery.from_address",
+        ),
+        "local_part": Key(
+            str, "", "local part of the return path (default: that of delivery.from_address)"
+        ),
+        "soft_limit": Key(
+            int,
+            3,
+            "soft bounces of one address within soft_window_days that suppress it",
+            minimum=1,
+        ),
+        "soft_window_days": Key(int, 15, "the window soft bounces are counted in", minimum=1),
+        "host": Key(str, "", "bounce mailbox server (IMAP or POP3); empty: no mailbox to fetch"),
+        "port": Key(int, 0, "0 for the protocol's port: 993/143 (IMAP), 995/110 (POP3)", minimum=0),
+        "protocol": Key(str, "imap", "imap or pop3", choices=("imap", "pop3")),
+        "security": Key(
+            str,
+            "ssl",
+            "ssl (IMAPS, POP3S) or starttls (STARTTLS, STLS); never in the clear",
+            choices=("ssl", "starttls"),
+        ),
+        "username": Key(str, "", "mailbox login"),
+        "password": Key(
+            str, "", "mailbox password (prefer password_file or the environment)", secret=True
+        ),
+        "password_file": Key(str, "", "file holding the mailbox password"),
+        "folder": Key(str, "INBOX", "IMAP folder read for bounces (POP3 has only one)"),
+        "after": Key(
+            str,
+            "move",
+            "what happens to a processed message: move (IMAP: to move_to) or delete",
+            choices=("move", "delete"),
+        ),
+        "move_to": Key(str, "mailctl-processed", "IMAP folder processed messages go to"),
+        "ca_file": Key(str, "", "PEM file of CA certificates to trust besides the system's"),
+        "timeout": Key(float, 30.0, "seconds for every mailbox socket operation"),
+        "max_messages": Key(
+            int, 500, "messages read by one fetch at most (the rest wait for the next)", minimum=1
+        ),
+        "fetch_every_seconds": Key(
+            int, 300, "how often the daemon fetches the bounce mailbox", minimum=10
+        ),
+    },
+    "hooks": {
+        "max_age_seconds": Key(
+            int, 300, "relay webhooks older than this (their signed time) are refused", minimum=1
+        ),
+        "sns_topic_arns": Key(
+            str, "", "Amazon SNS topics accepted (comma separated); empty accepts any"
+        ),
+        "sns_certificate_file": Key(
+            str,
+            "",
+            "PEM certificate trusted to sign SNS messages instead of fetching the one at"
+            " SigningCertURL (a private test setup)",
+        ),
+        "postmark_username": Key(str, "", "basic-auth user of the Postmark webhook"),
+        "postmark_password": Key(
+            str, "", "basic-auth password of the Postmark webhook; empty: off", secret=True
+        ),
+        "sendgrid_public_key": Key(
+            str, "", "SendGrid's verification key (base64 or PEM); empty: off"
+        ),
+        "mailgun_signing_key": Key(
+            str, "", "Mailgun's HTTP webhook signing key; empty: off", secret=True
+        ),
+        "generic_secret": Key(
+            str, "", "HMAC-SHA256 key of the generic JSON webhook; empty: off", secret=True
+        ),
+    },
     "api": {
         "rate_limit": Key(
             int, 600, "requests one API key may make per rate_window_seconds (then 429)", minimum=1

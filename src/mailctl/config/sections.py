@@ -142,6 +142,50 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class BouncesSettings:
+    domain: str
+    local_part: str
+    soft_limit: int
+    soft_window_days: int
+    host: str
+    port: int
+    protocol: str
+    security: str
+    username: str
+    password: str
+    password_file: str
+    folder: str
+    after: str
+    move_to: str
+    ca_file: str
+    timeout: float
+    max_messages: int
+    fetch_every_seconds: int
+
+    def login_password(self) -> str:
+        return read_secret(self.password, self.password_file, "bounces.password")
+
+    @property
+    def mailbox_port(self) -> int:
+        if self.port:
+            return self.port
+        ports = {"imap": (993, 143), "pop3": (995, 110)}[self.protocol]
+        return ports[0] if self.security == "ssl" else ports[1]
+
+
+@dataclass(frozen=True)
+class HooksSettings:
+    max_age_seconds: int
+    sns_topic_arns: str
+    sns_certificate_file: str
+    postmark_username: str
+    postmark_password: str
+    sendgrid_public_key: str
+    mailgun_signing_key: str
+    generic_secret: str
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     rate_limit: int
     rate_window_seconds: int
@@ -167,6 +211,8 @@ SECTION_TYPES: dict[str, type] = {
     "smtp": SmtpServer,
     "scheduler": SchedulerSettings,
     "web": WebSettings,
+    "bounces": BouncesSettings,
+    "hooks": HooksSettings,
     "api": ApiSettings,
     "cache": CacheSettings,
 }

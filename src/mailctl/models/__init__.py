@@ -3,6 +3,7 @@
 from mailctl.models.apikey import ApiKey, KeyScope
 from mailctl.models.audience import ClientTag, MailingTag, Tag
 from mailctl.models.blog import BlogPost
+from mailctl.models.bounce import Bounce, BounceKind, BounceMailbox, HookReceipt
 from mailctl.models.client import Client
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
 from mailctl.models.field import ClientField
@@ -22,6 +23,9 @@ __all__ = [
     "Audience",
     "BlogPost",
     "BodyFormat",
+    "Bounce",
+    "BounceKind",
+    "BounceMailbox",
     "Client",
     "ClientField",
     "ClientTag",
@@ -30,6 +34,7 @@ __all__ = [
     "DeliveryAttempt",
     "DeliveryState",
     "Every",
+    "HookReceipt",
     "HookState",
     "KeyScope",
     "Layout",

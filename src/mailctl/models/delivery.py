@@ -72,6 +72,10 @@ class Delivery(SQLModel, table=True):
     last_reply: str | None = Field(default=None, sa_type=Text)
     claimed_by: str | None = Field(default=None, max_length=120)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A message `sent` and later bounced or complained about: hard, soft or complaint (the
+    # strongest told; models.bounce), and when. The state stays what the server answered.
+    bounce: str | None = Field(default=None, max_length=16)
+    bounced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DeliveryAttempt(SQLModel, table=True):

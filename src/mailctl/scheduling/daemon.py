@@ -35,6 +35,7 @@ log = logging.getLogger("mailctl.daemon")
 KIND = "daemon"
 PASS_JOB = "pass"
 HEARTBEAT_JOB = "heartbeat"
+BOUNCES_JOB = "bounces"
 # A pass that fails (database down, locked, not initialised) is retried after tick * 2**n,
 # at most this long: a little patience, never a crash loop.
 MAX_BACKOFF = 300.0
@@ -195,6 +196,20 @@ class Daemon:
             return
         self.beat()
 
+    def _bounces_job(self) -> None:
+        """Fetch the bounce mailbox ([bounces] host), every bounces.fetch_every_seconds."""
+        if self.stop.is_set():
+            return
+        from mailctl.services.bounce_mailbox import fetch_bounces
+
+        try:
+            tally = fetch_bounces(engine=self.engine, settings=self.settings)
+        except Exception as exc:  # the mailbox down is a log line, never the daemon down
+            log.error("bounce fetch failed: %s", describe(exc))
+            return
+        if tally.processed:
+            log.info("bounces: %s", tally.line())
+
     def _move_job(self, when: datetime | None) -> None:
         from apscheduler.jobstores.base import JobLookupError
         from apscheduler.schedulers import SchedulerNotRunningError
@@ -251,7 +266,7 @@ class Daemon:
 
         scheduler = BlockingScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(2)},
+            executors={"default": ThreadPoolExecutor(3)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         now = utcnow()
@@ -277,6 +292,18 @@ class Daemon:
             max_instances=1,
             misfire_grace_time=None,
         )
+        if self.settings.bounces.host:
+            scheduler.add_job(
+                self._bounces_job,
+                "interval",
+                seconds=self.settings.bounces.fetch_every_seconds,
+                id=BOUNCES_JOB,
+                name="mailctl bounce fetch",
+                next_run_time=now,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
         self._scheduler = scheduler
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)

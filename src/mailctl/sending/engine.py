@@ -32,6 +32,7 @@ from mailctl.sending.pool import Lane, Pool
 from mailctl.sending.render import MessageContent, MessageRenderer
 from mailctl.sending.templates import Attrs, RenderClient, RenderFailed
 from mailctl.sending.transport import NotSent, Outcome, SetupError, Transport
+from mailctl.sending.verp import ReturnPath
 
 log = logging.getLogger(__name__)
 _GONE = Outcome(SKIPPED, None, "the message was deleted before sending")
@@ -95,6 +96,8 @@ class Sender:
         self._links = FastUnsubscribeLinks(Links.from_settings(settings))
         self._address_key = settings.web_secret_key()  # keys the suppression list's hashes
         self._view_links = FastViewLinks(Links.from_settings(settings))
+        # Each message's envelope sender names its ledger row, so its bounce finds the row.
+        self._return_path = ReturnPath.from_settings(settings)
         self._statements = Statements(engine.dialect)
 
     @property
@@ -332,7 +335,7 @@ class Sender:
         )
         try:
             outcome = transport.send(
-                sender=self.from_address,
+                sender=self._return_path.sender(row.mailing_id, row.run_id, row.client_id),
                 recipient=row.email,
                 data=prepared,
                 meanwhile=partial(self._prepare_ahead, following, ahead),

@@ -217,8 +217,12 @@ def unsubscribe_target(*, session: Session, token: str, secret: str) -> Client |
 
 def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
     """Follow an unsubscribe link: the signed link is the proof, no actor involved. The
-    address goes on the owner's suppression list, which outlives the client row."""
-    client = set_unsubscribed(session=session, client_id=unsubscribe_client_id(secret, token))
+    address goes on the owner's suppression list, which outlives the client row. A second
+    click keeps the first one's time and tells the webhooks nothing new."""
+    client_id = unsubscribe_client_id(secret, token)
+    known = session.get(Client, client_id)
+    again = known is not None and known.unsubscribed_at is not None
+    client = known if again else set_unsubscribed(session=session, client_id=client_id)
     if client is not None:
         suppress_address(
             session,
@@ -227,6 +231,7 @@ def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
             reason=SuppressionReason.unsubscribed.value,
             secret=secret,
         )
+    if client is not None and not again:
         emit(
             session,
             client.owner_id,

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailctl.models import Delivery, DeliveryAttempt, Mailing, Suppression, User
+from mailctl.models import Bounce, Delivery, DeliveryAttempt, Mailing, Suppression, User
 from mailctl.sending.outbox import erase_from_outbox, outbox_label
 from mailctl.services.clients import get_client
 from mailctl.tokens import address_hash
@@ -78,6 +78,12 @@ def erase_client(
         entry.note = _scrub(entry.note, pattern, label) or ""
         entry.removed_note = _scrub(entry.removed_note, pattern, label) or ""
         session.add(entry)
+    # The bounce log keeps only the hash; a diagnostic may still quote the address.
+    for bounce in session.exec(
+        select(Bounce).where(Bounce.owner_id == owner_id, Bounce.email_hash == digest)
+    ).all():
+        bounce.reason = _scrub(bounce.reason, pattern, label) or ""
+        session.add(bounce)
     session.delete(client)
     session.flush()
     files = erase_from_outbox(outbox_dir, key) if outbox_dir is not None else 0

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, cast
 
 from sqlalchemy import Row, func, tuple_, update
@@ -24,6 +25,7 @@ from mailctl.models.delivery import (
     SENT,
     UNKNOWN,
 )
+from mailctl.services.bounce_reports import bounce_csv_rows
 from mailctl.services.csvfile import CsvStream
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.status import quota_note
@@ -352,21 +354,27 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
 
 def iter_attempts_csv(*, session: Session, actor: User, mailing_id: int) -> CsvStream:
     """Every attempt as CSV, oldest first, in pieces; a mail server's reply is text from
-    outside, neutralised too."""
+    outside, neutralised too. Then the bounces and complaints that came back later."""
     rows = iter_attempts(session=session, actor=actor, mailing_id=mailing_id, newest_first=False)
+    attempts = (
+        (
+            a.attempted_at.isoformat(),
+            a.run_id,
+            a.email,
+            a.status,
+            a.smtp_code or "",
+            a.response or "",
+        )
+        for a in rows
+    )
+
+    def bounces() -> Iterator[tuple[object, ...]]:
+        # Read once the attempts are written, not before the first piece.
+        yield from bounce_csv_rows(session=session, actor=actor, mailing_id=mailing_id)
+
     return CsvStream(
         ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
-        (
-            (
-                a.attempted_at.isoformat(),
-                a.run_id,
-                a.email,
-                a.status,
-                a.smtp_code or "",
-                a.response or "",
-            )
-            for a in rows
-        ),
+        chain(attempts, bounces()),
     )
 
 

@@ -20,6 +20,9 @@ COLOURS = {
     "deferred": "#ffc107",
     "unknown": "#6f42c1",
     "skipped": "#adb5bd",
+    # Reports that came back after sending (services/bounce_reports.py).
+    "bounced": "#fd7e14",
+    "complained": "#d63384",
 }
 OTHER = "#0dcaf0"
 

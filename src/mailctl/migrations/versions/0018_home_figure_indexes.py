@@ -17,7 +17,7 @@ Indexes, not maintained counters: the audiences of tags and "all clients" are wo
 a run starts, so a counter would have to follow every client, tag and mailing change.
 
 Revision ID: 0018
-Revises: 0019
+Revises: 0016
 Create Date: 2026-12-01 20:30:00
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0019"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

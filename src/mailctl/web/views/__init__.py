@@ -29,4 +29,6 @@ def routes() -> list[BaseRoute]:
     for area in AREAS:
         module = importlib.import_module(f"mailctl.web.views.{area}")
         collected.extend(module.routes)
+    # The relays' webhooks (bounces and complaints) live beside the views: no pages.
+    collected.extend(importlib.import_module("mailctl.web.hooks").routes)
     return collected

@@ -14,7 +14,7 @@ from mailctl.errors import Invalid
 from mailctl.models import Mailing
 from mailctl.models.delivery import PENDING, SENDING
 from mailctl.schedule import Clock
-from mailctl.services import delivery, mailing_rows, reports
+from mailctl.services import bounce_reports, delivery, mailing_rows, reports
 from mailctl.services import mailings as svc
 from mailctl.services.access import capabilities
 from mailctl.services.reports import LOG_STATUSES
@@ -166,6 +166,10 @@ async def mailing_detail(request: Request) -> Response:
         row = mailing_rows.get_mailing_row(session=session, actor=user, mailing_id=mailing_id)
         report = reports.mailing_report(session=session, actor=user, mailing_id=mailing_id)
         series = reports.outcome_series(session=session, actor=user, mailing_id=mailing_id)
+        series = bounce_reports.with_bounces(
+            session=session, actor=user, mailing_id=mailing_id, series=series
+        )
+        runs = reports.list_runs(session=session, actor=user, mailing_id=mailing_id)
         return {
             "mailing": row.mailing,
             "report": report,
@@ -173,7 +177,16 @@ async def mailing_detail(request: Request) -> Response:
             "subject": row.subject,
             "owner": row.owner_email or "",
             "client_count": row.client_count,
-            "runs": reports.list_runs(session=session, actor=user, mailing_id=mailing_id),
+            "runs": runs,
+            "bounces": bounce_reports.mailing_bounces(
+                session=session, actor=user, mailing_id=mailing_id
+            ),
+            "run_bounces": bounce_reports.run_bounces(
+                session=session,
+                actor=user,
+                mailing_id=mailing_id,
+                run_ids=[r.run.id for r in runs if r.run.id is not None],
+            ),
         }
 
     data = await db(request, work, readonly=True)
