@@ -12,7 +12,7 @@ columns are the share of one core each party used meanwhile (from /proc), which 
 explains the ratios on a small machine.
 
     MAILCTL_BENCH_DATABASE_URL=postgresql+psycopg://mailctl:mailctl@127.0.0.1:5432/mailctl_test \\
-        python bench/bench_scale.py [--clients 20000] [--daemons 1,2,3] [--repeat 1]
+        python bench/bench_scale.py [--clients 20000] [--daemons 1,2,3] [--rounds 3]
 
 The PostgreSQL database's schema `public` is dropped and recreated for every measurement
 (MAILCTL_TEST_DATABASE_URL is used when MAILCTL_BENCH_DATABASE_URL is unset).
@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,9 @@ from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Engine
 
 from mailctl.schedule import Clock
+
+sys.path.insert(0, str(Path(__file__).parent))
+from benchlib import load_average, spread  # noqa: E402
 
 # The clock every call here runs on: UTC wall time, real periods.
 CLOCK = Clock(tz="UTC", period_seconds=None)
@@ -380,7 +384,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20_000)
     parser.add_argument("--daemons", default="1,2,3", help="daemon counts on PostgreSQL")
-    parser.add_argument("--repeat", type=int, default=1, help="take the best of this many")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every case")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     url = (
@@ -391,42 +395,49 @@ def main() -> int:
     counts = [int(n) for n in args.daemons.split(",")]
     plan = [("postgresql", n) for n in counts] + ([] if args.no_sqlite else [("sqlite", 1)])
 
-    results: list[Result] = []
+    runs: dict[tuple[str, int], list[Result]] = {case: [] for case in plan}
     with mail_sink() as sink:
         print(
-            f"{args.clients} clients, sink {sink.kind}, {os.cpu_count()} CPUs, "
-            f"best of {args.repeat}",
+            f"{args.clients} clients, sink {sink.kind}, {args.rounds} rounds alternating over"
+            f" the cases; {load_average()}",
             file=sys.stderr,
         )
-        for backend, n in plan:
-            best: Result | None = None
-            for _ in range(args.repeat):
+        for round_no in range(1, args.rounds + 1):
+            for backend, n in plan:
                 r = measure(url, backend, n, args.clients, sink)
+                runs[(backend, n)].append(r)
                 print(
-                    f"  {backend} x{n}: {r.seconds:.1f}s ({r.rate:.0f}/s)",
+                    f"  round {round_no}: {backend} x{n}: {r.seconds:.1f}s ({r.rate:.0f}/s);"
+                    f" {load_average()}",
                     file=sys.stderr,
                     flush=True,
                 )
-                if best is None or r.rate > best.rate:
-                    best = r
-            assert best is not None
-            results.append(best)
 
-    base = next((r for r in results if r.backend == "postgresql" and r.daemons == 1), results[0])
+    def median_run(results: list[Result]) -> Result:
+        return sorted(results, key=lambda r: r.rate)[len(results) // 2]
+
+    base_case = ("postgresql", 1) if ("postgresql", 1) in runs else plan[0]
+    base = statistics.median(r.rate for r in runs[base_case])
+    print(f"{args.rounds} rounds; {load_average()}")
     print(
-        f"{'database':<11}{'daemons':>8}{'seconds':>9}{'sending':>9}{'msg/s':>8}{'ratio':>7}"
-        f"   cpu (cores): {'daemons':>8}{'postgres':>9}{'sink':>6}{'other':>7}"
+        f"{'database':<11}{'daemons':>8}{'msg/s min / median / max':>26}{'ratio':>7}"
+        f"   median run: {'seconds':>8}{'sending':>8}  cpu (cores): {'daemons':>8}"
+        f"{'postgres':>9}{'sink':>6}{'other':>7}"
     )
-    for r in results:
+    for (backend, n), results in runs.items():
+        r = median_run(results)
         cores = {k: v / r.cpu["wall"] for k, v in r.cpu.items()}
+        rates = spread([x.rate for x in results], fmt=".0f")
+        ratio = statistics.median(x.rate for x in results) / base
         print(
-            f"{r.backend:<11}{r.daemons:>8}{r.seconds:>9.1f}{r.sending_seconds:>9.1f}"
-            f"{r.rate:>8.0f}{r.rate / base.rate:>7.2f}"
-            f"   {'':>13}{cores['daemons']:>8.2f}{cores['postgres']:>9.2f}{cores['sink']:>6.2f}"
+            f"{backend:<11}{n:>8}{rates:>26}{ratio:>7.2f}"
+            f"   {'':>12}{r.seconds:>8.1f}{r.sending_seconds:>8.1f}  {'':>13}"
+            f"{cores['daemons']:>8.2f}{cores['postgres']:>9.2f}{cores['sink']:>6.2f}"
             f"{cores['other']:>7.2f}"
         )
     print(
-        "ratio: throughput / PostgreSQL with 1 daemon; seconds: mailing committed -> last "
+        "ratio: median throughput / PostgreSQL with 1 daemon's median; seconds: mailing committed"
+        " -> last "
         "attempt; sending: first -> last attempt; cpu: cores busy on average meanwhile "
         "(other: the rest of the machine, including this script)"
     )

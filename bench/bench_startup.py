@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from benchlib import load_average  # noqa: E402
+
 TARGET = 1.5
 
 
@@ -70,6 +73,8 @@ def main() -> None:
             "python -c 'import typer, sqlmodel'": [py, "-c", "import typer, sqlmodel"],
             "mailctl --version": [*mailctl, "--version"],
             "mailctl client list": [*mailctl, "client", "list"],
+            "mailctl stats": [*mailctl, "stats"],
+            "mailctl status": [*mailctl, "status"],
             "mailctl --help": [*mailctl, "--help"],
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
@@ -81,7 +86,7 @@ def main() -> None:
 
     base_name = next(iter(cases))
     base_min, base_median = min(times[base_name]), statistics.median(times[base_name])
-    print(f"{args.rounds} rounds, alternating; wall time per process in ms")
+    print(f"{args.rounds} rounds, alternating; wall time per process in ms; {load_average()}")
     print(f"{'command':<36} {'min':>7} {'median':>7} {'max':>7}  {'ratio median':>12}  ratio min")
     for name, values in times.items():
         median = statistics.median(values)
@@ -91,7 +96,7 @@ def main() -> None:
             f"{name:<36} {min(values) * 1000:7.0f} {median * 1000:7.0f} {max(values) * 1000:7.0f}"
             f"  {ratio_median:12.2f}  {ratio_min:9.2f}{flag}"
         )
-    print(f"target: --version and client list at most {TARGET}x the baseline")
+    print(f"target: --version, client list, stats and status at most {TARGET}x the baseline")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def loaded(tmp_path: Path, *args: str, stdin: str = "") -> set[str]:
     [
         ("--as", USER1, "client", "list"),
         ("--as", USER1, "client", "list", "--json"),
+        ("--as", USER1, "client", "export"),
         ("--as", USER1, "client", "add", "new@example.com"),
         ("--as", USER1, "message", "list"),
         ("--as", USER1, "mailing", "list"),

@@ -47,6 +47,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "delete_client":    (OK,   NF,   FB,     FB,    OK,   FB),
     "import_clients":   (OK,   OK,   FB,     FB,    OK,   FB),
     "export_clients":   (OK,   OK,   FB,     FB,    OK,   FB),
+    "export_csv":       (OK,   OK,   FB,     FB,    OK,   FB),
     "check_may_add":    (OK,   OK,   FB,     FB,    OK,   FB),
     "check_may_import": (OK,   OK,   FB,     FB,    OK,   FB),
     "client_form":      (OK,   NF,   FB,     FB,    OK,   FB),
@@ -147,6 +148,7 @@ OPS: dict[str, Callable[[Ctx], Any]] = {
     "delete_client": lambda c: clients.delete_client(**c.kw(), client_id=c.w.clients[c.target]),
     "import_clients": lambda c: clients.import_clients(**c.kw(), data=CSV),
     "export_clients": lambda c: clients.export_clients(**c.kw()),
+    "export_csv": lambda c: "".join(clients.export_csv(**c.kw())),
     "check_may_add": lambda c: clients.check_may_add(actor=c.actor),
     "check_may_import": lambda c: clients.check_may_import(actor=c.actor),
     "client_form": lambda c: clients.client_form(**c.kw(), client_id=c.w.clients[c.target]),
@@ -276,7 +278,7 @@ def _check_visibility(c: Ctx, op: str, result: Any) -> None:
             assert owners == {me}
         else:
             assert owner in owners and len(owners) > 1
-    elif op == "export_clients":
+    elif op in ("export_clients", "export_csv"):
         assert ("client-of-owner@example.com" in result) == (c.role in ("owner", "admin"))
         if c.role == "other":
             assert "client-of-other@example.com" in result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,8 +10,7 @@ import typer
 from sqlmodel import Session
 
 from mailctl.cli.context import app_context
-from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
-from mailctl.errors import Invalid
+from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records, write_file, write_out
 from mailctl.models import Client
 from mailctl.services import clients as svc
 from mailctl.services import tags as tag_svc
@@ -261,19 +259,12 @@ def import_(
 
     Example: mailctl client import contacts.csv --strict
     """
+    from mailctl.cli.importing import import_file
+
     app_ctx = app_context(ctx)
-    try:
-        data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    except OSError as exc:
-        raise Invalid(f"cannot read {file}: {exc.strerror}") from None
-    with app_ctx.session() as session:
-        report = svc.import_clients(
-            session=session, actor=app_ctx.actor(session), data=data, strict=strict
-        )
-    for line, reason in report.errors:
-        note(f"line {line}: {reason}")
-    note(f"imported {len(report.added)} clients, rejected {len(report.errors)} rows")
-    if report.errors:
+    report = import_file(app_ctx, file, strict=strict)
+    note(f"imported {report.added} clients, rejected {report.rejected} rows")
+    if report.rejected:
         raise typer.Exit(1)
 
 
@@ -288,12 +279,9 @@ def export(
     """
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
-        text = svc.export_clients(session=session, actor=app_ctx.actor(session))
-    if file is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise Invalid(f"cannot write {file}: {exc.strerror}") from None
-    note(f"exported {text.count(chr(10)) - 1} clients to {file}")
+        pieces = svc.export_csv(session=session, actor=app_ctx.actor(session))
+        if file is None:
+            write_out(pieces)
+            return
+        write_file(file, pieces)
+    note(f"exported {pieces.rows} clients to {file}")

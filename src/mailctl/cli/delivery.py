@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mailctl.cli.context import AppContext, app_context
-from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, records
+from mailctl.cli.output import JsonOpt, emit_one, emit_rows, note, write_file
 from mailctl.errors import Invalid
 
 if TYPE_CHECKING:
@@ -161,28 +161,43 @@ def logs(
     status: Annotated[
         str | None, typer.Option("--status", help="sent, deferred, failed, unknown or skipped.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="How many attempts, newest first.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", help="How many attempts, newest first; 0 for every one.")
+    ] = 100,
     as_json: JsonOpt = False,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Print JSON Lines: one attempt a line.")
+    ] = False,
 ) -> None:
     """Show a mailing's delivery attempts with the mail server's replies.
+
+    JSON, JSON Lines and the plain table of a pipe are written as the rows are read, so
+    `--limit 0 --jsonl` exports a log of any size in flat memory.
 
     Example: mailctl mailing logs 4 --status deferred --json
     """
     from mailctl.services import reports
 
+    if limit < 0:
+        raise Invalid("--limit must be 0 (every attempt) or more")
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:
-        rows = reports.list_attempts(
+        rows = reports.iter_attempts(
             session=session,
             actor=app_ctx.actor(session),
             mailing_id=mailing_id,
             status=status,
-            limit=limit,
+            limit=limit or None,
         )
-    fields = ("id", "attempted_at", "run_id", "email", "status", "smtp_code", "response")
-    emit_rows(
-        records(rows, fields), columns=fields[1:], as_json=as_json, tz=app_ctx.tz, title="Attempts"
-    )
+        fields = reports.ATTEMPT_COLUMNS
+        emit_rows(
+            ({f: getattr(row, f) for f in fields} for row in rows),
+            columns=fields[1:],
+            as_json=as_json,
+            jsonl=jsonl,
+            tz=app_ctx.tz,
+            title="Attempts",
+        )
 
 
 def report(
@@ -208,17 +223,10 @@ def report(
             session=session, actor=actor, mailing_id=mailing_id
         )
         per_run = bounce_reports.run_bounces(session=session, actor=actor, mailing_id=mailing_id)
-        text = (
-            reports.attempts_csv(session=session, actor=actor, mailing_id=mailing_id)
-            if csv_path
-            else ""
-        )
-    if csv_path is not None:
-        try:
-            csv_path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise Invalid(f"cannot write {csv_path}: {exc.strerror}") from None
-        note(f"wrote {text.count(chr(10)) - 1} attempts to {csv_path}")
+        if csv_path is not None:
+            pieces = reports.iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id)
+            write_file(csv_path, pieces)
+            note(f"wrote {pieces.rows} attempts to {csv_path}")
     runs = [{"run_id": run, "sent": c.sent, **c.as_dict()} for run, c in sorted(per_run.items())]
     # One line per run under the figures; JSON keeps them as records.
     lines = "\n".join(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from mailctl.errors import Invalid
 from mailctl.timeutil import fmt
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -38,17 +41,21 @@ def _cell(value: Any, tz: str) -> str:
 
 
 def emit_rows(
-    rows: Sequence[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     *,
     columns: Sequence[str],
     as_json: bool,
     tz: str,
     title: str = "",
+    jsonl: bool = False,
 ) -> None:
-    if as_json:
-        typer.echo(json.dumps([{k: _jsonable(v) for k, v in r.items()} for r in rows], indent=2))
+    """Rows as JSON (an array, or one object a line with `jsonl`) or tab-separated, written
+    as they come (a generator of rows is never held whole), or a Rich table on a terminal."""
+    if as_json or jsonl:
+        write_out(json_lines(rows) if jsonl else json_array(rows))
         return
     if sys.stdout.isatty():
+        rows = list(rows)
         from rich.console import Console
         from rich.table import Table
 
@@ -83,6 +90,58 @@ def emit_one(record: dict[str, Any], *, as_json: bool, tz: str) -> None:
                 typer.echo(f"    {line}")
         else:
             typer.echo(f"{key.replace('_', ' '):<{width}}  {text}")
+
+
+def json_array(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """What `json.dumps(list(rows), indent=2)` and a newline print, a row at a time."""
+    first = True
+    for row in rows:
+        text = json.dumps({k: _jsonable(v) for k, v in row.items()}, indent=2)
+        # A JSON string never holds a raw line break: every line is one of the object's.
+        yield ("[\n" if first else ",\n") + textwrap.indent(text, "  ", lambda _: True)
+        first = False
+    yield "[]\n" if first else "\n]\n"
+
+
+def json_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One compact JSON object a line (JSON Lines), a row at a time."""
+    for row in rows:
+        yield json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n"
+
+
+def write_out(pieces: Iterable[str]) -> int:
+    """Pieces of text to stdout as they come, in blocks; how many characters."""
+    written, block = 0, []
+    for piece in pieces:
+        block.append(piece)
+        written += len(piece)
+        if len(block) >= 256:
+            typer.echo("".join(block), nl=False)
+            block.clear()
+    if block:
+        typer.echo("".join(block), nl=False)
+    return written
+
+
+def write_file(path: Path, pieces: Iterable[str]) -> None:
+    """Pieces of text into a file as they come. Written beside it and renamed
+    at the end: a failure half-way (a database error, a full disk) leaves the old file, or
+    none, never half a new one. Invalid names the file when it cannot be written."""
+    regular = not path.exists() or path.is_file()
+    target = path.with_name(f".{path.name}.{os.getpid()}.part") if regular else path
+    try:
+        # newline="": a CR inside a CSV cell stays as it is, as write_text(newline=None) did
+        # on this platform (LF only).
+        with target.open("w", encoding="utf-8", newline="") as out:
+            for piece in pieces:
+                out.write(piece)
+        if regular:
+            os.replace(target, path)
+    except OSError as exc:
+        raise Invalid(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        if regular and target.exists():
+            target.unlink()
 
 
 def records(objs: Iterable[Any], fields: Sequence[str]) -> list[dict[str, Any]]:

@@ -68,7 +68,7 @@ def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: mailctl stats --json
     """
-    from mailctl.services.mailings import stats as compute
+    from mailctl.services.figures import stats as compute
 
     app_ctx = app_context(ctx)
     with app_ctx.session(readonly=True) as session:

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from mailctl.db import UTCDateTime, utcnow
@@ -12,6 +12,8 @@ class Client(SQLModel, table=True):
         # email_key is lower(email), kept as a column so the unique key is plain and portable.
         UniqueConstraint("owner_id", "email_key", name="uq_clients_owner_email"),
         CheckConstraint("email_key = lower(email)", name="ck_clients_email_key"),
+        # The home figure counts distinct addresses in this order (migration 0018).
+        Index("ix_clients_email_key", "email_key", "owner_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
 from mailctl.db import UTCDateTime, utcnow
@@ -33,6 +33,8 @@ class Mailing(SQLModel, table=True):
         CheckConstraint("status IN ('created', 'started', 'finished')", name="ck_mailings_status"),
         CheckConstraint("end_at IS NULL OR end_at > start_at", name="ck_mailings_end_after_start"),
         CheckConstraint("audience IN ('clients', 'tags', 'all')", name="ck_mailings_audience"),
+        # Each kind of audience, and the owners of "all clients" ones (migration 0018).
+        Index("ix_mailings_audience_owner", "audience", "owner_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, exists, func, literal, union_all
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal, or_, true
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -124,28 +124,28 @@ def mailing_tag_names(session: Session, mailing_id: int) -> list[str]:
     )
 
 
-def audience_addresses(scope: ColumnElement[bool] | bool) -> Subquery:
-    """(email_key) of every client in the audience of every mailing matching `scope` (a
-    WHERE on Mailing), each kind of audience joined its own way; repeats included."""
-    explicit = (
-        select(Client.email_key)
-        .select_from(MailingClient)
-        .join(Client, col(Client.id) == MailingClient.client_id)
-        .join(Mailing, col(Mailing.id) == MailingClient.mailing_id)
-        .where(scope, Mailing.audience == Audience.clients.value)
+def in_any_audience(scope: ColumnElement[bool] | bool) -> ColumnElement[bool]:
+    """A WHERE on Client: the client is in the audience of some mailing matching `scope` (a
+    WHERE on Mailing), each kind of audience tested its own way.
+
+    Semi-joins (IN), not joins: each set of keys is deduplicated before it meets the clients,
+    so the cost is one pass over the clients (or over an index of them), whatever the number of
+    mailings. Joining every mailing to its clients, as before, made a row per (mailing, client):
+    2,500 mailings to all of an owner's 10,000 clients are 25 million rows, 176 s on SQLite."""
+    if isinstance(scope, bool):  # every mailing (or none)
+        scope = true() if scope else false()
+    audience = col(Mailing.audience)
+    of_kind = lambda kind: core_select(col(Mailing.id)).where(scope, audience == kind)  # noqa: E731
+    everyone = core_select(col(Mailing.owner_id)).where(scope, audience == Audience.all.value)
+    linked = core_select(col(MailingClient.client_id)).where(
+        col(MailingClient.mailing_id).in_(of_kind(Audience.clients.value))
     )
-    tagged = (
-        select(Client.email_key)
-        .select_from(MailingTag)
-        .join(Mailing, col(Mailing.id) == MailingTag.mailing_id)
-        .join(ClientTag, col(ClientTag.tag_id) == MailingTag.tag_id)
-        .join(Client, col(Client.id) == ClientTag.client_id)
-        .where(scope, Mailing.audience == Audience.tags.value)
+    tags = core_select(col(MailingTag.tag_id)).where(
+        col(MailingTag.mailing_id).in_(of_kind(Audience.tags.value))
     )
-    everyone = (
-        select(Client.email_key)
-        .select_from(Mailing)
-        .join(Client, col(Client.owner_id) == Mailing.owner_id)
-        .where(scope, Mailing.audience == Audience.all.value)
+    tagged = core_select(col(ClientTag.client_id)).where(col(ClientTag.tag_id).in_(tags))
+    return or_(
+        col(Client.owner_id).in_(everyone),
+        col(Client.id).in_(linked),
+        col(Client.id).in_(tagged),
     )
-    return union_all(explicit, tagged, everyone).subquery()

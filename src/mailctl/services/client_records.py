@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from mailctl.errors import Invalid
-from mailctl.models import Client, User
+from mailctl.models import User
 from mailctl.services.clients import CSV_HEADER, check_may_import, import_clients
 from mailctl.services.csvfile import write_csv
 
@@ -29,7 +29,8 @@ class Record:
 
 @dataclass
 class RecordReport:
-    added: list[Client] = field(default_factory=list)
+    added: int = 0
+    ids: list[int] = field(default_factory=list)  # of the clients added
     errors: list[tuple[int, str]] = field(default_factory=list)  # (index of the record, why)
 
 
@@ -75,4 +76,4 @@ def import_records(
                 message = f"clients.{line_of[int(number)]}:{rest}"
         raise Invalid(message) from None
     errors = refused + [(line_of.get(n, -1), why) for n, why in report.errors]
-    return RecordReport(added=report.added, errors=sorted(errors))
+    return RecordReport(added=report.added, ids=report.ids, errors=sorted(errors))

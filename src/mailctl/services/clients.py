@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from mailctl.db import utcnow
-from mailctl.errors import Conflict, Invalid
+from mailctl.errors import Conflict
 from mailctl.models import Client, ClientTag, SuppressionReason, Tag, User
 from mailctl.sending.links import unsubscribe_client_id
 from mailctl.services.access import CONTENT_ROLES, Q, get_visible, owner_scope, require_role
-from mailctl.services.csvfile import restore_cell, write_csv
+from mailctl.services.client_import import CSV_HEADER, ImportReport, clean_row, import_stream
+from mailctl.services.csvfile import CsvStream, batched
 from mailctl.services.events import CLIENT_UNSUBSCRIBED, emit
-from mailctl.services.fields import (
-    clean_field_name,
-    clean_value,
-    ensure_fields,
-    merged_attrs,
-    owner_fields,
-)
+from mailctl.services.fields import merged_attrs, owner_fields
 from mailctl.services.suppressions import suppress_address
 from mailctl.services.tagging import clean_tag, clean_tags, ensure_tags, link_tags, tags_of
-from mailctl.services.validation import clean_email, clean_text
 
-CSV_HEADER = ("email", "full_name", "comment", "tags")  # tags: ";"-separated
-
-
-def _clean(email: str, full_name: str | None, comment: str | None) -> tuple[str, str, str]:
-    return (
-        clean_email(email),
-        clean_text(full_name, field="full name", max_len=200, single_line=True),
-        clean_text(comment, field="comment", max_len=2000),
-    )
+_clean = clean_row  # the same checks for a row typed in and a row of a CSV file
 
 
 def _taken(session: Session, owner_id: int, email: str, exclude: int | None = None) -> bool:
@@ -255,161 +241,65 @@ def unsubscribe(*, session: Session, token: str, secret: str) -> Client | None:
     return client
 
 
-@dataclass
-class ImportReport:
-    added: list[Client] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
-
-
 def import_clients(
     *, session: Session, actor: User, data: bytes, strict: bool = False
 ) -> ImportReport:
-    """Import `email,full_name,comment` rows; bad rows are reported by line, good rows go in.
+    """Import `email,full_name,comment,tags,...` rows held in memory (client_import.py streams
+    a file; this is the same import over bytes, in the caller's one transaction, the new ids
+    kept); bad rows are reported by line, good rows go in.
 
     With strict, one bad row rejects the whole file and nothing is written.
     """
     check_may_import(actor=actor)
-    assert actor.id is not None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Invalid(f"the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV") from None
-    report = ImportReport()
-    tagged: list[tuple[Client, list[str]]] = []
-    extra, rows = _csv_rows(text)
-    # One query for the owner's addresses, not one per row; `seen` grows with the file.
-    seen = set(session.exec(select(Client.email_key).where(Client.owner_id == actor.id)).all())
-    for line, row in rows:
-        if isinstance(row, str):
-            report.errors.append((line, row))
-            continue
-        try:
-            address, name, note = _clean(row[0], row[1], row[2])
-            labels = clean_tags(t for t in row[3].split(";") if t.strip())
-            values = {k: clean_value(k, v) for k, v in row[4].items() if v.strip()}
-        except Invalid as exc:
-            report.errors.append((line, str(exc)))
-            continue
-        key = address.lower()
-        if key in seen:
-            report.errors.append((line, f"client {address} already exists"))
-            continue
-        seen.add(key)
-        report.added.append(
-            Client(
-                owner_id=actor.id,
-                email=address,
-                email_key=key,
-                full_name=name,
-                comment=note,
-                attrs=values,
-            )
-        )
-        if labels:
-            tagged.append((report.added[-1], labels))
-    if strict and report.errors:
-        line, reason = report.errors[0]
-        raise Invalid(
-            f"line {line}: {reason} ({len(report.errors)} bad rows in all; nothing imported)"
-        )
-    # Every column besides the known ones is a custom field, made if the owner lacks it.
-    ensure_fields(session, actor.id, extra)
-    session.add_all(report.added)
-    session.flush()
-    tags = {t.name_key: t for t in ensure_tags(session, actor.id, _all_labels(tagged))}
-    session.add_all(
-        ClientTag(client_id=client.id or 0, tag_id=tags[label.lower()].id or 0)
-        for client, labels in tagged
-        for label in labels
+    return import_stream(
+        session=session, actor=actor, stream=io.BytesIO(data), strict=strict, keep_ids=True
     )
-    session.flush()
-    return report
 
 
-def _all_labels(tagged: list[tuple[Client, list[str]]]) -> list[str]:
-    return list({label.lower(): label for _, labels in tagged for label in labels}.values())
-
-
-Row = tuple[str, str, str, str, dict[str, str]]  # email, name, comment, tags, custom fields
-
-
-def _csv_rows(text: str) -> tuple[list[str], Iterable[tuple[int, Row | str]]]:
-    """The custom field columns, and the rows by the line each starts on."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise Invalid("the file is empty; expected a header email,full_name,comment") from None
-    except csv.Error as exc:
-        raise Invalid(f"line 1: not CSV: {exc}") from None
-    names = [h.strip().lower() for h in header]
-    if "email" not in names:
-        raise Invalid(
-            "line 1: header must be email,full_name,comment,tags and any custom fields, with"
-            f" an email column (got {','.join(header)})"
-        )
-    extra = [n for n in names if n not in CSV_HEADER]
-    try:
-        fields = [clean_field_name(n) for n in extra]
-    except Invalid as exc:
-        raise Invalid(f"line 1: {exc}") from None
-    if len(set(names)) != len(names):
-        raise Invalid(f"line 1: a column appears twice in {','.join(header)}")
-    return fields, _rows(reader, names)
-
-
-def _rows(reader: Any, names: list[str]) -> Iterable[tuple[int, Row | str]]:
-    index = {n: i for i, n in enumerate(names)}
-    extra = [n for n in names if n not in CSV_HEADER]
-
-    def cell(row: list[str], name: str) -> str:
-        return restore_cell(row[index[name]]) if name in index else ""
-
-    while True:
-        # A row is reported by the line it starts on: a quoted field may span lines, and an
-        # unclosed quote runs on to the end of the file.
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield line, f"broken CSV: {exc}"
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(names):
-            yield line, f"expected {len(names)} fields, found {len(row)}"
-            continue
-        # Undo the guard quote our export puts before formula-like cells (csvfile.py).
-        yield (
-            line,
-            (
-                cell(row, "email"),
-                cell(row, "full_name"),
-                cell(row, "comment"),
-                cell(row, "tags"),
-                {n: cell(row, n) for n in extra},
-            ),
-        )
+EXPORT_BATCH = 1000
 
 
 def export_clients(*, session: Session, actor: User) -> str:
+    """The whole export as one string (tests, small lists); `export_csv` streams it."""
+    return "".join(export_csv(session=session, actor=actor))
+
+
+def export_csv(*, session: Session, actor: User) -> CsvStream:
     """The actor's clients as CSV that `import_clients` reads back to the same values: the
-    known columns, tags `;`-separated, then one column per custom field."""
-    found = list_clients(session=session, actor=actor)
-    labels = tags_of(session, [c.id or 0 for c in found])
-    extra = sorted({name for c in found for name in (c.attrs or {})})
-    return write_csv(
-        CSV_HEADER + tuple(extra),
-        (
-            (
-                client.email,
-                client.full_name,
-                client.comment,
-                ";".join(labels[client.id or 0]),
-                *((client.attrs or {}).get(name, "") for name in extra),
-            )
-            for client in found
-        ),
+    known columns, tags `;`-separated, then one column per custom field any client has.
+
+    Streamed in pieces, read a thousand clients at a time (a server-side cursor on
+    PostgreSQL): memory stays flat in the number of clients. Access is checked at once, before
+    the first piece; the session must stay open until the last."""
+    require_role(actor, CONTENT_ROLES, "list clients")
+    # Columns, not ORM objects: nothing lands in the session's identity map.
+    columns = sa_select(
+        col(Client.id),
+        col(Client.email),
+        col(Client.full_name),
+        col(Client.comment),
+        col(Client.attrs),
     )
+    scope = owner_scope(columns, Client, actor).order_by(col(Client.id))
+    # The header needs every custom field name first: one pass over the attrs column alone.
+    attrs = owner_scope(select(Client.attrs), Client, actor)
+    extra = sorted({name for (values,) in _streamed(session, attrs) for name in (values or {})})
+
+    def rows() -> Iterator[tuple[str, ...]]:
+        for batch in batched(_streamed(session, scope), EXPORT_BATCH):
+            labels = tags_of(session, [row[0] for row in batch])
+            for client_id, email, full_name, comment, values in batch:
+                yield (
+                    email,
+                    full_name,
+                    comment,
+                    ";".join(labels[client_id]),
+                    *((values or {}).get(name, "") for name in extra),
+                )
+
+    return CsvStream(CSV_HEADER + tuple(extra), rows())
+
+
+def _streamed(session: Session, stmt: Any) -> Iterator[Any]:
+    """The rows of a query, fetched EXPORT_BATCH at a time and never all held."""
+    return iter(session.execute(stmt.execution_options(yield_per=EXPORT_BATCH)))

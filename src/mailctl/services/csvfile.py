@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # The characters a spreadsheet reads as the start of a formula (or a DDE call).
 TRIGGERS = "=+-@\t\r\n\x00\uff1d\uff0b\uff0d\uff20"
@@ -52,13 +55,50 @@ def restore_cell(text: str) -> str:
 
 
 def write_csv(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    """The one CSV writer of the product: every cell through `safe_cell`."""
+    """The whole file as one string (small files; `iter_csv` streams a big one)."""
+    return "".join(iter_csv(header, rows))
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items in order (itertools.batched arrived in Python 3.12)."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+class CsvStream(Iterator[str]):
+    """The pieces of a CSV file as `iter_csv` makes them; `rows` counts the data rows written
+    so far (a cell's line breaks make more lines than rows)."""
+
+    def __init__(self, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+        self.rows = 0
+        self._pieces = iter_csv(header, self._counted(rows))
+
+    def _counted(self, rows: Iterable[Iterable[Any]]) -> Iterator[Iterable[Any]]:
+        for row in rows:
+            yield row
+            self.rows += 1
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+
+def iter_csv(
+    header: Iterable[str], rows: Iterable[Iterable[Any]], *, chunk: int = 64 * 1024
+) -> Iterator[str]:
+    """The one CSV writer of the product, every cell through `safe_cell`, as pieces of about
+    `chunk` characters: a file of any length is written without being held whole."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     # Python 3.11's writer leaves a lone CR unquoted when lines end in LF, which breaks the
     # row for every reader: such a row is written with every field quoted.
     quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    for row in (header, *rows):
+    for row in itertools.chain((header,), rows):
         guarded = [safe_cell(cell) for cell in row]
         (quoted if any("\r" in cell for cell in guarded) else writer).writerow(guarded)
-    return out.getvalue()
+        if out.tell() >= chunk:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    if out.tell():
+        yield out.getvalue()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import func, tuple_, update
+from sqlalchemy import Row, func, tuple_, update
 from sqlmodel import Session, col, select
 
 from mailctl.db import rowcount
@@ -26,7 +26,7 @@ from mailctl.models.delivery import (
     UNKNOWN,
 )
 from mailctl.services.bounce_reports import bounce_csv_rows
-from mailctl.services.csvfile import write_csv
+from mailctl.services.csvfile import CsvStream
 from mailctl.services.mailings import get_mailing, require_sendable
 from mailctl.services.status import quota_note
 from mailctl.services.validation import ID_MAX
@@ -316,9 +316,47 @@ def mailing_report(*, session: Session, actor: User, mailing_id: int) -> Report:
     )
 
 
+STREAM_BATCH = 1000
+ATTEMPT_COLUMNS = ("id", "attempted_at", "run_id", "email", "status", "smtp_code", "response")
+
+
+def iter_attempts(
+    *,
+    session: Session,
+    actor: User,
+    mailing_id: int,
+    status: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+) -> Iterator[Row[Any]]:
+    """Attempts of the log as rows of ATTEMPT_COLUMNS (attribute access, like the model), in
+    the order of `list_attempts`, fetched STREAM_BATCH at a time (a server-side cursor on
+    PostgreSQL) and never all held: for exports of any size. Access and the status are
+    checked at once; the session must stay open until the last row."""
+    get_mailing(session=session, actor=actor, mailing_id=mailing_id)
+    a = DeliveryAttempt
+    stmt = select(*(getattr(a, name) for name in ATTEMPT_COLUMNS)).where(a.mailing_id == mailing_id)
+    if (wanted := _status(status)) is not None:
+        stmt = stmt.where(a.status == wanted)
+    if newest_first:
+        stmt = stmt.order_by(col(a.attempted_at).desc(), col(a.id).desc())
+    else:
+        stmt = stmt.order_by(col(a.attempted_at), col(a.id))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return iter(session.execute(stmt.execution_options(yield_per=STREAM_BATCH)))
+
+
 def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
-    """Every attempt as CSV; a mail server's reply is text from outside, neutralised too."""
-    attempts: Iterable[tuple[object, ...]] = (
+    """The whole log as one CSV string (tests, small logs); `iter_attempts_csv` streams it."""
+    return "".join(iter_attempts_csv(session=session, actor=actor, mailing_id=mailing_id))
+
+
+def iter_attempts_csv(*, session: Session, actor: User, mailing_id: int) -> CsvStream:
+    """Every attempt as CSV, oldest first, in pieces; a mail server's reply is text from
+    outside, neutralised too. Then the bounces and complaints that came back later."""
+    rows = iter_attempts(session=session, actor=actor, mailing_id=mailing_id, newest_first=False)
+    attempts = (
         (
             a.attempted_at.isoformat(),
             a.run_id,
@@ -327,15 +365,16 @@ def attempts_csv(*, session: Session, actor: User, mailing_id: int) -> str:
             a.smtp_code or "",
             a.response or "",
         )
-        for a in list_attempts(
-            session=session, actor=actor, mailing_id=mailing_id, limit=None, newest_first=False
-        )
+        for a in rows
     )
-    # Bounces and complaints that came back later, after every attempt.
-    bounces = bounce_csv_rows(session=session, actor=actor, mailing_id=mailing_id)
-    return write_csv(
+
+    def bounces() -> Iterator[tuple[object, ...]]:
+        # Read once the attempts are written, not before the first piece.
+        yield from bounce_csv_rows(session=session, actor=actor, mailing_id=mailing_id)
+
+    return CsvStream(
         ("attempted_at", "run_id", "email", "status", "smtp_code", "response"),
-        chain(attempts, bounces),
+        chain(attempts, bounces()),
     )
 
 

@@ -24,6 +24,7 @@ from mailctl.migrations import require_current
 from mailctl.services.accounts import Links
 from mailctl.web.api import ApiSplit, create_api
 from mailctl.web.headers import SecurityHeaders
+from mailctl.web.imports import ImportJobs
 from mailctl.web.pages import make_templates, render
 from mailctl.web.security import LoginRequired, login_redirect
 from mailctl.web.state import PanelState, panel_of
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         panel_of(app).sender.shutdown()
+        panel_of(app).imports.shutdown()
         cache.close()
         engine.dispose()
 
@@ -119,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
         # Its threads start with the first pass it is given.
         sender=BackgroundSender(engine, settings),
+        imports=ImportJobs(engine),
     )
     app.api = create_api(app.state.panel, settings)
     return app

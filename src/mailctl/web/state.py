@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 from mailctl.cache import Cache
 from mailctl.config import Settings
 from mailctl.services.accounts import Links
+from mailctl.web.imports import ImportJobs
 from mailctl.web.worker import BackgroundSender
 
 
@@ -23,6 +24,7 @@ class PanelState:
     templates: Jinja2Templates
     links: Links  # emailed links: the configured address, and the secret read once per app
     sender: BackgroundSender  # "send now" and due new mailings, off the request
+    imports: ImportJobs  # client imports from the panel, off the request
 
 
 def panel_of(app: Starlette) -> PanelState:

@@ -86,8 +86,8 @@ def import_clients(call: Call) -> s.ImportOut:
         strict=body.strict,
     )
     return s.ImportOut(
-        added=len(report.added),
-        ids=[c.id or 0 for c in report.added],
+        added=report.added,
+        ids=report.ids,
         errors=[s.RowError(index=i, detail=why) for i, why in report.errors],
     )
 

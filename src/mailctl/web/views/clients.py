@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mailctl.errors import Conflict, Invalid
+from mailctl.errors import Conflict, Invalid, NotFound
 from mailctl.services import clients as svc
 from mailctl.services.tagging import tags_of
+from mailctl.web.downloads import csv_download
+from mailctl.web.imports import WAIT_SECONDS, ImportJob
 from mailctl.web.limits import limited
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user
+from mailctl.web.state import panel
 
 PER_PAGE = 25
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
+# The import streams (flat memory), so the cap is about upload time, not the panel's memory:
+# 50 MB is some 800,000 rows.
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
 # Room for the multipart framing and the other fields (CSRF token, strict) around the file.
 IMPORT_BODY_SLACK = 64 * 1024
 
@@ -165,49 +175,81 @@ async def client_import(request: Request) -> Response:
     user = await require_user(request)
     svc.check_may_import(actor=user)
     if request.method == "GET":
-        return render(request, "user/client_import.html", report=None, error=None)
+        return render(request, "user/client_import.html", job=None, error=None)
     # Capped before it is read: Starlette would otherwise spool a file of any size to disk.
     # A file a little over the limit still gets the friendly message below, not a 413.
     capped = limited(request, MAX_IMPORT_BYTES + IMPORT_BODY_SLACK)
+    spool = None
     try:
         form = await checked_form(capped, max_part_size=MAX_IMPORT_BYTES)
         upload = form.get("file")
-        data = await upload.read(MAX_IMPORT_BYTES + 1) if isinstance(upload, UploadFile) else b""
         strict = form.get("strict") == "1"
+        if isinstance(upload, UploadFile):
+            spool = await run_in_threadpool(_spool, upload)
     finally:
         # Starlette leaves uploaded files open (spooled temp files) unless told; a refused
         # form (403, 413) must not leak them either.
         await capped.close()
     error = None
-    report = None
-    if not data:
+    if spool is None or spool.stat().st_size == 0:
         error = "choose a CSV file to import"
-    elif len(data) > MAX_IMPORT_BYTES:
+    elif spool.stat().st_size > MAX_IMPORT_BYTES:
         error = f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB"
-    else:
-        try:
-            report = await db(
-                request,
-                lambda s: svc.import_clients(session=s, actor=user, data=data, strict=strict),
-            )
-        except Invalid as exc:
-            error = str(exc)
+    if error is not None:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        return render(request, "user/client_import.html", status_code=400, job=None, error=error)
+    assert spool is not None
+    job = panel(request).imports.start(user=user, path=spool, strict=strict)
+    # A small file is done in a moment: its result at once, as before; a big one's progress.
+    assert job.future is not None
+    await asyncio.wait([asyncio.wrap_future(job.future)], timeout=WAIT_SECONDS)
+    if job.running:
+        return redirect(f"/clients/import/{job.id}")
+    return _import_result(request, job)
+
+
+def _spool(upload: UploadFile) -> Path:
+    """The upload copied to a temporary file of its own (the import outlives the request),
+    at most one byte past the limit."""
+    fd, name = tempfile.mkstemp(prefix="mailctl-import-", suffix=".csv")
+    with os.fdopen(fd, "wb") as out:
+        upload.file.seek(0)
+        left = MAX_IMPORT_BYTES + 1
+        while left > 0 and (block := upload.file.read(min(left, 1 << 20))):
+            out.write(block)
+            left -= len(block)
+    return Path(name)
+
+
+def _import_result(request: Request, job: ImportJob) -> Response:
     return render(
         request,
         "user/client_import.html",
-        status_code=400 if error else 200,
-        report=report,
-        error=error,
+        status_code=400 if job.problem else 200,
+        job=job,
+        error=job.problem,
     )
+
+
+async def client_import_job(request: Request) -> Response:
+    """An import's progress while it runs (the page reloads itself), then its result."""
+    user = await require_user(request)
+    job = panel(request).imports.get(str(request.path_params["job_id"]), user)
+    if job is None:
+        raise NotFound("no such import (or it ended more than an hour ago)")
+    if job.running:
+        return render(request, "user/client_import_progress.html", job=job)
+    return _import_result(request, job)
 
 
 async def client_export(request: Request) -> Response:
     user = await require_user(request)
-    text = await db(request, lambda s: svc.export_clients(session=s, actor=user), readonly=True)
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="clients.csv"'},
+    return await csv_download(
+        request,
+        check=lambda s: svc.count_clients(session=s, actor=user),
+        pieces=lambda s: svc.export_csv(session=s, actor=user),
+        filename="clients.csv",
     )
 
 
@@ -215,6 +257,7 @@ routes: list[BaseRoute] = [
     Route("/clients", client_list, methods=["GET"]),
     Route("/clients/new", client_new, methods=["GET", "POST"]),
     Route("/clients/import", client_import, methods=["GET", "POST"]),
+    Route("/clients/import/{job_id}", client_import_job, methods=["GET"]),
     Route("/clients/export.csv", client_export, methods=["GET"]),
     Route("/clients/{client_id}/edit", client_edit, methods=["GET", "POST"]),
     Route("/clients/{client_id}/delete", client_delete, methods=["POST"]),

@@ -19,6 +19,7 @@ from mailctl.services import mailings as svc
 from mailctl.services.access import capabilities
 from mailctl.services.reports import LOG_STATUSES
 from mailctl.web.chart import localise, outcome_svg
+from mailctl.web.downloads import csv_download
 from mailctl.web.pages import db, flash, int_or_404, page_args, redirect, render
 from mailctl.web.security import checked_form, require_user, safe_next
 from mailctl.web.state import panel
@@ -247,15 +248,11 @@ async def mailing_attempts(request: Request) -> Response:
 async def mailing_attempts_csv(request: Request) -> Response:
     user = await require_user(request)
     mailing_id = mailing_id_of(request)
-    text = await db(
+    return await csv_download(
         request,
-        lambda s: reports.attempts_csv(session=s, actor=user, mailing_id=mailing_id),
-        readonly=True,
-    )
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="mailing-{mailing_id}-log.csv"'},
+        check=lambda s: reports.count_attempts(session=s, actor=user, mailing_id=mailing_id, cap=0),
+        pieces=lambda s: reports.iter_attempts_csv(session=s, actor=user, mailing_id=mailing_id),
+        filename=f"mailing-{mailing_id}-log.csv",
     )
 
 
