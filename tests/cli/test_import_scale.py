@@ -12,10 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
-import select
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +25,7 @@ from sqlalchemy.engine import Engine
 from mailctl.models import Client, ClientTag, Delivery, DeliveryAttempt, Mailing, MailingRun, Tag
 from tests.support.cli import USER1, new_id, ok
 from tests.support.rss import Done, peak_of
+from tests.support.terminal import run_on_pty
 
 PEAK_MB = 120
 ROWS = 100_000
@@ -177,38 +174,12 @@ def test_logs_and_report_of_100000_attempts_are_valid_in_flat_memory(
     assert rows[1][2:] == ["a0@example.com", "deferred", "250", '2.0.0 Ok, "id" 0\nsecond line']
 
 
-def on_terminal(argv: list[str]) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailctl", "--as", USER1, *argv],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        close_fds=True,
-    )
-    os.close(slave)
-    chunks = []
-    try:
-        while select.select([master], [], [], 60)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-        code = proc.wait(timeout=60)
-    return code, b"".join(chunks).decode(errors="replace")
-
-
 def test_import_shows_a_progress_bar_on_a_terminal_only(
     cli: Any, users: Any, tmp_path: Path
 ) -> None:
     source = tmp_path / "some.csv"
     bad = contacts(source, 6000)
-    code, text = on_terminal(["client", "import", str(source)])
+    code, text = run_on_pty(["--as", USER1, "client", "import", str(source)])
     assert code == 1, text
     assert "importing" in text and "rows/s" in text and " rows" in text
     assert f"imported {6000 - len(bad)} clients, rejected {len(bad)} rows" in text

@@ -2,41 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
-
 import pytest
 
 from tests.support.relay import Relay
-
-
-def _on_terminal(argv: list[str]) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailctl", *argv],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        close_fds=True,
-    )
-    os.close(slave)
-    chunks = []
-    try:
-        while select.select([master], [], [], 60)[0]:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-        code = proc.wait(timeout=60)
-    return code, b"".join(chunks).decode(errors="replace")
+from tests.support.terminal import run_on_pty
 
 
 @pytest.mark.parametrize("quiet", [False, True], ids=["bar", "quiet"])
@@ -57,7 +26,7 @@ def test_send_on_a_terminal_shows_rate_and_outcomes_unless_quiet(
         added = cli("mailing", "add", "--message", "1", "--all-clients", "--start", "+1h",
                     "--every", "once")  # fmt: skip
         assert added.exit_code == 0, added.output
-        code, text = _on_terminal(
+        code, text = run_on_pty(
             ["mailing", "send", added.stdout.strip(), *(["--quiet"] if quiet else [])]
         )
     assert code == 0, text

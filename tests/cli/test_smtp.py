@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import pytest
 from tests.support.faultserver import FaultServer
 from tests.support.relay import Relay
 from tests.support.smtp import free_port
+from tests.support.terminal import run_on_pty
 
 
 @pytest.fixture
@@ -128,29 +124,7 @@ def test_smtp_list_shows_every_server_with_limits_and_state(
 
 def test_smtp_list_on_a_terminal_draws_a_table(bare_cli, tmp_path, monkeypatch) -> None:
     _config(tmp_path, monkeypatch, 'name = "only"\nhost = "127.0.0.1"\nport = 2525\n')
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailctl", "smtp", "list"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        close_fds=True,
-    )
-    os.close(slave)
-    chunks = []
-    try:
-        while select.select([master], [], [], 60)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-        code = proc.wait(timeout=60)
-    text = b"".join(chunks).decode(errors="replace")
+    code, text = run_on_pty(["smtp", "list"])
     assert code == 0, text
     assert "shared state not shown: " in text  # nothing initialised here
     assert "only" in text and "127.0.0.1:2525" in text

@@ -86,3 +86,35 @@ def finish(child: pexpect.spawn) -> Screen:
 def run(args: Sequence[str], *, colour: bool = True, width: int = 160) -> Screen:
     """A command run to its end on a terminal with nothing typed."""
     return finish(spawn(args, colour=colour, width=width))
+
+
+def run_on_pty(argv: Sequence[str], *, timeout: float = 60) -> tuple[int, str]:
+    """`mailctl ARGV` with its stdin, stdout and stderr on a bare pseudo-terminal (no pexpect,
+    the environment as it is): (exit code, everything it wrote, escapes and all)."""
+    import pty
+    import select
+    import subprocess
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailctl", *[str(a) for a in argv]],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], timeout)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        code = proc.wait(timeout=timeout)
+    return code, b"".join(chunks).decode(errors="replace")
