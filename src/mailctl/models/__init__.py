@@ -4,7 +4,7 @@ from mailctl.models.apikey import ApiKey, KeyScope
 from mailctl.models.audience import ClientTag, MailingTag, Tag
 from mailctl.models.blog import BlogPost
 from mailctl.models.bounce import Bounce, BounceKind, BounceMailbox, HookReceipt
-from mailctl.models.client import Client
+from mailctl.models.client import Client, ReachCount, ReachEmail
 from mailctl.models.delivery import Delivery, DeliveryAttempt, DeliveryState, MailingRun
 from mailctl.models.field import ClientField
 from mailctl.models.layout import Layout
@@ -44,6 +44,8 @@ __all__ = [
     "MailingStatus",
     "MailingTag",
     "Message",
+    "ReachCount",
+    "ReachEmail",
     "Role",
     "SignupForm",
     "SignupFormTag",

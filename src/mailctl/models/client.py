@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from mailctl.db import UTCDateTime, utcnow
@@ -14,6 +14,9 @@ class Client(SQLModel, table=True):
         CheckConstraint("email_key = lower(email)", name="ck_clients_email_key"),
         # The home figure counts distinct addresses in this order (migration 0018).
         Index("ix_clients_email_key", "email_key", "owner_id"),
+        # The owner's clients outside every audience, found when an "all clients" mailing
+        # is added (migration 0018's triggers).
+        Index("ix_clients_owner_reached", "owner_id", "reached"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -28,3 +31,26 @@ class Client(SQLModel, table=True):
     )
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # In the audience of some mailing of its owner. Kept by the database's triggers
+    # (migration 0018), never written by mailctl's code, and counted in ReachCount.
+    reached: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class ReachEmail(SQLModel, table=True):
+    """How many reached clients (of any owner) have this address; kept by triggers."""
+
+    __tablename__ = "reach_emails"
+
+    email_key: str = Field(primary_key=True, max_length=254)
+    clients: int
+
+
+class ReachCount(SQLModel, table=True):
+    """The home figure "unique client emails across mailings", kept by triggers: per owner
+    (that owner's reached clients) and, in the row of owner 0, across everyone (the
+    addresses in reach_emails). Reading it costs one row, however many clients there are."""
+
+    __tablename__ = "reach_counts"
+
+    owner_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    clients: int
