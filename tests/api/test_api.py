@@ -132,6 +132,14 @@ def test_validation_errors_name_the_field(client: TestClient, owner) -> None:  #
         422,
     )
     assert long["field"] == "full_name"
+    made = client.post("/api/v1/clients", json={"email": "n@example.com"}, headers=owner).json()
+    null = _problem(
+        client.patch(f"/api/v1/clients/{made['id']}", json={"email": None}, headers=owner), 422
+    )
+    assert null["field"] == "email" and "may not be null" in null["errors"][0]["detail"]
+    assert client.get(f"/api/v1/clients/{made['id']}", headers=owner).json()["email"] == (
+        "n@example.com"
+    )
     when = _problem(
         client.post(
             "/api/v1/mailings",

@@ -7,9 +7,10 @@ OpenAPI document is made from them. Field names follow the CLI's (`email`, `full
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from mailctl.services.blog import CONTENT_MAX
 from mailctl.services.messages import BODY_MAX
@@ -23,6 +24,33 @@ class In(BaseModel):
     types are JSON's own (0 is not false, "5" is not 5)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """A patch's fields in the OpenAPI document: optional, never null."""
+    for prop in schema.get("properties", {}).values():
+        kinds = [k for k in prop.pop("anyOf", []) if k.get("type") != "null"]
+        if len(kinds) == 1:
+            prop.update(kinds[0])
+        elif kinds:
+            prop["anyOf"] = kinds
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
+class Patch(In):
+    """A partial update: a field left out keeps its value. `null` is refused with the field
+    (422), not read as "keep it": `{"email": null}` is a caller's mistake, and a field that
+    may be emptied takes an empty value instead."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_not_nullable)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null", "may not be null: leave it out to keep its value")
+        return value
 
 
 class Query(BaseModel):
@@ -44,7 +72,7 @@ class ClientIn(In):
     )
 
 
-class ClientPatch(In):
+class ClientPatch(Patch):
     email: str | None = Field(default=None, min_length=1, max_length=254)
     full_name: str | None = Field(default=None, max_length=200)
     comment: str | None = Field(default=None, max_length=2000)
@@ -143,7 +171,7 @@ class MessageIn(In):
     layout_id: int | None = Field(default=None, ge=1, lt=ID_MAX)
 
 
-class MessagePatch(In):
+class MessagePatch(Patch):
     subject: str | None = Field(default=None, min_length=1, max_length=255)
     body: str | None = Field(default=None, min_length=1, max_length=BODY_MAX)
     format: Literal["markdown", "html", "text"] | None = None
@@ -173,7 +201,7 @@ class MailingIn(In):
     every: Literal["once", "day", "week", "month"] = "once"
 
 
-class MailingPatch(In):
+class MailingPatch(Patch):
     message_id: int | None = Field(default=None, ge=1, lt=ID_MAX)
     client_ids: list[int] | None = Field(default=None, max_length=100_000)
     tags: list[str] | None = Field(default=None, max_length=100)
@@ -272,7 +300,7 @@ class PostIn(In):
     published_at: str | None = Field(default=None, max_length=64, description=WHEN)
 
 
-class PostPatch(In):
+class PostPatch(Patch):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     content: str | None = Field(default=None, min_length=1, max_length=CONTENT_MAX)
     published_at: str | None = Field(
