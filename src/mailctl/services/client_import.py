@@ -39,6 +39,7 @@ from mailctl.services.validation import clean_email, clean_text
 
 CSV_HEADER = ("email", "full_name", "comment", "tags")  # tags: ";"-separated
 BATCH = 1000
+LINK_CHUNK = 5000  # tag links per INSERT: 10,000 parameters, under SQLite's and PostgreSQL's
 ERRORS_KEPT = 1000  # the panel lists these; the CLI prints every one as it goes
 _CHUNK = 1 << 20
 
@@ -267,8 +268,11 @@ class _Writer:
             for client_id, labels in tagged
             for label in labels
         ]
-        if links:
-            self.session.execute(insert(ClientTag.__table__), links)  # type: ignore[attr-defined]
+        # One multi-row INSERT per chunk, not an executemany (which psycopg sends row by row):
+        # on PostgreSQL the tag links' trigger (migration 0018) then runs once per chunk.
+        table = ClientTag.__table__  # type: ignore[attr-defined]
+        for start in range(0, len(links), LINK_CHUNK):
+            self.session.execute(insert(table).values(links[start : start + LINK_CHUNK]))
 
 
 def _csv_rows(text: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, Row | str]]]:

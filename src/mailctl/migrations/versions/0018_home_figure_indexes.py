@@ -94,13 +94,18 @@ def put_on(row: str) -> list[str]:
     ]
 
 
-# (name, table, event, condition, column, statements). A trigger with a key `column` acts on
-# the clients found by that column of the changed row; its statements take the key's value
-# ("NEW.client_id" in a trigger per row; on PostgreSQL, one trigger per statement loops over
-# the distinct keys of its transition table, `k`). One without a column runs per row on both.
+# (name, table, event, condition, key column, statements). SQLite runs each per row, when the
+# condition holds; statements of a trigger with a key column find the clients concerned by
+# that column's value (`k` is "= NEW.client_id"). PostgreSQL runs those per statement (an
+# import of a thousand clients is one call), `k` being "IN (the changed rows' keys)", and has
+# set-based versions of the others (see _postgresql).
 Trigger = tuple[str, str, str, str, str | None, Callable[[str], list[str]]]
+ALL_GONE = (
+    "NOT EXISTS (SELECT 1 FROM mailings o WHERE o.owner_id = clients.owner_id"
+    " AND o.audience = 'all')"
+)
 TRIGGERS: list[Trigger] = [
-    ("reach_client_added", "clients", "INSERT", "", "id", lambda k: [grow(f"id = {k}")]),
+    ("reach_client_added", "clients", "INSERT", "", "id", lambda k: [grow(f"id {k}")]),
     (
         "reach_client_changed",
         "clients",
@@ -111,24 +116,17 @@ TRIGGERS: list[Trigger] = [
         lambda _: take_off("OLD") + put_on("NEW"),
     ),
     ("reach_client_removed", "clients", "DELETE", "OLD.reached", None, lambda _: take_off("OLD")),
-    ("reach_tagged", "client_tags", "INSERT", "", "client_id", lambda k: [grow(f"id = {k}")]),
-    ("reach_untagged", "client_tags", "DELETE", "", "client_id", lambda k: [shrink(f"id = {k}")]),
-    ("reach_linked", "mailing_clients", "INSERT", "", "client_id", lambda k: [grow(f"id = {k}")]),
-    (
-        "reach_unlinked",
-        "mailing_clients",
-        "DELETE",
-        "",
-        "client_id",
-        lambda k: [shrink(f"id = {k}")],
-    ),
+    ("reach_tagged", "client_tags", "INSERT", "", "client_id", lambda k: [grow(f"id {k}")]),
+    ("reach_untagged", "client_tags", "DELETE", "", "client_id", lambda k: [shrink(f"id {k}")]),
+    ("reach_linked", "mailing_clients", "INSERT", "", "client_id", lambda k: [grow(f"id {k}")]),
+    ("reach_unlinked", "mailing_clients", "DELETE", "", "client_id", lambda k: [shrink(f"id {k}")]),
     (
         "reach_tag_addressed",
         "mailing_tags",
         "INSERT",
         "",
         "tag_id",
-        lambda k: [grow(f"id IN (SELECT client_id FROM client_tags WHERE tag_id = {k})")],
+        lambda k: [grow(f"id IN (SELECT client_id FROM client_tags WHERE tag_id {k})")],
     ),
     (
         "reach_tag_unaddressed",
@@ -136,7 +134,7 @@ TRIGGERS: list[Trigger] = [
         "DELETE",
         "",
         "tag_id",
-        lambda k: [shrink(f"id IN (SELECT client_id FROM client_tags WHERE tag_id = {k})")],
+        lambda k: [shrink(f"id IN (SELECT client_id FROM client_tags WHERE tag_id {k})")],
     ),
     (
         "reach_mailing_added",
@@ -144,7 +142,7 @@ TRIGGERS: list[Trigger] = [
         "INSERT",
         "NEW.audience = 'all'",
         "owner_id",
-        lambda k: [f"UPDATE clients SET reached = TRUE WHERE owner_id = {k} AND NOT reached"],
+        lambda k: [f"UPDATE clients SET reached = TRUE WHERE owner_id {k} AND NOT reached"],
     ),
     (
         "reach_mailing_readdressed",
@@ -160,18 +158,13 @@ TRIGGERS: list[Trigger] = [
         "DELETE",
         # Another kind: its links and tags go by cascade, and their triggers recompute.
         "OLD.audience = 'all'",
-        None,
-        lambda _: [
-            shrink(
-                "owner_id = OLD.owner_id AND NOT EXISTS (SELECT 1 FROM mailings o"
-                " WHERE o.owner_id = OLD.owner_id AND o.audience = 'all')"
-            )
-        ],
+        "owner_id",
+        lambda k: [shrink(f"owner_id {k} AND {ALL_GONE}")],
     ),
 ]
 
 WATCHED = {
-    # UPDATE triggers fire only on the columns that matter.
+    # SQLite's UPDATE triggers fire only on the columns that matter.
     "clients": "reached, email_key, owner_id",
     "mailings": "audience, owner_id",
 }
@@ -185,38 +178,79 @@ def _sqlite(trigger: Trigger) -> list[str]:
     name, table, event, when, column, body = trigger
     of = f" OF {WATCHED[table]}" if event == "UPDATE" else ""
     condition = f" WHEN {when}" if when else ""
-    statements = "".join(f"    {s};\n" for s in body(f"{_row(event)}.{column}"))
+    statements = "".join(f"    {s};\n" for s in body(f"= {_row(event)}.{column}"))
     return [
         f"CREATE TRIGGER {name} AFTER {event}{of} ON {table} FOR EACH ROW{condition}\n"
         f"BEGIN\n{statements}END"
     ]
 
 
-def _postgresql(trigger: Trigger) -> list[str]:
-    """Per statement where the changed rows' keys are enough (an import of a thousand
-    clients is one call, each key an index lookup), per row where a row's old and new values
-    matter. Every one takes the lock of owner 0's counters first."""
-    name, table, event, when, column, body = trigger
-    lock = "    PERFORM 1 FROM reach_counts WHERE owner_id = 0 FOR UPDATE;\n"
-    if column is None:
-        of = f" OF {WATCHED[table]}" if event == "UPDATE" else ""
-        each = f"FOR EACH ROW WHEN ({when})"
-        declare, code = "", lock + "".join(f"    {s};\n" for s in body(""))
-    else:
-        of = ""
-        each = f"REFERENCING {_row(event)} TABLE AS changed FOR EACH STATEMENT"
-        which = f" WHERE {when.replace(f'{_row(event)}.', '')}" if when else ""
-        declare = "DECLARE k integer;\n"
-        code = (
-            lock
-            + f"    FOR k IN SELECT DISTINCT {column} FROM changed{which} LOOP\n"
-            + "".join(f"        {s};\n" for s in body("k"))
-            + "    END LOOP;\n"
-        )
+# PostgreSQL: the rows a statement changed, in its transition tables `before` and `after`.
+_MOVED = {
+    "UPDATE": "SELECT owner_id, email_key, -1 AS n FROM before WHERE reached"
+    " UNION ALL SELECT owner_id, email_key, 1 AS n FROM after WHERE reached",
+    "DELETE": "SELECT owner_id, email_key, -1 AS n FROM before WHERE reached",
+}
+_PAIRS = "before b JOIN after a ON a.id = b.id"
+
+
+def _counters(event: str) -> list[str]:
+    """The counters moved by the reached clients a statement changed, added or removed."""
+    moved = f"WITH moved AS ({_MOVED[event]}) "
+    by_email = "SELECT email_key, sum(n) AS n FROM moved GROUP BY email_key HAVING sum(n) <> 0"
     return [
-        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n{declare}BEGIN\n"
-        f"{code}    RETURN NULL;\nEND\n$$",
-        f"CREATE TRIGGER {name} AFTER {event}{of} ON {table} {each} EXECUTE FUNCTION {name}()",
+        # Before reach_emails moves: addresses that appear (from 0) or disappear (to 0).
+        moved + "UPDATE reach_counts SET clients = clients + (SELECT coalesce(sum(CASE"
+        " WHEN coalesce(e.clients, 0) = 0 AND d.n > 0 THEN 1"
+        " WHEN e.clients > 0 AND e.clients + d.n <= 0 THEN -1 ELSE 0 END), 0)"
+        f" FROM ({by_email}) d LEFT JOIN reach_emails e ON e.email_key = d.email_key)"
+        " WHERE owner_id = 0",
+        moved + f"INSERT INTO reach_emails (email_key, clients) {by_email}"
+        " ON CONFLICT (email_key) DO UPDATE SET clients = reach_emails.clients + excluded.clients",
+        "DELETE FROM reach_emails WHERE clients <= 0"
+        " AND email_key IN (SELECT email_key FROM before)",
+        moved + "INSERT INTO reach_counts (owner_id, clients)"
+        " SELECT owner_id, sum(n) FROM moved GROUP BY owner_id HAVING sum(n) <> 0"
+        " ON CONFLICT (owner_id) DO UPDATE SET clients = reach_counts.clients + excluded.clients",
+    ]
+
+
+def _postgresql(trigger: Trigger) -> list[str]:
+    """One call per statement, with the statement's rows in transition tables, where SQLite
+    has one per row. Each call that has something to do takes the lock of owner 0's counters
+    first, and runs its statements with EXECUTE, so each is planned for the tables' sizes
+    now (a plan cached while the tables were small would scan them: quadratic imports)."""
+    name, table, event, when, column, body = trigger
+    if column is not None:
+        which = f" WHERE {when.replace(f'{_row(event)}.', '')}" if when else ""
+        tables = f"{_row(event)} TABLE AS changed"
+        anything = f"SELECT 1 FROM changed{which}"
+        statements = body(f"IN (SELECT {column} FROM changed{which})")
+    elif table == "clients":
+        tables = "OLD TABLE AS before" + (" NEW TABLE AS after" if event == "UPDATE" else "")
+        anything = (
+            f"SELECT 1 FROM {_PAIRS} WHERE a.reached <> b.reached OR ((a.reached OR b.reached)"
+            " AND (a.email_key <> b.email_key OR a.owner_id <> b.owner_id))"
+            if event == "UPDATE"
+            else "SELECT 1 FROM before WHERE reached"
+        )
+        statements = _counters(event)
+    else:  # a mailing's audience or owner changed
+        tables = "OLD TABLE AS before NEW TABLE AS after"
+        changed = f"FROM {_PAIRS} WHERE a.audience <> b.audience OR a.owner_id <> b.owner_id"
+        anything = f"SELECT 1 {changed}"
+        statements = [
+            shrink(f"owner_id IN (SELECT b.owner_id {changed})"),
+            grow(f"owner_id IN (SELECT a.owner_id {changed})"),
+        ]
+    code = "".join(f"        EXECUTE $q${s}$q$;\n" for s in statements)
+    return [
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+        f"    IF EXISTS ({anything}) THEN\n"
+        "        PERFORM 1 FROM reach_counts WHERE owner_id = 0 FOR UPDATE;\n"
+        f"{code}    END IF;\n    RETURN NULL;\nEND\n$$",
+        f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {tables}"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
     ]
 
 
