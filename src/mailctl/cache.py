@@ -21,6 +21,11 @@ TAGS_BY_TABLE = {
     "mailings": ("stats", "home"),
     "mailing_clients": ("stats", "home"),
     "clients": ("stats", "home"),
+    # Tags and users change who is in an audience (a tag's clients, a user's cascade).
+    "client_tags": ("stats", "home"),
+    "mailing_tags": ("stats", "home"),
+    "tags": ("stats", "home"),
+    "users": ("stats", "home"),
     "blog_posts": ("blog", "home"),
 }
 

@@ -4,7 +4,9 @@ figure counted from the audiences, for everyone and for each owner."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -153,8 +155,35 @@ def test_the_counters_are_right_on_a_database_upgraded_with_clients(settings) ->
         migrations.upgrade(engine)
         kept, exact = kept_and_exact(engine)
         assert kept == exact == {"everyone": 2, "user1@example.com": 1, "user2@example.com": 1}
+        # and back: the column goes without rebuilding clients (whose cascades would empty
+        # the links on SQLite)
+        migrations.downgrade(engine, "0016")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM mailing_clients")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM clients")).scalar_one() == 3
     finally:
         engine.dispose()
+
+
+def tag_id(engine: Engine, name: str) -> int:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT id FROM tags WHERE name = :n"), {"n": name})
+        return int(found.scalar_one())
+
+
+def all_clients_mailing(engine: Engine, like: str) -> tuple[Any, dict[str, Any]]:
+    """An INSERT of an "all clients" mailing made like mailing `like`, and its values."""
+    with engine.connect() as conn:
+        template = (
+            conn.execute(text("SELECT * FROM mailings WHERE id = :id"), {"id": int(like)})
+            .mappings()
+            .one()
+        )
+    values = {c: v for c, v in template.items() if c != "id"} | {"audience": "all"}
+    names = ", ".join(values)
+    return text(f"INSERT INTO mailings ({names}) VALUES ({', '.join(':' + c for c in values)})"), (
+        values
+    )
 
 
 def test_concurrent_changes_of_one_owner_keep_the_figure_exact(cli, users, engine: Engine) -> None:
@@ -169,16 +198,8 @@ def test_concurrent_changes_of_one_owner_keep_the_figure_exact(cli, users, engin
     mailing(cli, message, "--tag", "news", as_=USER1)
     linked = mailing(cli, message, "--client", ids[0], as_=USER1)
     owner = users["user1"].id
-    with engine.connect() as conn:
-        tag = conn.execute(text("SELECT id FROM tags WHERE name = 'news'")).scalar_one()
-        template = (
-            conn.execute(text("SELECT * FROM mailings WHERE id = :id"), {"id": int(linked)})
-            .mappings()
-            .one()
-        )
-    columns = [c for c in template if c != "id"]
-    values = ", ".join(f":{c}" for c in columns)
-    add_all = text(f"INSERT INTO mailings ({', '.join(columns)}) VALUES ({values})")
+    tag = tag_id(engine, "news")
+    add_all, everyone = all_clients_mailing(engine, linked)
     errors: list[BaseException] = []
 
     def repeat(*statements: tuple[str | object, dict[str, object]]) -> None:
@@ -192,8 +213,6 @@ def test_concurrent_changes_of_one_owner_keep_the_figure_exact(cli, users, engin
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    everyone = dict(template) | {"audience": "all"}
-    del everyone["id"]
     threads = [
         threading.Thread(
             target=repeat,
@@ -235,3 +254,41 @@ def test_concurrent_changes_of_one_owner_keep_the_figure_exact(cli, users, engin
         thread.join()
     assert errors == []
     check(engine, 1, user1=1)  # c0 alone: tagged and linked
+
+
+def test_a_client_edited_then_tagged_beside_an_owner_wide_recompute(cli, users, engine) -> None:  # type: ignore[no-untyped-def]
+    """A updates a client (its custom fields, as `client edit` does before it relinks the
+    tags) and then tags it; meanwhile B adds an "all clients" mailing, which recomputes every
+    client of the owner. With the lock taken only in the AFTER triggers, B held it and waited
+    for A's client row while A waited for it: a deadlock on PostgreSQL."""
+    import threading
+
+    ids = [new_id(cli("client", "add", f"c{i}@example.com", as_=USER1)) for i in range(3)]
+    ok(cli("client", "tag", ids[2], "news", as_=USER1))
+    message = new_id(cli("message", "add", "--subject", "S", "--body", "B", as_=USER1))
+    mailing(cli, message, "--tag", "news", as_=USER1)
+    add_all, everyone = all_clients_mailing(
+        engine, mailing(cli, message, "--client", ids[2], as_=USER1)
+    )
+    tag = tag_id(engine, "news")
+    errors: list[BaseException] = []
+
+    def add_mailing() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(add_all, everyone)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    b = threading.Thread(target=add_mailing)
+    with engine.connect() as a, a.begin():
+        a.execute(text("UPDATE clients SET comment = 'x' WHERE id = :c"), {"c": int(ids[0])})
+        b.start()
+        time.sleep(0.5)  # B is at its recompute (or waiting for the lock) by now
+        a.execute(
+            text("INSERT INTO client_tags (client_id, tag_id) VALUES (:c, :t)"),
+            {"c": int(ids[0]), "t": tag},
+        )
+    b.join(timeout=60)
+    assert not b.is_alive() and errors == []
+    check(engine, 3, user1=3)

@@ -18,13 +18,20 @@ whichever code path does it. Each trigger that can change who is reached recompu
 only for the clients it touches (`reached` is the same expression as services/audiences.py
 in_any_audience); the update of `reached` (or of an address) moves the counters.
 
-On PostgreSQL, every trigger first locks the counters' row of owner 0, so changes of reach are
-serialised and each one recomputes from what the previous one committed (a plpgsql statement
-takes a new snapshot under READ COMMITTED); the lock is taken first every time, so these
-triggers cannot deadlock on one another. On SQLite a write transaction is alone anyway.
+On PostgreSQL, changes of reach are serialised by one lock, the row of owner 0 in
+reach_counts, and each recomputes from what the previous one committed (a plpgsql statement
+takes a new snapshot under READ COMMITTED). The lock is taken by a BEFORE trigger of every
+statement that writes clients, their tags, the mailings' links and tags, or adds or deletes a
+mailing, before the statement locks any row of its own. Taken later (in the AFTER trigger), it
+deadlocked: a transaction that had updated a client (its custom fields) and then changed its
+tags waited for the lock, while the holder's recompute of the owner's clients waited for that
+client's row. An UPDATE of a mailing (the senders make many) takes it only when the audience
+changed, in its AFTER trigger: it locks no row the holder of the lock may wait for. The cost:
+writes of clients and audiences of all owners take turns, each for its transaction.
+On SQLite a write transaction is alone anyway.
 
 A later migration that rebuilds one of these tables on SQLite (batch_alter_table with a copy)
-drops its triggers; tests/services/test_figures.py checks the figures against an exact count.
+drops its triggers; tests/cli/test_figures.py checks the figures against an exact count.
 
 The indexes: ix_mailings_audience_owner (audience, owner_id) finds each kind of audience and
 the owners of "all clients" ones in the index alone; ix_clients_owner_reached (owner_id,
@@ -247,11 +254,35 @@ def _postgresql(trigger: Trigger) -> list[str]:
     return [
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
         f"    IF EXISTS ({anything}) THEN\n"
-        "        PERFORM 1 FROM reach_counts WHERE owner_id = 0 FOR UPDATE;\n"
+        f"        {LOCK};\n"
         f"{code}    END IF;\n    RETURN NULL;\nEND\n$$",
         f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {tables}"
         f" FOR EACH STATEMENT EXECUTE FUNCTION {name}()",
     ]
+
+
+# PostgreSQL: the statements that take the lock before they lock rows (see the docstring).
+LOCKED_FIRST = {
+    "clients": "INSERT OR UPDATE OR DELETE",
+    "client_tags": "INSERT OR DELETE",
+    "mailing_clients": "INSERT OR DELETE",
+    "mailing_tags": "INSERT OR DELETE",
+    "mailings": "INSERT OR DELETE",
+}
+LOCK = "PERFORM 1 FROM reach_counts WHERE owner_id = 0 FOR UPDATE"
+
+
+def _postgresql_locks() -> list[str]:
+    made = [
+        "CREATE FUNCTION reach_lock() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+        f"    {LOCK};\n    RETURN NULL;\nEND\n$$"
+    ]
+    for table, events in LOCKED_FIRST.items():
+        made.append(
+            f"CREATE TRIGGER reach_lock BEFORE {events} ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION reach_lock()"
+        )
+    return made
 
 
 def upgrade() -> None:
@@ -275,8 +306,14 @@ def upgrade() -> None:
         sa.Column("clients", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("owner_id"),
     )
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:  # no link may come in between the count and the triggers
+        op.execute(
+            "LOCK TABLE clients, client_tags, mailings, mailing_clients, mailing_tags"
+            " IN SHARE ROW EXCLUSIVE MODE"
+        )
     # What is there now, counted once; the triggers keep it from here on.
-    op.execute(f"UPDATE clients SET reached = {REACHED}")
+    op.execute(f"UPDATE clients SET reached = TRUE WHERE {REACHED}")
     op.execute(
         "INSERT INTO reach_emails (email_key, clients)"
         " SELECT email_key, count(*) FROM clients WHERE reached GROUP BY email_key"
@@ -286,14 +323,21 @@ def upgrade() -> None:
         " SELECT owner_id, count(*) FROM clients WHERE reached GROUP BY owner_id"
     )
     op.execute("INSERT INTO reach_counts (owner_id, clients) SELECT 0, count(*) FROM reach_emails")
-    make = _postgresql if op.get_bind().dialect.name == "postgresql" else _sqlite
+    make = _postgresql if postgresql else _sqlite
     for trigger in TRIGGERS:
         for statement in make(trigger):
+            op.execute(statement)
+    if postgresql:
+        for statement in _postgresql_locks():
             op.execute(statement)
 
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        for table in LOCKED_FIRST:
+            op.execute(f"DROP TRIGGER reach_lock ON {table}")
+        op.execute("DROP FUNCTION reach_lock()")
     for name, table, *_ in TRIGGERS:
         op.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if postgresql else ""))
         if postgresql:
@@ -301,8 +345,9 @@ def downgrade() -> None:
     op.drop_table("reach_counts")
     op.drop_table("reach_emails")
     op.drop_index("ix_clients_owner_reached", table_name="clients")
-    with op.batch_alter_table("clients") as batch:
-        batch.drop_column("reached")
+    # ALTER TABLE ... DROP COLUMN on both (SQLite 3.35+): a batch copy of clients on SQLite
+    # would drop the old table, and its foreign keys' cascades would empty the tag links.
+    op.execute("ALTER TABLE clients DROP COLUMN reached")
     with op.batch_alter_table("mailings") as batch:
         batch.drop_index("ix_mailings_audience_owner")
     with op.batch_alter_table("clients") as batch:
