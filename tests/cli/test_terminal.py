@@ -8,13 +8,14 @@ terminal gets another code path, and this file is what keeps it working.
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import terminal
-from tests.support.cli import USER1, new_id, ok
+from tests.support.cli import USER1, as_json, new_id, ok
 
 LONG_EMAIL = "a.rather.long.address.for.wrapping@subdomain.example-company.example.org"
 COLOURS = [pytest.param(True, id="colour"), pytest.param(False, id="no-colour")]
@@ -231,6 +232,27 @@ def test_long_running_commands_stop_cleanly_on_ctrl_c(cli, args, ready: str) -> 
             child.terminate(force=True)
     assert screen.status == 0, screen.text
     assert "Traceback" not in screen.text
+
+
+def test_serve_stops_its_scheduler_on_sigterm(cli) -> None:  # type: ignore[no-untyped-def]
+    """A supervisor stops `mailctl serve` with SIGTERM: the panel and the scheduler both end,
+    the scheduler's heartbeat says stopped, and the exit is 0."""
+    import signal
+
+    port = _free_port()
+    child = terminal.spawn(["serve", "--port", str(port)])
+    try:
+        child.expect("Application startup complete", timeout=60)
+        time.sleep(1)  # the scheduler's thread has started and beaten by now
+        child.kill(signal.SIGTERM)
+        screen = terminal.finish(child)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert screen.status == 0, screen.text
+    assert "Traceback" not in screen.text and "received SIGTERM" in screen.text
+    workers = as_json(cli("status", "--json"))["workers"]
+    assert [w["state"] for w in workers] == ["stopped"], workers
 
 
 @pytest.mark.parametrize("colour", COLOURS)

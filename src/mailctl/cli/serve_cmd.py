@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+from types import FrameType
 from typing import Annotated
 
 import typer
 
 from mailctl.cli.context import app_context
 from mailctl.cli.output import note
+
+
+class _Terminated(Exception):
+    """SIGTERM (a supervisor's stop, `docker stop`, `kill`)."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def serve(
@@ -61,6 +71,11 @@ def serve(
         note(f"demo logins (password {DEMO_PASSWORD}):")
         for email, role in DEMO_LOGINS:
             note(f"  {role:<8} {email}")
+    # uvicorn shuts the panel down on SIGTERM and then raises the signal again with the
+    # handler it found: with Python's default one the process died there, before the
+    # scheduler was stopped (its claims kept, its heartbeat "running"). Ours ends the panel
+    # like Ctrl-C does, and the scheduler stops below.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(
             app,
@@ -68,6 +83,9 @@ def serve(
             port=settings.web.port,
             log_level=settings.general.log_level.lower(),
         )
+    except _Terminated:
+        note("stopping: received SIGTERM")
     finally:
         daemon.request_stop("the panel stopped")
         scheduler.join(timeout=30)
+        signal.signal(signal.SIGTERM, previous)
