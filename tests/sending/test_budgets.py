@@ -35,10 +35,11 @@ BOMBS = [
         VALUE,
         id="review-example",
     ),
-    # Nested loops of an allowed size: stopped by the clock.
+    # Nested loops of an allowed size: stopped by the clock, or by the bytes the empty
+    # iterations add up to, whichever comes first (it depends on the machine's speed).
     pytest.param(
         f"{{% for a in {E} * 3000 %}}{{% for b in {E} * 3000 %}}{{% endfor %}}{{% endfor %}}",
-        TIME,
+        (TIME, WORK),
         id="nested-loops",
     ),
     pytest.param(
@@ -200,10 +201,11 @@ def owner(make_user):  # type: ignore[no-untyped-def]
 def test_a_template_bomb_is_refused_within_the_budget(session, owner, body, reason) -> None:
     # The budget is wall-clock time: on a busy machine the clock could stop a case that is
     # about another budget first (a second of CPU spread over five). Those get a slack clock.
-    slack = {} if reason == TIME else {"seconds": 600.0}
+    reasons = reason if isinstance(reason, tuple) else (reason,)
+    slack = {} if TIME in reasons else {"seconds": 600.0}
     message, elapsed, _ = _refused(session, owner, body, **slack)
     assert message.startswith("body: ") and "\n" not in message
-    assert reason in message, message
+    assert any(r in message for r in reasons), message
     # Bounds on runaway work (ten budgets, a hundred times the part cap), not speed targets.
     assert elapsed < 10 * DEFAULT_LIMITS.seconds, f"{elapsed:.1f}s"
     if reason in (VALUE, OUTPUT, WORK):
