@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
 
 from mailctl.models import Client, Mailing, MailingStatus, ReachCount, User
 from mailctl.services.access import OVERSIGHT_ROLES, ensure_active
@@ -30,19 +30,19 @@ class Stats:
     unique_clients: int
 
 
-def _owner(actor: User | None) -> int | None:
-    """Whose figures: a user's own, or None for everyone's (the public page, oversight)."""
+def _whose(actor: User | None) -> tuple[int | None, ColumnElement[bool] | bool]:
+    """Whose figures: a user's own (the owner id and a WHERE on Mailing), or everyone's
+    (None, no condition) for the public page, admins and managers."""
     if actor is not None:
         ensure_active(actor)  # a blocked account sees nothing, not even its own figures
     if actor is not None and actor.role not in OVERSIGHT_ROLES:
-        return actor.id
-    return None
+        return actor.id, col(Mailing.owner_id) == actor.id
+    return None, True
 
 
 def stats(*, session: Session, actor: User | None = None) -> Stats:
     """The home page figures: everyone's for the public page, admins and managers; a user's own."""
-    owner = _owner(actor)
-    scope = (Mailing.owner_id == owner) if owner is not None else True  # noqa: SIM210
+    owner, scope = _whose(actor)
     total = session.exec(select(func.count()).select_from(Mailing).where(scope)).one()
     active = session.exec(
         select(func.count())
@@ -58,8 +58,7 @@ def stats(*, session: Session, actor: User | None = None) -> Stats:
 def count_exactly(*, session: Session, actor: User | None = None) -> int:
     """The unique client emails counted from the audiences: one pass over the clients in
     some audience (see in_any_audience), what the kept figure must always equal."""
-    owner = _owner(actor)
-    scope = (Mailing.owner_id == owner) if owner is not None else True  # noqa: SIM210
+    _, scope = _whose(actor)
     return session.exec(
         select(func.count(func.distinct(Client.email_key))).where(in_any_audience(scope))
     ).one()

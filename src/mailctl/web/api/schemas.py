@@ -34,7 +34,7 @@ def _not_nullable(schema: dict[str, Any]) -> None:
             prop.update(kinds[0])
         elif kinds:
             prop["anyOf"] = kinds
-        if prop.get("default", 0) is None:
+        if "default" in prop and prop["default"] is None:
             del prop["default"]
 
 
@@ -43,7 +43,7 @@ class Patch(In):
     (422), not read as "keep it": `{"email": null}` is a caller's mistake, and a field that
     may be emptied takes an empty value instead."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_not_nullable)
+    model_config = ConfigDict(json_schema_extra=_not_nullable)  # merged with In's
 
     @field_validator("*", mode="before")
     @classmethod
